@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "resolver.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <fcntl.h>
+#include <linux/ioctl.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "proc_cgroup.hpp"
+
+namespace cgloopfs::cgroup {
+
+namespace {
+
+/* From linux/pidfd.h (6.13+), which Debian 12's headers predate. */
+struct PidfdInfo {
+	uint64_t mask;
+	uint64_t cgroupid;
+	uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+	uint32_t spare0[1];
+};
+static_assert(sizeof(PidfdInfo) == 64, "PIDFD_INFO_SIZE_VER0");
+constexpr unsigned long pidfd_get_info = _IOWR(0xFF, 11, PidfdInfo);
+constexpr uint64_t pidfd_info_cgroupid = 1ULL << 2;
+constexpr unsigned pidfd_thread = O_EXCL;
+
+std::string read_small_file(const std::string &path)
+{
+	UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+	if (!fd)
+		return {};
+	std::string out;
+	char buf[4096];
+	for (;;) {
+		ssize_t n = ::read(fd.get(), buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		out.append(buf, static_cast<size_t>(n));
+		if (out.size() > 65536)
+			break;
+	}
+	return out;
+}
+
+std::optional<std::string> v2_path_of(pid_t tid)
+{
+	return parse_v2_path(read_small_file("/proc/" + std::to_string(tid) + "/cgroup"));
+}
+
+} /* namespace */
+
+Resolver::Resolver()
+{
+	auto mount = find_cgroup2_mount(read_small_file("/proc/self/mountinfo"));
+	if (!mount)
+		return;
+	mount_ = *mount;
+	root_fd_.reset(::open(mount_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+	if (!root_fd_)
+		return;
+	if (id_by_pidfd(static_cast<pid_t>(syscall(SYS_gettid))) != 0)
+		method_ = Method::pidfd_info;
+	else if (id_by_proc(static_cast<pid_t>(syscall(SYS_gettid))) != 0)
+		method_ = Method::proc_file;
+}
+
+uint64_t Resolver::id_by_pidfd(pid_t tid) const noexcept
+{
+	if (tid <= 0)
+		return 0;
+	UniqueFd fd(static_cast<int>(syscall(SYS_pidfd_open, tid, pidfd_thread)));
+	if (!fd)
+		return 0;
+	PidfdInfo info{};
+	info.mask = pidfd_info_cgroupid;
+	if (ioctl(fd.get(), pidfd_get_info, &info) < 0)
+		return 0;
+	if (!(info.mask & pidfd_info_cgroupid))
+		return 0;
+	return info.cgroupid;
+}
+
+uint64_t Resolver::id_by_proc(pid_t tid) const noexcept
+{
+	if (tid <= 0 || !root_fd_)
+		return 0;
+	try {
+		auto path = v2_path_of(tid);
+		if (!path || !path_is_reachable(*path))
+			return 0;
+		std::string rel = *path == "/" ? "." : path->substr(1);
+		struct stat st;
+		if (fstatat(root_fd_.get(), rel.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISDIR(st.st_mode))
+			return 0;
+		return st.st_ino;
+	} catch (...) {
+		return 0;
+	}
+}
+
+uint64_t Resolver::cgroup_id(pid_t tid) const noexcept
+{
+	switch (method_) {
+	case Method::pidfd_info:
+		return id_by_pidfd(tid);
+	case Method::proc_file:
+		return id_by_proc(tid);
+	case Method::none:
+		break;
+	}
+	return 0;
+}
+
+std::string Resolver::path(pid_t tid) const
+{
+	if (tid <= 0)
+		return {};
+	return v2_path_of(tid).value_or(std::string());
+}
+
+} /* namespace cgloopfs::cgroup */

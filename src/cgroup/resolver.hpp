@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Resolver: a caller's thread id (from the FUSE request) to its cgroup v2.
+ *
+ * The key is the cgroup id (the inode number of the cgroup directory), read
+ * through a pidfd of the thread (PIDFD_THREAD + PIDFD_GET_INFO, kernel
+ * 6.13+), else from /proc/TID/cgroup and the cgroup directory's inode. The
+ * caller is blocked in its request while we resolve, so its tid cannot be
+ * reused under us; nothing is cached across requests (tids are reused).
+ * Thread-safe; no logging above debug.
+ */
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include <sys/types.h>
+
+#include "common/unique_fd.hpp"
+
+namespace cgloopfs::cgroup {
+
+enum class Method { pidfd_info, proc_file, none };
+
+class Resolver
+{
+public:
+	/* Finds the cgroup2 mount in /proc/self/mountinfo and probes PIDFD_GET_INFO. */
+	Resolver();
+
+	/* The cgroup id of thread `tid`; 0 when it cannot be known (tid 0, gone, no v2). */
+	uint64_t cgroup_id(pid_t tid) const noexcept;
+
+	/* The cgroup path of `tid` for display ("/a/b"); "" when unknown. */
+	std::string path(pid_t tid) const;
+
+	Method method() const { return method_; }
+	const std::string &mount_point() const { return mount_; }
+
+	/* Each way on its own, for tests and the resolution benchmark. */
+	uint64_t id_by_pidfd(pid_t tid) const noexcept;
+	uint64_t id_by_proc(pid_t tid) const noexcept;
+
+private:
+	std::string mount_;
+	UniqueFd root_fd_; /* the cgroup2 mount, O_PATH */
+	Method method_ = Method::none;
+};
+
+} /* namespace cgloopfs::cgroup */

@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "manifest.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/core.h>
+#include <toml++/toml.h>
+
+#include "units.hpp"
+
+namespace cgloopfs::config {
+
+namespace {
+
+/* Reads one table ([defaults] or an [[image]]) into ImageSettings. */
+class TableReader
+{
+public:
+	TableReader(const std::string &filename, const std::string &base_dir)
+		: filename_(filename), base_dir_(base_dir)
+	{
+	}
+
+	ImageSettings read(const toml::table &table, bool is_defaults)
+	{
+		ImageSettings s;
+		/* The name first, so that every later message can name the image. */
+		if (auto n = table.get("name"); n && !is_defaults)
+			s.name = string_of(*n, "name", s);
+		for (auto &&[key, node] : table) {
+			std::string k(key.str());
+			if (k == "name") {
+				if (is_defaults)
+					fail(node, s, k, "only an [[image]] can have a name");
+				continue;
+			}
+			if (k == "path") {
+				if (is_defaults)
+					fail(node, s, k, "only an [[image]] can have a path");
+				std::string p = string_of(node, k, s);
+				if (p.empty())
+					fail(node, s, k, "empty path");
+				if (p.front() == '/' || base_dir_.empty())
+					s.path = p;
+				else if (base_dir_.back() == '/')
+					s.path = base_dir_ + p;
+				else
+					s.path = base_dir_ + "/" + p;
+			} else if (k == "offset") {
+				s.offset = size_of(node, k, s);
+			} else if (k == "size_limit") {
+				s.size_limit = size_of(node, k, s);
+			} else if (k == "read_only") {
+				s.read_only = bool_of(node, k, s);
+			} else if (k == "direct_io") {
+				s.direct_io = bool_of(node, k, s);
+			} else if (k == "discard") {
+				s.discard = bool_of(node, k, s);
+			} else if (k == "block_size") {
+				uint64_t v = size_of(node, k, s);
+				if (!valid_block_size(v))
+					fail(node, s, k,
+					     fmt::format("{} is not a power of two in 512..4096", v));
+				s.block_size = static_cast<uint32_t>(v);
+			} else if (k == "mode") {
+				s.mode = mode_of(node, k, s);
+			} else if (k == "uid") {
+				s.uid = id_of(node, k, s);
+			} else if (k == "gid") {
+				s.gid = id_of(node, k, s);
+			} else {
+				fail(node, s, k, "unknown setting");
+			}
+		}
+		return s;
+	}
+
+	std::string where(const toml::node &node) const
+	{
+		return fmt::format("{}:{}", filename_, node.source().begin.line);
+	}
+
+	[[noreturn]] void fail(const toml::node &node, const ImageSettings &s, const std::string &key,
+			       const std::string &why) const
+	{
+		throw ConfigError(fmt::format("{}{}: {}", describe(where(node), s.name.value_or("")),
+					      key, why));
+	}
+
+private:
+	std::string string_of(const toml::node &node, const std::string &key,
+			      const ImageSettings &s) const
+	{
+		if (auto v = node.value<std::string>())
+			return *v;
+		fail(node, s, key, "must be a string");
+	}
+
+	bool bool_of(const toml::node &node, const std::string &key, const ImageSettings &s) const
+	{
+		if (auto v = node.as_boolean())
+			return v->get();
+		fail(node, s, key, "must be true or false");
+	}
+
+	uint64_t size_of(const toml::node &node, const std::string &key,
+			 const ImageSettings &s) const
+	{
+		if (auto i = node.as_integer()) {
+			if (i->get() < 0)
+				fail(node, s, key, fmt::format("{} is negative", i->get()));
+			return static_cast<uint64_t>(i->get());
+		}
+		if (auto str = node.as_string()) {
+			std::string why;
+			if (auto v = parse_size(str->get(), &why))
+				return *v;
+			fail(node, s, key, fmt::format("\"{}\": {}", str->get(), why));
+		}
+		fail(node, s, key, "must be an integer or a string like \"512MiB\"");
+	}
+
+	uint32_t mode_of(const toml::node &node, const std::string &key,
+			 const ImageSettings &s) const
+	{
+		if (auto str = node.as_string()) {
+			std::string why;
+			if (auto v = parse_mode(str->get(), &why))
+				return *v;
+			fail(node, s, key, fmt::format("\"{}\": {}", str->get(), why));
+		}
+		if (auto i = node.as_integer()) {
+			int64_t v = i->get();
+			if (v < 0 || (v & ~0666))
+				fail(node, s, key,
+				     fmt::format("{:o} (octal) has bits other than read and write; "
+						 "write the mode as a string like \"0660\"",
+						 v));
+			return static_cast<uint32_t>(v);
+		}
+		fail(node, s, key, "must be an octal string like \"0660\"");
+	}
+
+	uint32_t id_of(const toml::node &node, const std::string &key,
+		       const ImageSettings &s) const
+	{
+		std::string why;
+		if (auto i = node.as_integer()) {
+			if (i->get() < 0 || i->get() >= UINT32_MAX)
+				fail(node, s, key,
+				     fmt::format("{} is out of range (0..4294967294)", i->get()));
+			return static_cast<uint32_t>(i->get());
+		}
+		if (auto str = node.as_string()) {
+			if (auto v = parse_uint(str->get(), 0, UINT32_MAX - 1, &why))
+				return static_cast<uint32_t>(*v);
+			fail(node, s, key, fmt::format("\"{}\": {}", str->get(), why));
+		}
+		fail(node, s, key, "must be a number");
+	}
+
+	const std::string &filename_;
+	const std::string &base_dir_;
+};
+
+} /* namespace */
+
+std::vector<ImageSpec> parse_manifest(std::string_view text, const std::string &filename,
+				      const std::string &base_dir)
+{
+	if (text.find('\0') != std::string_view::npos)
+		throw ConfigError(filename + ": malformed manifest: contains a NUL byte");
+	toml::table root;
+	try {
+		root = toml::parse(text, filename);
+	} catch (const toml::parse_error &e) {
+		const auto &b = e.source().begin;
+		throw ConfigError(fmt::format("{}:{}:{}: malformed manifest: {}", filename, b.line,
+					      b.column, e.description()));
+	}
+
+	TableReader reader(filename, base_dir);
+	ImageSettings defaults;
+	const toml::array *images = nullptr;
+	for (auto &&[key, node] : root) {
+		std::string k(key.str());
+		std::string at = fmt::format("{}:{}", filename, node.source().begin.line);
+		if (k == "defaults") {
+			auto *t = node.as_table();
+			if (!t)
+				throw ConfigError(at + ": defaults: must be a table ([defaults])");
+			defaults = reader.read(*t, true);
+		} else if (k == "image") {
+			images = node.as_array();
+			if (!images || !images->is_array_of_tables())
+				throw ConfigError(at + ": image: must be an array of tables ([[image]])");
+		} else {
+			throw ConfigError(fmt::format(
+				"{}: {}: unknown key (a manifest has [defaults] and [[image]] tables)",
+				at, k));
+		}
+	}
+
+	std::vector<ImageSpec> specs;
+	if (images) {
+		for (const auto &node : *images) {
+			const auto &table = *node.as_table();
+			ImageSettings s = reader.read(table, false);
+			s.inherit(defaults);
+			specs.push_back(make_spec(s, reader.where(node)));
+		}
+	}
+	check_unique_names(specs);
+	return specs;
+}
+
+std::vector<ImageSpec> load_manifest(const std::string &path)
+{
+	std::ifstream in(path, std::ios::binary);
+	if (!in)
+		throw ConfigError(fmt::format("manifest \"{}\": {}", path, std::strerror(errno)));
+	std::ostringstream ss;
+	ss << in.rdbuf();
+	if (in.bad())
+		throw ConfigError(fmt::format("manifest \"{}\": read error", path));
+	std::string dir;
+	auto slash = path.find_last_of('/');
+	if (slash != std::string::npos)
+		dir = slash == 0 ? "/" : path.substr(0, slash);
+	return parse_manifest(ss.str(), path, dir);
+}
+
+std::string format_manifest(const std::vector<ImageSpec> &specs)
+{
+	toml::table root;
+	toml::array images;
+	for (const auto &spec : specs) {
+		toml::table t;
+		t.insert("name", spec.name);
+		t.insert("path", spec.path);
+		t.insert("offset", static_cast<int64_t>(spec.offset));
+		t.insert("size_limit", static_cast<int64_t>(spec.size_limit));
+		t.insert("read_only", spec.read_only);
+		t.insert("direct_io", spec.direct_io);
+		t.insert("block_size", static_cast<int64_t>(spec.block_size));
+		t.insert("discard", spec.discard);
+		if (spec.mode)
+			t.insert("mode", fmt::format("{:04o}", *spec.mode));
+		if (spec.uid)
+			t.insert("uid", static_cast<int64_t>(*spec.uid));
+		if (spec.gid)
+			t.insert("gid", static_cast<int64_t>(*spec.gid));
+		images.push_back(std::move(t));
+	}
+	root.insert("image", std::move(images));
+	std::ostringstream ss;
+	ss << root << "\n";
+	return ss.str();
+}
+
+} /* namespace cgloopfs::config */

@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * SOURCE of the mount turned into image specs: an image file, a directory of
+ * images, or a manifest (*.toml). Reads the file system; no logging.
+ */
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "image_spec.hpp"
+
+namespace cgloopfs::config {
+
+/* Throws ConfigError naming SOURCE when it cannot be used. */
+std::vector<ImageSpec> load_source(const std::string &source);
+
+} /* namespace cgloopfs::config */

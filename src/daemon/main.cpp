@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * cgloopfs: serve loop-style images as files, each request served by a
+ * worker of the caller's cgroup.
+ *
+ *   cgloopfs [-f] [-d] [-o OPTIONS] SOURCE MOUNTPOINT
+ *
+ * SOURCE is an image file, a directory of images or a TOML manifest. All of
+ * it is validated, and every backing file opened, before anything is
+ * mounted: bad input leaves nothing behind. Also run by mount(8) as the
+ * helper of type fuse.cgloopfs (through mount.fuse3).
+ *
+ * Caveats: requests the kernel sends without a caller (pid 0: RELEASE,
+ * writeback of shared mappings) use the root queue; a caller in another pid
+ * namespace is seen as pid 0 too.
+ */
+#include <config.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "common/log.hpp"
+#include "config/mount_options.hpp"
+#include "config/source.hpp"
+#include "fuse/session.hpp"
+#include "image/image_table.hpp"
+
+using namespace cgloopfs;
+
+int main(int argc, char **argv)
+{
+	log::init("cgloopfs");
+	config::MountOptions opts;
+	try {
+		opts = config::parse_command_line(argc, argv);
+	} catch (const config::UsageError &e) {
+		log::error("{}", e.what());
+		std::fputs("Try 'cgloopfs --help' for more information.\n", stderr);
+		return 2;
+	}
+	if (opts.show_help) {
+		std::fputs(config::help_text("cgloopfs").c_str(), stdout);
+		return EXIT_SUCCESS;
+	}
+	if (opts.show_version) {
+		std::printf("cgloopfs %s\n", CGLOOPFS_VERSION);
+		return EXIT_SUCCESS;
+	}
+	if (opts.debug)
+		log::set_max_level(log::Level::debug);
+
+	image::ImageTable table;
+	try {
+		auto specs = config::load_source(opts.source);
+		config::check_unique_names(specs);
+		for (const auto &spec : specs) {
+			auto img = image::BackingImage::open(spec, opts.read_only);
+			if (!table.add(std::move(img)).ok())
+				throw config::ConfigError(config::describe(spec.origin, spec.name) +
+							  "name: used twice");
+		}
+	} catch (const config::ConfigError &e) {
+		log::error("{}", e.what());
+		return EXIT_FAILURE;
+	} catch (const std::exception &e) {
+		log::error("{}", e.what());
+		return EXIT_FAILURE;
+	}
+	return fuse::run_session(opts, table);
+}

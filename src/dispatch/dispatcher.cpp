@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "dispatcher.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+
+#include <pthread.h>
+#include <signal.h>
+
+#include "worker.hpp"
+
+namespace cgloopfs::dispatch {
+
+Dispatcher::Dispatcher(Config config, const Clock &clock, PathFn path_of)
+	: config_(config), clock_(clock), path_of_(std::move(path_of)),
+	  depth_(std::max(1u, config.worker_depth)), idle_timeout_ns_(config.idle_timeout_ns)
+{
+}
+
+Dispatcher::~Dispatcher()
+{
+	if (!stopped_.load())
+		(void)shutdown(5LL * 1000000000);
+}
+
+bool Dispatcher::start()
+{
+	auto stats = stats_for(0, "/");
+	root_ = std::make_unique<Worker>(*this, 0, "/", std::move(stats), true);
+	if (!root_->start())
+		return false;
+	if (config_.reaper_thread) {
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		try {
+			reaper_ = std::jthread([this](std::stop_token st) { reaper_main(st); });
+		} catch (const std::system_error &) {
+			pthread_sigmask(SIG_SETMASK, &old, nullptr);
+			return false;
+		}
+		pthread_sigmask(SIG_SETMASK, &old, nullptr);
+	}
+	return true;
+}
+
+bool Dispatcher::spawn_allowed()
+{
+	unsigned n = fail_spawns_.load();
+	while (n > 0) {
+		if (fail_spawns_.compare_exchange_weak(n, n - 1))
+			return false;
+	}
+	return true;
+}
+
+void Dispatcher::fail_next_spawns(unsigned n)
+{
+	fail_spawns_.store(n);
+}
+
+std::shared_ptr<CgroupStats> Dispatcher::stats_for(uint64_t id, const std::string &path)
+{
+	/* Called with mutex_ held, or before any thread runs (start). */
+	auto it = stats_.find(id);
+	if (it != stats_.end())
+		return it->second;
+	if (stats_.size() >= config_.max_stats) {
+		/* Drop the entry idle longest that no live worker uses (never the root's). */
+		auto victim = stats_.end();
+		for (auto s = stats_.begin(); s != stats_.end(); ++s) {
+			if (s->first == 0 || workers_.count(s->first))
+				continue;
+			if (victim == stats_.end() ||
+			    s->second->last_active_ns.load() < victim->second->last_active_ns.load())
+				victim = s;
+		}
+		if (victim != stats_.end())
+			stats_.erase(victim);
+	}
+	auto stats = std::make_shared<CgroupStats>(id, path);
+	stats->last_active_ns.store(clock_.now_ns());
+	stats_.emplace(id, stats);
+	return stats;
+}
+
+void Dispatcher::submit(Job *job)
+{
+	job->submitted_ns = clock_.now_ns();
+	if (config_.mode == Mode::single || job->cgroup_id == 0) {
+		root_->enqueue(job);
+		return;
+	}
+
+	std::unique_lock<std::mutex> l(mutex_);
+	auto it = workers_.find(job->cgroup_id);
+	if (it != workers_.end()) {
+		it->second->enqueue(job);
+		return;
+	}
+	if (stopping_ || workers_.size() >= config_.max_workers) {
+		totals_.root_fallbacks++;
+		l.unlock();
+		root_->enqueue(job);
+		return;
+	}
+
+	/* Name the cgroup without the lock held: it reads /proc. */
+	l.unlock();
+	std::string path = path_of_ ? path_of_(*job) : std::string();
+	l.lock();
+	it = workers_.find(job->cgroup_id);
+	if (it != workers_.end()) {
+		it->second->enqueue(job);
+		return;
+	}
+	if (stopping_ || workers_.size() >= config_.max_workers) {
+		totals_.root_fallbacks++;
+		l.unlock();
+		root_->enqueue(job);
+		return;
+	}
+	auto stats = stats_for(job->cgroup_id, path);
+	auto worker = std::make_unique<Worker>(*this, job->cgroup_id, std::move(path),
+					       std::move(stats), false);
+	if (!worker->start()) {
+		totals_.spawn_failures++;
+		totals_.root_fallbacks++;
+		l.unlock();
+		root_->enqueue(job);
+		return;
+	}
+	totals_.workers_created++;
+	worker->enqueue(job);
+	workers_.emplace(job->cgroup_id, std::move(worker));
+}
+
+size_t Dispatcher::reap()
+{
+	int64_t cutoff = clock_.now_ns() - idle_timeout_ns_.load();
+	std::vector<std::unique_ptr<Worker>> dead;
+	{
+		std::lock_guard<std::mutex> l(mutex_);
+		for (auto it = workers_.begin(); it != workers_.end();) {
+			/* Under both locks: no job can be queued to it after this check. */
+			if (it->second->idle_since(cutoff)) {
+				dead.push_back(std::move(it->second));
+				it = workers_.erase(it);
+			} else {
+				++it;
+			}
+		}
+		totals_.workers_reaped += dead.size();
+	}
+	for (auto &w : dead)
+		(void)w->stop_and_join(INT64_MAX / 2); /* idle: its threads end at once */
+	return dead.size();
+}
+
+void Dispatcher::reaper_main(std::stop_token stop)
+{
+	pthread_setname_np(pthread_self(), "cgl-reaper");
+	std::unique_lock<std::mutex> l(reaper_mutex_);
+	while (!stop.stop_requested()) {
+		int64_t period = std::clamp<int64_t>(idle_timeout_ns_.load() / 4, 100000000,
+						     1000000000);
+		reaper_cv_.wait_for(l, stop, std::chrono::nanoseconds(period), [] { return false; });
+		if (stop.stop_requested())
+			break;
+		l.unlock();
+		(void)reap();
+		l.lock();
+	}
+}
+
+bool Dispatcher::shutdown(int64_t grace_ns)
+{
+	if (stopped_.exchange(true))
+		return true;
+	std::vector<std::unique_ptr<Worker>> all;
+	{
+		std::lock_guard<std::mutex> l(mutex_);
+		stopping_ = true;
+		for (auto &[id, w] : workers_)
+			all.push_back(std::move(w));
+		workers_.clear();
+	}
+	if (reaper_.joinable()) {
+		reaper_.request_stop();
+		reaper_.join();
+	}
+	int64_t deadline = clock_.now_ns() + grace_ns;
+	bool clean = true;
+	auto stop_one = [&](std::unique_ptr<Worker> &w) {
+		int64_t left = std::max<int64_t>(deadline - clock_.now_ns(), 0);
+		if (!w->stop_and_join(left)) {
+			clean = false;
+			(void)w.release(); /* its threads are stuck in I/O and still use it */
+		}
+	};
+	for (auto &w : all)
+		stop_one(w);
+	if (root_)
+		stop_one(root_);
+	return clean;
+}
+
+std::vector<WorkerInfo> Dispatcher::workers() const
+{
+	std::vector<WorkerInfo> out;
+	std::lock_guard<std::mutex> l(mutex_);
+	if (root_ && !stopped_.load())
+		out.push_back(root_->info());
+	for (const auto &[id, w] : workers_)
+		out.push_back(w->info());
+	std::sort(out.begin() + (out.empty() ? 0 : 1), out.end(),
+		  [](const WorkerInfo &a, const WorkerInfo &b) { return a.path < b.path; });
+	return out;
+}
+
+std::vector<std::shared_ptr<const CgroupStats>> Dispatcher::stats() const
+{
+	std::vector<std::shared_ptr<const CgroupStats>> out;
+	std::lock_guard<std::mutex> l(mutex_);
+	for (const auto &[id, s] : stats_)
+		out.push_back(s);
+	std::sort(out.begin(), out.end(),
+		  [](const auto &a, const auto &b) { return a->path < b->path; });
+	return out;
+}
+
+DispatchTotals Dispatcher::totals() const
+{
+	std::lock_guard<std::mutex> l(mutex_);
+	return totals_;
+}
+
+void Dispatcher::set_limits(int64_t idle_timeout_ns, unsigned max_workers, unsigned worker_depth)
+{
+	std::lock_guard<std::mutex> l(mutex_);
+	idle_timeout_ns_.store(idle_timeout_ns);
+	config_.idle_timeout_ns = idle_timeout_ns;
+	config_.max_workers = max_workers;
+	config_.worker_depth = worker_depth;
+	depth_.store(std::max(1u, worker_depth));
+	reaper_cv_.notify_all();
+}
+
+} /* namespace cgloopfs::dispatch */

@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The dispatcher: loop.c's "worker per cgroup" in userspace.
+ *
+ * submit() keys a job by its caller's cgroup and queues it to that cgroup's
+ * Worker, creating the worker on the cgroup's first job. Jobs with no known
+ * cgroup, and every job whose worker cannot be made (max_workers reached,
+ * thread creation failed), go to the root worker: a job is never failed
+ * because dispatch could not make a worker. Workers idle for idle_timeout
+ * are reaped (their threads end, their memory is freed); their statistics
+ * stay. In DispatchMode::single everything goes to the root worker.
+ *
+ * A Worker serves its queue FIFO with up to `depth` threads, so one
+ * cgroup's parallel requests run in parallel; workers never wait on each
+ * other.
+ *
+ * Thread-safe. Lock order: Dispatcher::mutex_ before Worker::mutex_; no
+ * other lock is taken under either, and jobs run with none held.
+ */
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "clock.hpp"
+#include "job.hpp"
+#include "stats.hpp"
+
+namespace cgloopfs::dispatch {
+
+enum class Mode { cgroup, single };
+
+struct Config {
+	Mode mode = Mode::cgroup;
+	int64_t idle_timeout_ns = 60LL * 1000000000;
+	unsigned max_workers = 64;
+	unsigned worker_depth = 4;
+	/* Run a reaper thread (tests with a ManualClock call reap() instead). */
+	bool reaper_thread = true;
+	/* At most this many statistics entries are kept (oldest idle dropped first). */
+	size_t max_stats = 4096;
+};
+
+enum class WorkerState { active, idle };
+
+/* A point-in-time view of one worker, for `cgloopctl workers`. */
+struct WorkerInfo {
+	uint64_t cgroup_id;
+	std::string path;
+	bool root;
+	WorkerState state;
+	size_t queued;
+	size_t in_flight;
+	size_t threads;
+	uint64_t served;
+	int64_t last_active_ns;
+};
+
+/* Totals of the dispatcher, for `cgloopctl stats`. */
+struct DispatchTotals {
+	uint64_t workers_created = 0;
+	uint64_t workers_reaped = 0;
+	uint64_t root_fallbacks = 0; /* jobs of a known cgroup served by the root queue */
+	uint64_t spawn_failures = 0;
+};
+
+class Worker;
+
+class Dispatcher
+{
+public:
+	/* Names a cgroup for display, from a job of it (called on worker creation). */
+	using PathFn = std::function<std::string(const Job &)>;
+
+	Dispatcher(Config config, const Clock &clock, PathFn path_of);
+	~Dispatcher();
+	Dispatcher(const Dispatcher &) = delete;
+	Dispatcher &operator=(const Dispatcher &) = delete;
+
+	/* Start the root worker (and the reaper). False if no thread could start. */
+	[[nodiscard]] bool start();
+
+	/* Queue `job`; never blocks on I/O and never fails. */
+	void submit(Job *job);
+
+	/* Reap workers idle for at least idle_timeout; returns how many. */
+	size_t reap();
+
+	/*
+	 * Stop: no new jobs, every queued job runs, every worker is joined. Jobs
+	 * still running after `grace_ns` are cancelled with EIO and their
+	 * threads left behind; returns false in that case.
+	 */
+	bool shutdown(int64_t grace_ns);
+
+	std::vector<WorkerInfo> workers() const;
+	std::vector<std::shared_ptr<const CgroupStats>> stats() const;
+	DispatchTotals totals() const;
+	const Config &config() const { return config_; }
+
+	/* Change the limits of a running dispatcher (control: `set`). */
+	void set_limits(int64_t idle_timeout_ns, unsigned max_workers, unsigned worker_depth);
+
+	/* Test hook: make the next `n` worker thread creations fail. */
+	void fail_next_spawns(unsigned n);
+
+private:
+	friend class Worker;
+	std::shared_ptr<CgroupStats> stats_for(uint64_t id, const std::string &path);
+	bool spawn_allowed();
+	void reaper_main(std::stop_token stop);
+
+	Config config_;
+	const Clock &clock_;
+	PathFn path_of_;
+
+	mutable std::mutex mutex_;
+	std::unordered_map<uint64_t, std::unique_ptr<Worker>> workers_; /* guarded by mutex_ */
+	std::unordered_map<uint64_t, std::shared_ptr<CgroupStats>> stats_; /* guarded by mutex_ */
+	DispatchTotals totals_;	    /* guarded by mutex_ */
+	bool stopping_ = false;	    /* guarded by mutex_ */
+	std::unique_ptr<Worker> root_; /* set by start(), then constant */
+	std::atomic<unsigned> depth_;
+	std::atomic<int64_t> idle_timeout_ns_;
+	std::atomic<unsigned> fail_spawns_{0};
+	std::atomic<bool> stopped_{false};
+
+	std::mutex reaper_mutex_;
+	std::condition_variable_any reaper_cv_;
+	std::jthread reaper_;
+};
+
+} /* namespace cgloopfs::dispatch */

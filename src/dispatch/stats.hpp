@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Per-cgroup request statistics, updated by worker threads without locks
+ * (relaxed atomics) and read by the control server.
+ */
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "job.hpp"
+
+namespace cgloopfs::dispatch {
+
+/*
+ * Latency histogram: 4 buckets per power of two of nanoseconds, so a
+ * percentile is within 19% of the truth. Lock-free; reads are approximate
+ * while writers run.
+ */
+class LatencyHistogram
+{
+public:
+	static constexpr unsigned buckets = 64 * 4;
+
+	void record(uint64_t ns);
+	/* The q-quantile (0 < q <= 1) in nanoseconds; 0 when empty. */
+	uint64_t quantile(double q) const;
+	uint64_t count() const;
+
+	static unsigned bucket_of(uint64_t ns);
+	static uint64_t bucket_upper(unsigned bucket);
+
+private:
+	std::array<std::atomic<uint64_t>, buckets> counts_{};
+};
+
+struct CgroupStats {
+	explicit CgroupStats(uint64_t id_, std::string path_) : id(id_), path(std::move(path_)) {}
+
+	void record(const JobOutcome &o, uint64_t latency_ns, int64_t now_ns);
+
+	const uint64_t id;
+	const std::string path;
+	std::atomic<uint64_t> reads{0}, writes{0}, syncs{0}, discards{0}, others{0};
+	std::atomic<uint64_t> bytes_read{0}, bytes_written{0}, errors{0};
+	std::atomic<int64_t> last_active_ns{0};
+	LatencyHistogram latency;
+};
+
+} /* namespace cgloopfs::dispatch */

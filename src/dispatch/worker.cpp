@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "worker.hpp"
+
+#include <cerrno>
+#include <chrono>
+#include <signal.h>
+#include <system_error>
+
+#include <pthread.h>
+
+#include <fmt/core.h>
+
+namespace cgloopfs::dispatch {
+
+Worker::Worker(Dispatcher &dispatcher, uint64_t cgroup_id, std::string path,
+	       std::shared_ptr<CgroupStats> stats, bool root)
+	: dispatcher_(dispatcher), cgroup_id_(cgroup_id), path_(std::move(path)),
+	  stats_(std::move(stats)), root_(root)
+{
+	last_active_ns_ = dispatcher_.clock_.now_ns();
+}
+
+Worker::~Worker()
+{
+	/* Threads were joined (or, when stuck, this Worker was leaked on purpose). */
+	for (auto &t : threads_)
+		if (t.joinable())
+			t.join();
+}
+
+bool Worker::start()
+{
+	std::lock_guard<std::mutex> l(mutex_);
+	return spawn_locked();
+}
+
+bool Worker::spawn_locked()
+{
+	if (!dispatcher_.spawn_allowed())
+		return false;
+	/* New threads start with every signal blocked; signals are the main thread's. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	bool ok = true;
+	try {
+		threads_.emplace_back([this](std::stop_token st) { thread_main(st); });
+		live_threads_++;
+	} catch (const std::system_error &) {
+		ok = false;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, nullptr);
+	return ok;
+}
+
+void Worker::enqueue(Job *job)
+{
+	std::unique_lock<std::mutex> l(mutex_);
+	if (stopping_ && live_threads_ == 0) {
+		l.unlock();
+		job->cancel(EIO);
+		job->release();
+		return;
+	}
+	job->next_ = nullptr;
+	if (tail_)
+		tail_->next_ = job;
+	else
+		head_ = job;
+	tail_ = job;
+	queued_++;
+	if (queued_ > idle_threads_ && threads_.size() < dispatcher_.depth_.load() && !stopping_)
+		(void)spawn_locked(); /* a failure leaves the job to the running threads */
+	if (idle_threads_ > 0)
+		cv_.notify_one();
+}
+
+Job *Worker::pop_locked()
+{
+	Job *job = head_;
+	head_ = job->next_;
+	if (!head_)
+		tail_ = nullptr;
+	queued_--;
+	job->next_ = inflight_;
+	job->prev_ = nullptr;
+	if (inflight_)
+		inflight_->prev_ = job;
+	inflight_ = job;
+	in_flight_++;
+	return job;
+}
+
+void Worker::thread_main(std::stop_token)
+{
+	std::string name = root_ ? "cgl-root" : fmt::format("cgl:{}", cgroup_id_);
+	if (name.size() > 15)
+		name.resize(15);
+	pthread_setname_np(pthread_self(), name.c_str());
+
+	WorkerContext ctx;
+	const Clock &clock = dispatcher_.clock_;
+	std::unique_lock<std::mutex> l(mutex_);
+	for (;;) {
+		while (!head_ && !stopping_) {
+			idle_threads_++;
+			cv_.wait(l);
+			idle_threads_--;
+		}
+		if (!head_)
+			break; /* stopping, and the queue is drained */
+		Job *job = pop_locked();
+		l.unlock();
+
+		JobOutcome outcome = job->run(ctx);
+		int64_t now = clock.now_ns();
+		int64_t latency = now - job->submitted_ns;
+
+		l.lock();
+		if (job->prev_)
+			job->prev_->next_ = job->next_;
+		else
+			inflight_ = job->next_;
+		if (job->next_)
+			job->next_->prev_ = job->prev_;
+		in_flight_--;
+		served_++;
+		if (!head_ && in_flight_ == 0)
+			last_active_ns_ = now;
+		l.unlock();
+
+		stats_->record(outcome, latency > 0 ? static_cast<uint64_t>(latency) : 0, now);
+		job->release();
+		l.lock();
+	}
+	live_threads_--;
+	drained_.notify_all();
+}
+
+bool Worker::idle_since(int64_t since_ns)
+{
+	std::lock_guard<std::mutex> l(mutex_);
+	return !head_ && in_flight_ == 0 && last_active_ns_ <= since_ns;
+}
+
+bool Worker::stop_and_join(int64_t grace_ns)
+{
+	std::unique_lock<std::mutex> l(mutex_);
+	stopping_ = true;
+	cv_.notify_all();
+	bool drained = drained_.wait_for(l, std::chrono::nanoseconds(grace_ns),
+					 [&] { return live_threads_ == 0; });
+	if (!drained) {
+		/* Stuck in backing I/O: answer everyone now, leave the threads behind. */
+		while (head_) {
+			Job *job = head_;
+			head_ = job->next_;
+			queued_--;
+			job->cancel(EIO);
+			job->release();
+		}
+		tail_ = nullptr;
+		for (Job *job = inflight_; job; job = job->next_)
+			job->cancel(EIO);
+		for (auto &t : threads_)
+			t.detach();
+		return false;
+	}
+	std::vector<std::jthread> threads = std::move(threads_);
+	l.unlock();
+	for (auto &t : threads)
+		t.join();
+	return true;
+}
+
+WorkerInfo Worker::info()
+{
+	std::lock_guard<std::mutex> l(mutex_);
+	WorkerInfo i;
+	i.cgroup_id = cgroup_id_;
+	i.path = path_;
+	i.root = root_;
+	i.state = (head_ || in_flight_) ? WorkerState::active : WorkerState::idle;
+	i.queued = queued_;
+	i.in_flight = in_flight_;
+	i.threads = live_threads_;
+	i.served = served_;
+	i.last_active_ns = last_active_ns_;
+	return i;
+}
+
+} /* namespace cgloopfs::dispatch */

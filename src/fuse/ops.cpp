@@ -1,0 +1,511 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "ops.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <new>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include "common/log.hpp"
+#include "open_reply.hpp"
+
+namespace cgloopfs::fuse {
+
+namespace {
+
+constexpr double entry_timeout = 1.0;
+constexpr double attr_timeout = 1.0;
+
+/* One open file: holds its image alive until release, even after a detach. */
+struct OpenFile {
+	std::shared_ptr<image::BackingImage> image;
+	bool writable;
+};
+
+/* A directory handle: the listing as it was at opendir. */
+struct DirSnapshot {
+	std::vector<image::ImageEntry> entries;
+};
+
+Filesystem &fs_of(fuse_req_t req)
+{
+	return *static_cast<Filesystem *>(fuse_req_userdata(req));
+}
+
+OpenFile *file_of(const fuse_file_info *fi)
+{
+	return reinterpret_cast<OpenFile *>(static_cast<uintptr_t>(fi->fh));
+}
+
+void fill_root_attr(const Filesystem &fs, struct stat *st)
+{
+	std::memset(st, 0, sizeof(*st));
+	st->st_ino = image::ImageTable::root_ino;
+	st->st_mode = S_IFDIR | 0755;
+	st->st_nlink = 2;
+	st->st_uid = fs.root_uid;
+	st->st_gid = fs.root_gid;
+	st->st_atim = st->st_mtim = st->st_ctim = fs.start_time;
+	st->st_blksize = 4096;
+}
+
+void fill_image_attr(uint64_t ino, const image::BackingImage &img, struct stat *st)
+{
+	auto a = img.attr();
+	std::memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_mode = S_IFREG | a.mode;
+	st->st_nlink = 1;
+	st->st_uid = a.uid;
+	st->st_gid = a.gid;
+	st->st_size = static_cast<off_t>(a.size);
+	st->st_blocks = static_cast<blkcnt_t>(a.size / 512);
+	st->st_blksize = a.block_size;
+	st->st_atim = a.atime;
+	st->st_mtim = a.mtime;
+	st->st_ctim = a.ctime;
+}
+
+void op_init(void *userdata, struct fuse_conn_info *conn) noexcept
+{
+	auto &fs = *static_cast<Filesystem *>(userdata);
+	/* 1 MiB requests: libfuse negotiates max_pages from max_write. */
+	conn->max_write = 1024 * 1024;
+	conn->max_readahead = fs.options.cache == config::CacheMode::kernel ? 1024 * 1024 : 0;
+	conn->max_background = 64;
+	conn->congestion_threshold = 48;
+	conn->time_gran = 1;
+	/* The writeback cache would hide callers (pid 0) and acknowledge early. */
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+	conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+	if (conn->capable & FUSE_CAP_ASYNC_DIO)
+		conn->want |= FUSE_CAP_ASYNC_DIO;
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+}
+
+void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) noexcept
+{
+	auto &fs = fs_of(req);
+	if (parent != image::ImageTable::root_ino) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	try {
+		auto e = fs.table.lookup(name);
+		if (!e.ok()) {
+			fuse_reply_err(req, ENOENT);
+			return;
+		}
+		fuse_entry_param ep{};
+		ep.ino = e->ino;
+		ep.generation = 1;
+		ep.entry_timeout = entry_timeout;
+		ep.attr_timeout = attr_timeout;
+		fill_image_attr(e->ino, *e->image, &ep.attr);
+		fuse_reply_entry(req, &ep);
+	} catch (const std::bad_alloc &) {
+		fuse_reply_err(req, ENOMEM);
+	}
+}
+
+void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info *) noexcept
+{
+	auto &fs = fs_of(req);
+	struct stat st;
+	if (ino == image::ImageTable::root_ino) {
+		fill_root_attr(fs, &st);
+	} else {
+		auto img = fs.table.find(ino);
+		if (!img) {
+			fuse_reply_err(req, ENOENT);
+			return;
+		}
+		fill_image_attr(ino, *img, &st);
+	}
+	fuse_reply_attr(req, &st, attr_timeout);
+}
+
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		fuse_file_info *fi) noexcept
+{
+	auto &fs = fs_of(req);
+	if (ino == image::ImageTable::root_ino) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	std::shared_ptr<image::BackingImage> img =
+		fi ? file_of(fi)->image : fs.table.find(ino);
+	if (!img) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		/* Owner and mode come from the image's settings, not from chmod/chown. */
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (img->read_only() && (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MTIME |
+					   FUSE_SET_ATTR_MTIME_NOW))) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if ((to_set & FUSE_SET_ATTR_SIZE) && static_cast<uint64_t>(attr->st_size) != img->size()) {
+		/* The size follows the window, as a loop device's does. */
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW))
+		img->touch();
+	struct stat st;
+	fill_image_attr(ino, *img, &st);
+	fuse_reply_attr(req, &st, attr_timeout);
+}
+
+void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) noexcept
+{
+	auto &fs = fs_of(req);
+	if (ino == image::ImageTable::root_ino) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	auto img = fs.table.find(ino);
+	if (!img) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	bool writable = (fi->flags & O_ACCMODE) != O_RDONLY;
+	if (writable && img->read_only()) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	auto *file = new (std::nothrow) OpenFile{img, writable};
+	if (!file) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	fs.open_handles.fetch_add(1, std::memory_order_relaxed);
+	bool direct = fs.options.cache == config::CacheMode::direct;
+	int r = reply_open(req, reinterpret_cast<uintptr_t>(file), direct, !direct);
+	if (r == -ENOENT) {
+		/* The open was interrupted: the kernel will never release this handle. */
+		fs.open_handles.fetch_sub(1, std::memory_order_relaxed);
+		delete file;
+	}
+}
+
+void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info *fi) noexcept
+{
+	auto &fs = fs_of(req);
+	delete file_of(fi);
+	fs.open_handles.fetch_sub(1, std::memory_order_relaxed);
+	fuse_reply_err(req, 0);
+}
+
+void op_flush(fuse_req_t req, fuse_ino_t, fuse_file_info *) noexcept
+{
+	/* Writes go through to the backing file; there is nothing to flush. */
+	fuse_reply_err(req, 0);
+}
+
+/* Hand an I/O request to the dispatcher, keyed by its caller's cgroup. */
+void submit(Filesystem &fs, fuse_req_t req, IoRequest *r)
+{
+	if (fs.dispatch.config().mode == dispatch::Mode::cgroup) {
+		const fuse_ctx *ctx = fuse_req_ctx(req);
+		r->caller_pid = ctx->pid;
+		r->cgroup_id = fs.resolver.cgroup_id(ctx->pid);
+	} else {
+		r->caller_pid = 0;
+		r->cgroup_id = 0;
+	}
+	r->watch_interrupts();
+	fs.dispatch.submit(r);
+}
+
+IoRequest *new_request(Filesystem &fs, fuse_req_t req, IoOp op, fuse_file_info *fi)
+{
+	IoRequest *r = fs.pool.get();
+	if (!r) {
+		fuse_reply_err(req, ENOMEM);
+		return nullptr;
+	}
+	r->prepare(req, op, file_of(fi)->image.get());
+	return r;
+}
+
+void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info *fi) noexcept
+{
+	auto &fs = fs_of(req);
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	IoRequest *r = new_request(fs, req, IoOp::read, fi);
+	if (!r)
+		return;
+	r->pos = static_cast<uint64_t>(off);
+	r->len = size;
+	submit(fs, req, r);
+}
+
+void op_write_buf(fuse_req_t req, fuse_ino_t, struct fuse_bufvec *in, off_t off,
+		  fuse_file_info *fi) noexcept
+{
+	auto &fs = fs_of(req);
+	OpenFile *file = file_of(fi);
+	if (file->image->read_only()) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	size_t size = fuse_buf_size(in);
+	IoRequest *r = new_request(fs, req, IoOp::write, fi);
+	if (!r)
+		return;
+	if (!r->payload.reserve(size)) {
+		r->cancel(ENOMEM);
+		r->release();
+		return;
+	}
+	/* The buffer dies when this callback returns: copy the payload out. */
+	fuse_bufvec dst = FUSE_BUFVEC_INIT(size);
+	dst.buf[0].mem = r->payload.data();
+	ssize_t copied = fuse_buf_copy(&dst, in, static_cast<fuse_buf_copy_flags>(0));
+	if (copied < 0 || static_cast<size_t>(copied) != size) {
+		r->cancel(copied < 0 ? static_cast<int>(-copied) : EIO);
+		r->release();
+		return;
+	}
+	r->pos = static_cast<uint64_t>(off);
+	r->len = size;
+	submit(fs, req, r);
+}
+
+void op_fsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info *fi) noexcept
+{
+	auto &fs = fs_of(req);
+	IoRequest *r = new_request(fs, req, IoOp::fsync, fi);
+	if (!r)
+		return;
+	r->datasync = datasync != 0;
+	submit(fs, req, r);
+}
+
+void op_fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t length,
+		  fuse_file_info *fi) noexcept
+{
+	auto &fs = fs_of(req);
+	if (offset < 0 || length <= 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	IoRequest *r = new_request(fs, req, IoOp::fallocate, fi);
+	if (!r)
+		return;
+	r->mode = mode;
+	r->pos = static_cast<uint64_t>(offset);
+	r->len = static_cast<uint64_t>(length);
+	submit(fs, req, r);
+}
+
+void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) noexcept
+{
+	auto &fs = fs_of(req);
+	if (ino != image::ImageTable::root_ino) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	try {
+		auto *snap = new DirSnapshot{fs.table.list()};
+		fi->fh = reinterpret_cast<uintptr_t>(snap);
+		fuse_reply_open(req, fi);
+	} catch (const std::bad_alloc &) {
+		fuse_reply_err(req, ENOMEM);
+	}
+}
+
+void op_readdir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info *fi) noexcept
+{
+	auto *snap = reinterpret_cast<DirSnapshot *>(static_cast<uintptr_t>(fi->fh));
+	std::vector<char> buf;
+	try {
+		buf.resize(size);
+	} catch (const std::bad_alloc &) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	size_t used = 0;
+	/* Offsets: 1 is ".", 2 is "..", 3 + i is entry i. */
+	for (off_t i = off; i < static_cast<off_t>(snap->entries.size()) + 2; i++) {
+		struct stat st {};
+		const char *name;
+		if (i == 0) {
+			name = ".";
+			st.st_ino = image::ImageTable::root_ino;
+			st.st_mode = S_IFDIR;
+		} else if (i == 1) {
+			name = "..";
+			st.st_ino = image::ImageTable::root_ino;
+			st.st_mode = S_IFDIR;
+		} else {
+			const auto &e = snap->entries[static_cast<size_t>(i - 2)];
+			name = e.image->name().c_str();
+			st.st_ino = e.ino;
+			st.st_mode = S_IFREG;
+		}
+		size_t need = fuse_add_direntry(req, buf.data() + used, size - used, name, &st,
+						i + 1);
+		if (need > size - used)
+			break;
+		used += need;
+	}
+	fuse_reply_buf(req, buf.data(), used);
+}
+
+void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info *fi) noexcept
+{
+	delete reinterpret_cast<DirSnapshot *>(static_cast<uintptr_t>(fi->fh));
+	fuse_reply_err(req, 0);
+}
+
+void op_statfs(fuse_req_t req, fuse_ino_t) noexcept
+{
+	auto &fs = fs_of(req);
+	struct statvfs sv {};
+	uint64_t total = 0;
+	size_t n = 0;
+	try {
+		for (const auto &e : fs.table.list()) {
+			total += e.image->size();
+			n++;
+		}
+	} catch (...) {
+	}
+	sv.f_bsize = 4096;
+	sv.f_frsize = 4096;
+	sv.f_blocks = total / 4096;
+	sv.f_files = n + 1;
+	sv.f_namemax = 255;
+	fuse_reply_statfs(req, &sv);
+}
+
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) noexcept
+{
+	auto &fs = fs_of(req);
+	if (ino != image::ImageTable::root_ino || std::strcmp(name, control_xattr) != 0 ||
+	    fs.control_path.empty()) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	const std::string &v = fs.control_path;
+	if (size == 0)
+		fuse_reply_xattr(req, v.size());
+	else if (size < v.size())
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, v.data(), v.size());
+}
+
+void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) noexcept
+{
+	auto &fs = fs_of(req);
+	std::string v;
+	if (ino == image::ImageTable::root_ino && !fs.control_path.empty())
+		v = std::string(control_xattr) + '\0';
+	if (size == 0)
+		fuse_reply_xattr(req, v.size());
+	else if (size < v.size())
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, v.data(), v.size());
+}
+
+/* The directory is the image list: it changes only through the control socket. */
+void op_mknod(fuse_req_t req, fuse_ino_t, const char *, mode_t, dev_t) noexcept
+{
+	fuse_reply_err(req, EPERM);
+}
+void op_mkdir(fuse_req_t req, fuse_ino_t, const char *, mode_t) noexcept
+{
+	fuse_reply_err(req, EPERM);
+}
+void op_unlink(fuse_req_t req, fuse_ino_t, const char *) noexcept
+{
+	fuse_reply_err(req, EPERM);
+}
+void op_rmdir(fuse_req_t req, fuse_ino_t, const char *) noexcept
+{
+	fuse_reply_err(req, EPERM);
+}
+void op_symlink(fuse_req_t req, const char *, fuse_ino_t, const char *) noexcept
+{
+	fuse_reply_err(req, EPERM);
+}
+void op_rename(fuse_req_t req, fuse_ino_t, const char *, fuse_ino_t, const char *,
+	       unsigned int) noexcept
+{
+	fuse_reply_err(req, EPERM);
+}
+void op_link(fuse_req_t req, fuse_ino_t, fuse_ino_t, const char *) noexcept
+{
+	fuse_reply_err(req, EPERM);
+}
+void op_create(fuse_req_t req, fuse_ino_t, const char *, mode_t, fuse_file_info *) noexcept
+{
+	fuse_reply_err(req, EPERM);
+}
+void op_setxattr(fuse_req_t req, fuse_ino_t, const char *, const char *, size_t, int) noexcept
+{
+	fuse_reply_err(req, EPERM);
+}
+void op_removexattr(fuse_req_t req, fuse_ino_t, const char *) noexcept
+{
+	fuse_reply_err(req, EPERM);
+}
+
+} /* namespace */
+
+fuse_lowlevel_ops make_ops()
+{
+	fuse_lowlevel_ops ops{};
+	ops.init = op_init;
+	ops.lookup = op_lookup;
+	ops.getattr = op_getattr;
+	ops.setattr = op_setattr;
+	ops.open = op_open;
+	ops.release = op_release;
+	ops.flush = op_flush;
+	ops.read = op_read;
+	ops.write_buf = op_write_buf;
+	ops.fsync = op_fsync;
+	ops.fallocate = op_fallocate;
+	ops.opendir = op_opendir;
+	ops.readdir = op_readdir;
+	ops.releasedir = op_releasedir;
+	ops.statfs = op_statfs;
+	ops.getxattr = op_getxattr;
+	ops.listxattr = op_listxattr;
+	ops.setxattr = op_setxattr;
+	ops.removexattr = op_removexattr;
+	ops.mknod = op_mknod;
+	ops.mkdir = op_mkdir;
+	ops.unlink = op_unlink;
+	ops.rmdir = op_rmdir;
+	ops.symlink = op_symlink;
+	ops.rename = op_rename;
+	ops.link = op_link;
+	ops.create = op_create;
+	return ops;
+}
+
+} /* namespace cgloopfs::fuse */

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The FUSE low-level operations of cgloopfs. The callbacks run on libfuse's
+ * session threads: they answer metadata requests at once, and for read,
+ * write, fsync and fallocate they copy what the request needs into an
+ * IoRequest and hand it to the dispatcher; they never block on backing I/O.
+ * Every callback is noexcept.
+ */
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include <fuse_lowlevel.h>
+
+#include "cgroup/resolver.hpp"
+#include "config/mount_options.hpp"
+#include "dispatch/dispatcher.hpp"
+#include "image/image_table.hpp"
+#include "request.hpp"
+
+namespace cgloopfs::fuse {
+
+/* Everything the callbacks need; the userdata of the session. */
+struct Filesystem {
+	Filesystem(const config::MountOptions &opts, image::ImageTable &images,
+		   dispatch::Dispatcher &dispatcher, const cgroup::Resolver &cgroups)
+		: options(opts), table(images), dispatch(dispatcher), resolver(cgroups)
+	{
+	}
+
+	const config::MountOptions &options;
+	image::ImageTable &table;
+	dispatch::Dispatcher &dispatch;
+	const cgroup::Resolver &resolver;
+	RequestPool pool{256};
+	std::string control_path; /* shown as an xattr of the root directory */
+	uint32_t root_uid = 0, root_gid = 0;
+	struct timespec start_time {};
+	std::atomic<uint64_t> open_handles{0};
+};
+
+/* The operations table, wired to the op_* adapters. */
+fuse_lowlevel_ops make_ops();
+
+/* The xattr of the mount's root that names its control socket. */
+inline constexpr const char *control_xattr = "user.cgloopfs.control";
+
+} /* namespace cgloopfs::fuse */

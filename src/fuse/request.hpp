@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * IoRequest: one FUSE read, write, fsync or fallocate, copied out of the
+ * libfuse callback (the write payload included) so a worker can serve it
+ * after the callback has returned. It owns its fuse_req_t and answers it
+ * exactly once: from run() on the worker, or from cancel() (interrupt while
+ * queued, shutdown), whichever comes first; the other one then does nothing.
+ *
+ * Objects come from a RequestPool and go back to it; their payload buffers
+ * keep their capacity, so the hot path does not allocate.
+ */
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+#include <fuse_lowlevel.h>
+
+#include "dispatch/job.hpp"
+#include "image/backing_image.hpp"
+
+namespace cgloopfs::fuse {
+
+class RequestPool;
+
+enum class IoOp : uint8_t { read, write, fsync, fallocate };
+
+class IoRequest final : public dispatch::Job
+{
+public:
+	explicit IoRequest(RequestPool &pool) : pool_(pool) {}
+
+	/* Bind to a FUSE request; the image outlives the request (its file is open). */
+	void prepare(fuse_req_t req, IoOp op, image::BackingImage *image);
+
+	dispatch::JobOutcome run(dispatch::WorkerContext &ctx) noexcept override;
+	void cancel(int err) noexcept override;
+	void release() noexcept override;
+
+	/* Register for FUSE interrupts: a request interrupted while queued is answered EINTR. */
+	void watch_interrupts();
+
+	uint64_t pos = 0;
+	uint64_t len = 0;
+	int mode = 0;	       /* fallocate */
+	bool datasync = false; /* fsync */
+	AlignedBuffer payload; /* write data, `len` bytes */
+
+private:
+	enum class State : uint8_t { idle, queued, running, answered };
+
+	/* Take the right to answer; false when someone already has. */
+	bool claim_answer();
+	void answer_error(int err);
+	static void on_interrupt(fuse_req_t req, void *data);
+
+	RequestPool &pool_;
+	std::mutex mutex_;		     /* guards req_ and state_ against interrupts */
+	fuse_req_t req_ = nullptr;
+	State state_ = State::idle;
+	IoOp op_ = IoOp::read;
+	image::BackingImage *image_ = nullptr;
+};
+
+/*
+ * A free list of IoRequests. Thread-safe. Keeps at most `max_cached` idle
+ * objects; beyond that returned objects are freed.
+ */
+class RequestPool
+{
+public:
+	explicit RequestPool(size_t max_cached) : max_cached_(max_cached)
+	{
+		free_.reserve(max_cached);
+	}
+	~RequestPool();
+	RequestPool(const RequestPool &) = delete;
+	RequestPool &operator=(const RequestPool &) = delete;
+
+	/* nullptr on ENOMEM. */
+	IoRequest *get() noexcept;
+	void put(IoRequest *r) noexcept;
+
+private:
+	std::mutex mutex_;
+	std::vector<IoRequest *> free_; /* guarded by mutex_ */
+	size_t max_cached_;
+};
+
+/* The errno FUSE callers see for a backing-store error (loop.c: most become EIO). */
+int errno_for_caller(int err);
+
+} /* namespace cgloopfs::fuse */

@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "session.hpp"
+
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "cgroup/resolver.hpp"
+#include "common/log.hpp"
+#include "common/unique_fd.hpp"
+#include "ops.hpp"
+
+namespace cgloopfs::fuse {
+
+namespace {
+
+constexpr unsigned session_threads = 4;
+constexpr int64_t shutdown_grace_ns = 5LL * 1000000000;
+constexpr int wake_signal = SIGUSR1;
+
+void on_wake_signal(int) {}
+
+/* libfuse splits -o on commas and undoes backslash escapes. */
+std::string escape_opt(const std::string &s)
+{
+	std::string out;
+	for (char c : s) {
+		if (c == ',' || c == '\\')
+			out += '\\';
+		out += c;
+	}
+	return out;
+}
+
+struct SessionThreads {
+	fuse_session *se = nullptr;
+	int ended_fd = -1; /* eventfd: a session thread ended */
+	std::atomic<unsigned> running{0};
+	std::atomic<bool> failed{false};
+	std::vector<pthread_t> ids;
+	std::vector<std::thread> threads;
+
+	void loop()
+	{
+		pthread_setname_np(pthread_self(), "cgl-fuse");
+		sigset_t wake;
+		sigemptyset(&wake);
+		sigaddset(&wake, wake_signal);
+		pthread_sigmask(SIG_UNBLOCK, &wake, nullptr);
+
+		struct fuse_buf buf {};
+		while (!fuse_session_exited(se)) {
+			int res = fuse_session_receive_buf(se, &buf);
+			if (res == -EINTR || res == -EAGAIN)
+				continue;
+			if (res <= 0) {
+				if (res < 0) {
+					log::error("reading /dev/fuse: {}", std::strerror(-res));
+					failed = true;
+					fuse_session_exit(se);
+				}
+				break;
+			}
+			fuse_session_process_buf(se, &buf);
+		}
+		std::free(buf.mem);
+		sigprocmask(SIG_BLOCK, &wake, nullptr);
+		running--;
+		uint64_t one = 1;
+		(void)!::write(ended_fd, &one, sizeof(one));
+	}
+
+	bool start(unsigned n)
+	{
+		for (unsigned i = 0; i < n; i++) {
+			try {
+				running++;
+				threads.emplace_back([this] { loop(); });
+				ids.push_back(threads.back().native_handle());
+			} catch (const std::system_error &e) {
+				running--;
+				log::error("cannot start a session thread: {}", e.what());
+				return false;
+			}
+		}
+		return true;
+	}
+
+	/* Wake threads blocked in read(2) until every one has seen the exit flag. */
+	void stop()
+	{
+		fuse_session_exit(se);
+		while (running.load() > 0) {
+			for (size_t i = 0; i < threads.size(); i++)
+				(void)pthread_kill(ids[i], wake_signal);
+			struct timespec ts {0, 20 * 1000000};
+			nanosleep(&ts, nullptr);
+		}
+		for (auto &t : threads)
+			if (t.joinable())
+				t.join();
+	}
+};
+
+void notify(const std::string &state)
+{
+	(void)sd_notify(0, state.c_str());
+}
+
+} /* namespace */
+
+int run_session(const config::MountOptions &opts, image::ImageTable &table, SessionHooks hooks)
+{
+	/* Every thread starts with signals blocked; the main thread takes them by signalfd. */
+	sigset_t all;
+	sigfillset(&all);
+	sigdelset(&all, SIGSEGV);
+	sigdelset(&all, SIGBUS);
+	sigdelset(&all, SIGFPE);
+	sigdelset(&all, SIGILL);
+	sigdelset(&all, SIGABRT);
+	sigdelset(&all, SIGTRAP);
+	pthread_sigmask(SIG_SETMASK, &all, nullptr);
+	struct sigaction sa {};
+	sa.sa_handler = on_wake_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0; /* no SA_RESTART: read(2) on /dev/fuse must return EINTR */
+	sigaction(wake_signal, &sa, nullptr);
+	signal(SIGPIPE, SIG_IGN);
+
+	struct stat mst;
+	if (stat(opts.mountpoint.c_str(), &mst) < 0) {
+		log::error("mount point \"{}\": {}", opts.mountpoint, std::strerror(errno));
+		return EXIT_FAILURE;
+	}
+	if (!S_ISDIR(mst.st_mode)) {
+		log::error("mount point \"{}\": not a directory", opts.mountpoint);
+		return EXIT_FAILURE;
+	}
+
+	/* Mount options for libfuse: ours were taken out by the parser. */
+	std::string fuse_opts = "fsname=" + escape_opt(opts.source) + ",subtype=cgloopfs";
+	if (opts.allow_other)
+		fuse_opts += ",allow_other";
+	if (opts.default_permissions)
+		fuse_opts += ",default_permissions";
+	for (const auto &o : opts.fuse_options)
+		fuse_opts += "," + o;
+	std::vector<std::string> args_s = {"cgloopfs", "-o", fuse_opts};
+	if (opts.debug)
+		args_s.push_back("-d");
+	std::vector<char *> argv;
+	for (auto &s : args_s)
+		argv.push_back(s.data());
+	argv.push_back(nullptr);
+	fuse_args args = FUSE_ARGS_INIT(static_cast<int>(args_s.size()), argv.data());
+
+	cgroup::Resolver resolver;
+	if (opts.dispatch == config::DispatchMode::cgroup && resolver.method() == cgroup::Method::none)
+		log::warning("no cgroup v2 hierarchy found: every request uses the root queue");
+
+	dispatch::Config dc;
+	dc.mode = opts.dispatch == config::DispatchMode::single ? dispatch::Mode::single
+								 : dispatch::Mode::cgroup;
+	dc.idle_timeout_ns = static_cast<int64_t>(opts.idle_timeout) * 1000000000;
+	dc.max_workers = opts.max_workers;
+	dc.worker_depth = opts.worker_depth;
+	dispatch::SteadyClock clock;
+	dispatch::Dispatcher dispatcher(dc, clock, [&resolver](const dispatch::Job &job) {
+		return resolver.path(job.caller_pid);
+	});
+
+	Filesystem fs(opts, table, dispatcher, resolver);
+	fs.root_uid = getuid();
+	fs.root_gid = getgid();
+	clock_gettime(CLOCK_REALTIME, &fs.start_time);
+
+	fuse_lowlevel_ops ops = make_ops();
+	fuse_session *se = fuse_session_new(&args, &ops, sizeof(ops), &fs);
+	fuse_opt_free_args(&args);
+	if (!se) {
+		log::error("cannot create the FUSE session (bad mount options?)");
+		return EXIT_FAILURE;
+	}
+	if (fuse_session_mount(se, opts.mountpoint.c_str()) != 0) {
+		log::error("cannot mount on \"{}\"", opts.mountpoint);
+		fuse_session_destroy(se);
+		return EXIT_FAILURE;
+	}
+	if (fuse_daemonize(opts.foreground ? 1 : 0) != 0) {
+		fuse_session_unmount(se);
+		fuse_session_destroy(se);
+		return EXIT_FAILURE;
+	}
+	if (!opts.foreground)
+		log::use_syslog();
+
+	int exit_code = EXIT_SUCCESS;
+	UniqueFd ended(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+	sigset_t term;
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigaddset(&term, SIGINT);
+	sigaddset(&term, SIGHUP);
+	UniqueFd sigfd(signalfd(-1, &term, SFD_CLOEXEC | SFD_NONBLOCK));
+	SessionThreads threads;
+	threads.se = se;
+	threads.ended_fd = ended.get();
+
+	bool started = ended && sigfd && dispatcher.start();
+	if (!started)
+		log::error("cannot start the dispatcher: {}", std::strerror(errno));
+	if (started && hooks.on_ready && !hooks.on_ready(fs))
+		started = false;
+	if (started && !threads.start(session_threads))
+		started = false;
+
+	if (started) {
+		log::info("serving {} image(s) from \"{}\" on \"{}\" (dispatch={})", table.count(),
+			  opts.source, opts.mountpoint,
+			  opts.dispatch == config::DispatchMode::cgroup ? "cgroup" : "single");
+		notify(fmt::format("READY=1\nSTATUS=Serving {} image(s) on {}", table.count(),
+				   opts.mountpoint));
+		struct pollfd pfds[2] = {{sigfd.get(), POLLIN, 0}, {ended.get(), POLLIN, 0}};
+		for (;;) {
+			int n = poll(pfds, 2, -1);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				log::error("poll: {}", std::strerror(errno));
+				break;
+			}
+			if (pfds[0].revents & POLLIN) {
+				struct signalfd_siginfo si;
+				if (::read(sigfd.get(), &si, sizeof(si)) == sizeof(si)) {
+					log::info("{} received, unmounting \"{}\"",
+						  sigabbrev_np(static_cast<int>(si.ssi_signo)),
+						  opts.mountpoint);
+					break;
+				}
+			}
+			if (pfds[1].revents & POLLIN)
+				break; /* unmounted (or /dev/fuse failed) */
+		}
+	} else {
+		exit_code = EXIT_FAILURE;
+	}
+
+	notify("STOPPING=1");
+	if (hooks.on_stop)
+		hooks.on_stop();
+	threads.stop();
+	if (threads.failed)
+		exit_code = EXIT_FAILURE;
+	bool clean = dispatcher.shutdown(shutdown_grace_ns);
+	fuse_session_unmount(se);
+	if (!clean) {
+		log::warning("requests stuck in backing I/O were answered with EIO after {} s",
+			     shutdown_grace_ns / 1000000000);
+		/* Their threads still run and hold the session: end without tearing down. */
+		_exit(exit_code);
+	}
+	fuse_session_destroy(se);
+	return exit_code;
+}
+
+} /* namespace cgloopfs::fuse */

@@ -1,0 +1,428 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "backing_image.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <linux/stat.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <fmt/core.h>
+
+#include "window.hpp"
+
+namespace cgloopfs::image {
+
+using config::ConfigError;
+using config::describe;
+
+namespace {
+
+constexpr size_t zero_chunk = 64 * 1024;
+alignas(AlignedBuffer::alignment) const char zeros[zero_chunk] = {};
+
+int64_t now_ns()
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+/* pread until `len` bytes or end of file; returns bytes read or -errno. */
+ssize_t pread_full(int fd, char *buf, size_t len, uint64_t pos)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = ::pread(fd, buf + done, len - done, static_cast<off_t>(pos + done));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return done > 0 ? static_cast<ssize_t>(done) : -errno;
+		}
+		if (n == 0)
+			break;
+		done += static_cast<size_t>(n);
+	}
+	return static_cast<ssize_t>(done);
+}
+
+/* pwrite all of `len`; returns bytes written (short only after an error) or -errno. */
+ssize_t pwrite_full(int fd, const char *buf, size_t len, uint64_t pos)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = ::pwrite(fd, buf + done, len - done, static_cast<off_t>(pos + done));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return done > 0 ? static_cast<ssize_t>(done) : -errno;
+		}
+		if (n == 0)
+			return done > 0 ? static_cast<ssize_t>(done) : -EIO;
+		done += static_cast<size_t>(n);
+	}
+	return static_cast<ssize_t>(done);
+}
+
+uint32_t query_dio_align(int fd, bool is_block_device)
+{
+	uint32_t align = 0;
+	struct statx stx {};
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 &&
+	    (stx.stx_mask & STATX_DIOALIGN) && stx.stx_dio_offset_align != 0)
+		align = std::max(stx.stx_dio_offset_align, stx.stx_dio_mem_align);
+	if (align == 0 && is_block_device) {
+		int lbs = 0;
+		if (ioctl(fd, BLKSSZGET, &lbs) == 0 && lbs > 0)
+			align = static_cast<uint32_t>(lbs);
+	}
+	if (align == 0)
+		align = 4096; /* unknown: the largest logical block size in common use */
+	return std::max<uint32_t>(align, 512);
+}
+
+} /* namespace */
+
+BlockRangeLock::Guard::Guard(BlockRangeLock &lock, uint64_t begin, uint64_t end)
+	: lock_(lock), begin_(begin), end_(end)
+{
+	std::unique_lock<std::mutex> l(lock_.mutex_);
+	lock_.released_.wait(l, [&] {
+		for (const auto &[b, e] : lock_.held_)
+			if (b < end_ && begin_ < e)
+				return false;
+		return true;
+	});
+	lock_.held_.emplace_back(begin_, end_);
+}
+
+BlockRangeLock::Guard::~Guard()
+{
+	{
+		std::lock_guard<std::mutex> l(lock_.mutex_);
+		auto it = std::find(lock_.held_.begin(), lock_.held_.end(),
+				    std::make_pair(begin_, end_));
+		if (it != lock_.held_.end()) {
+			*it = lock_.held_.back();
+			lock_.held_.pop_back();
+		}
+	}
+	lock_.released_.notify_all();
+}
+
+std::shared_ptr<BackingImage> BackingImage::open(const config::ImageSpec &spec,
+						 bool force_read_only)
+{
+	std::string who = describe(spec.origin, spec.name);
+	std::shared_ptr<BackingImage> img(new BackingImage());
+	img->spec_ = spec;
+	img->read_only_ = spec.read_only || force_read_only;
+	img->spec_.read_only = img->read_only_;
+
+	/* O_PATH first: never blocks on a FIFO, never opens a device we refuse. */
+	UniqueFd path_fd(::open(spec.path.c_str(), O_PATH | O_CLOEXEC));
+	if (!path_fd)
+		throw ConfigError(fmt::format("{}path \"{}\": {}", who, spec.path,
+					      std::strerror(errno)));
+	struct stat st;
+	if (fstat(path_fd.get(), &st) < 0)
+		throw ConfigError(fmt::format("{}path \"{}\": {}", who, spec.path,
+					      std::strerror(errno)));
+	if (S_ISDIR(st.st_mode))
+		throw ConfigError(fmt::format("{}path \"{}\": is a directory", who, spec.path));
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		throw ConfigError(fmt::format(
+			"{}path \"{}\": not a regular file or block device", who, spec.path));
+	img->is_block_device_ = S_ISBLK(st.st_mode);
+
+	std::string proc = fmt::format("/proc/self/fd/{}", path_fd.get());
+	int flags = (img->read_only_ ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+	if (spec.direct_io) {
+		UniqueFd fd(::open(proc.c_str(), flags | O_DIRECT));
+		if (!fd && errno == EINVAL)
+			throw ConfigError(fmt::format("{}direct_io: \"{}\" is on a file system "
+						      "that does not support O_DIRECT",
+						      who, spec.path));
+		img->fd_ = std::move(fd);
+		if (img->fd_)
+			img->buffered_fd_.reset(::open(proc.c_str(), flags));
+	} else {
+		img->fd_.reset(::open(proc.c_str(), flags));
+	}
+	if (!img->fd_ || (spec.direct_io && !img->buffered_fd_)) {
+		int err = errno;
+		if (!img->read_only_ && (err == EACCES || err == EROFS || err == EPERM))
+			throw ConfigError(fmt::format("{}path \"{}\": cannot be opened for writing "
+						      "({}); set read_only",
+						      who, spec.path, std::strerror(err)));
+		throw ConfigError(fmt::format("{}path \"{}\": {}", who, spec.path,
+					      std::strerror(err)));
+	}
+
+	img->dev_ = st.st_dev;
+	img->ino_ = st.st_ino;
+	img->uid_ = spec.uid.value_or(st.st_uid);
+	img->gid_ = spec.gid.value_or(st.st_gid);
+	img->mode_ = spec.mode.value_or(st.st_mode & 0666);
+	if (img->read_only_)
+		img->mode_ &= ~0222u;
+	img->atime_ = st.st_atim;
+	img->mtime_ns_ = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+	if (spec.direct_io)
+		img->dio_align_ = query_dio_align(img->fd_.get(), img->is_block_device_);
+
+	auto bsize = img->backing_size();
+	if (!bsize.ok())
+		throw ConfigError(fmt::format("{}path \"{}\": cannot read its size: {}", who,
+					      spec.path, std::strerror(-bsize.error())));
+	if (spec.offset > *bsize || (spec.offset == *bsize && *bsize > 0))
+		throw ConfigError(fmt::format("{}offset: {} is past the end of \"{}\" ({} bytes)",
+					      who, spec.offset, spec.path, *bsize));
+	uint64_t size = window_size(*bsize, spec.offset, spec.size_limit);
+	if (size == 0)
+		throw ConfigError(fmt::format(
+			"{}size is 0: \"{}\" has {} bytes, offset {}, size_limit {} (an image "
+			"needs at least 512 bytes)",
+			who, spec.path, *bsize, spec.offset, spec.size_limit));
+	img->backing_size_ = *bsize;
+	img->size_ = size;
+	return img;
+}
+
+Result<uint64_t> BackingImage::backing_size() const
+{
+	if (is_block_device_) {
+		uint64_t bytes = 0;
+		if (ioctl(fd_.get(), BLKGETSIZE64, &bytes) < 0)
+			return Errno{-errno};
+		return bytes;
+	}
+	struct stat st;
+	if (fstat(fd_.get(), &st) < 0)
+		return Errno{-errno};
+	return static_cast<uint64_t>(st.st_size);
+}
+
+ExportedAttr BackingImage::attr() const
+{
+	ExportedAttr a{};
+	a.size = size();
+	a.mode = mode_;
+	a.uid = uid_;
+	a.gid = gid_;
+	a.block_size = spec_.block_size;
+	a.atime = atime_;
+	int64_t m = mtime_ns_.load(std::memory_order_relaxed);
+	a.mtime.tv_sec = m / 1000000000;
+	a.mtime.tv_nsec = m % 1000000000;
+	a.ctime = a.mtime;
+	return a;
+}
+
+void BackingImage::touch()
+{
+	mtime_ns_.store(now_ns(), std::memory_order_relaxed);
+}
+
+Result<std::span<const char>> BackingImage::read(uint64_t pos, size_t len, AlignedBuffer &buf)
+{
+	uint64_t n = clamp_to_window(size(), pos, len);
+	if (n == 0)
+		return std::span<const char>();
+	uint64_t bpos = spec_.offset + pos;
+	if (spec_.direct_io)
+		return read_direct(bpos, n, buf);
+	if (!buf.reserve(n))
+		return Errno{-ENOMEM};
+	ssize_t got = pread_full(fd_.get(), buf.data(), n, bpos);
+	if (got < 0)
+		return Errno{static_cast<int>(got)};
+	/* The backing file shrank under the window: the rest reads as zeros, as in loop. */
+	if (static_cast<uint64_t>(got) < n)
+		std::memset(buf.data() + got, 0, n - static_cast<uint64_t>(got));
+	return std::span<const char>(buf.data(), n);
+}
+
+Result<std::span<const char>> BackingImage::read_direct(uint64_t bpos, size_t len,
+							AlignedBuffer &buf)
+{
+	uint64_t a0 = align_down(bpos, dio_align_);
+	uint64_t a1 = align_up(bpos + len, dio_align_);
+	if (!buf.reserve(a1 - a0))
+		return Errno{-ENOMEM};
+	ssize_t got = pread_full(fd_.get(), buf.data(), a1 - a0, a0);
+	if (got < 0)
+		return Errno{static_cast<int>(got)};
+	uint64_t have = static_cast<uint64_t>(got);
+	if (have < (bpos - a0) + len)
+		std::memset(buf.data() + have, 0, (bpos - a0) + len - have);
+	return std::span<const char>(buf.data() + (bpos - a0), len);
+}
+
+Result<size_t> BackingImage::write(uint64_t pos, std::span<const char> data,
+				   AlignedBuffer &scratch)
+{
+	if (read_only_)
+		return Errno{-EROFS};
+	if (data.empty())
+		return size_t{0};
+	uint64_t n = clamp_to_window(size(), pos, data.size());
+	if (n == 0)
+		return Errno{-ENOSPC};
+	uint64_t bpos = spec_.offset + pos;
+	Result<size_t> r = size_t{0};
+	if (spec_.direct_io) {
+		r = write_direct(bpos, data.first(n), scratch);
+	} else {
+		ssize_t w = pwrite_full(fd_.get(), data.data(), n, bpos);
+		r = w < 0 ? Result<size_t>(Errno{static_cast<int>(w)})
+			  : Result<size_t>(static_cast<size_t>(w));
+	}
+	if (r.ok())
+		touch();
+	return r;
+}
+
+Result<size_t> BackingImage::write_direct(uint64_t bpos, std::span<const char> data,
+					  AlignedBuffer &scratch)
+{
+	uint64_t len = data.size();
+	uint64_t a0 = align_down(bpos, dio_align_);
+	uint64_t a1 = align_up(bpos + len, dio_align_);
+	BlockRangeLock::Guard guard(block_lock_, a0, a1);
+
+	ssize_t w;
+	bool aligned = a0 == bpos && a1 == bpos + len &&
+		       reinterpret_cast<uintptr_t>(data.data()) % dio_align_ == 0;
+	if (aligned) {
+		w = pwrite_full(fd_.get(), data.data(), len, bpos);
+	} else if (a1 > backing_size_.load(std::memory_order_relaxed)) {
+		/* The last block of the backing file is partial: O_DIRECT cannot write it. */
+		w = pwrite_full(buffered_fd_.get(), data.data(), len, bpos);
+	} else {
+		/* Read-modify-write of the partial head and tail blocks. */
+		if (!scratch.reserve(a1 - a0))
+			return Errno{-ENOMEM};
+		char *blk = scratch.data();
+		if (bpos != a0) {
+			ssize_t r = pread_full(fd_.get(), blk, dio_align_, a0);
+			if (r < 0)
+				return Errno{static_cast<int>(r)};
+			std::memset(blk + r, 0, dio_align_ - static_cast<size_t>(r));
+		}
+		uint64_t tail = a1 - dio_align_;
+		if (bpos + len != a1 && (tail != a0 || bpos == a0)) {
+			ssize_t r = pread_full(fd_.get(), blk + (tail - a0), dio_align_, tail);
+			if (r < 0)
+				return Errno{static_cast<int>(r)};
+			std::memset(blk + (tail - a0) + r, 0, dio_align_ - static_cast<size_t>(r));
+		}
+		std::memcpy(blk + (bpos - a0), data.data(), len);
+		w = pwrite_full(fd_.get(), blk, a1 - a0, a0);
+		if (w >= 0 && static_cast<uint64_t>(w) < a1 - a0) {
+			/* A short aligned write: report only whole bytes of ours that landed. */
+			uint64_t end = a0 + static_cast<uint64_t>(w);
+			w = end > bpos ? static_cast<ssize_t>(std::min(end - bpos, len)) : -EIO;
+		} else if (w >= 0) {
+			w = static_cast<ssize_t>(len);
+		}
+	}
+	if (w < 0)
+		return Errno{static_cast<int>(w)};
+	return static_cast<size_t>(w);
+}
+
+int BackingImage::sync(bool datasync)
+{
+	int r = datasync ? ::fdatasync(fd_.get()) : ::fsync(fd_.get());
+	return r < 0 ? -errno : 0;
+}
+
+int BackingImage::zero_fill(uint64_t bpos, uint64_t len, AlignedBuffer &scratch)
+{
+	while (len > 0) {
+		size_t chunk = static_cast<size_t>(std::min<uint64_t>(len, zero_chunk));
+		ssize_t w;
+		if (spec_.direct_io) {
+			auto r = write_direct(bpos, std::span<const char>(zeros, chunk), scratch);
+			w = r.ok() ? static_cast<ssize_t>(*r) : r.error();
+		} else {
+			w = pwrite_full(fd_.get(), zeros, chunk, bpos);
+		}
+		if (w < 0)
+			return static_cast<int>(w);
+		if (w == 0)
+			return -EIO;
+		bpos += static_cast<uint64_t>(w);
+		len -= static_cast<uint64_t>(w);
+	}
+	return 0;
+}
+
+int BackingImage::fallocate(int mode, uint64_t pos, uint64_t len, AlignedBuffer &scratch)
+{
+	if (read_only_)
+		return -EROFS;
+	if (len == 0)
+		return -EINVAL;
+	bool punch = mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE);
+	bool zero = (mode & ~FALLOC_FL_KEEP_SIZE) == FALLOC_FL_ZERO_RANGE;
+	bool reserve = mode == 0 || mode == FALLOC_FL_KEEP_SIZE;
+	if (!punch && !zero && !reserve)
+		return -EOPNOTSUPP;
+	uint64_t size = this->size();
+	uint64_t bpos = spec_.offset + pos;
+	if (reserve) {
+		if (!inside_window(size, pos, len))
+			return -ENOSPC;
+		int r = ::fallocate(fd_.get(), FALLOC_FL_KEEP_SIZE, static_cast<off_t>(bpos),
+				    static_cast<off_t>(len));
+		return r < 0 ? -errno : 0;
+	}
+	if (!spec_.discard)
+		return -EOPNOTSUPP;
+	if (!inside_window(size, pos, len))
+		return -EINVAL;
+
+	std::optional<BlockRangeLock::Guard> guard;
+	if (spec_.direct_io)
+		guard.emplace(block_lock_, align_down(bpos, dio_align_),
+			      align_up(bpos + len, dio_align_));
+	int r = -EOPNOTSUPP;
+	if (zero)
+		r = ::fallocate(fd_.get(), FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+				static_cast<off_t>(bpos), static_cast<off_t>(len)) < 0
+			    ? -errno
+			    : 0;
+	if (r == -EOPNOTSUPP)
+		r = ::fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				static_cast<off_t>(bpos), static_cast<off_t>(len)) < 0
+			    ? -errno
+			    : 0;
+	if (r == -EOPNOTSUPP || r == -EINVAL) {
+		guard.reset(); /* zero_fill takes the block lock itself */
+		r = zero_fill(bpos, len, scratch);
+	}
+	if (r == 0)
+		touch();
+	return r;
+}
+
+Result<uint64_t> BackingImage::set_capacity()
+{
+	auto bsize = backing_size();
+	if (!bsize.ok())
+		return bsize;
+	backing_size_.store(*bsize, std::memory_order_relaxed);
+	uint64_t size = window_size(*bsize, spec_.offset, spec_.size_limit);
+	size_.store(size, std::memory_order_release);
+	return size;
+}
+
+} /* namespace cgloopfs::image */

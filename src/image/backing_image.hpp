@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * BackingImage: one backing file (or block device) held open by descriptor,
+ * and the window of it that is exported: offset, size limit, read-only,
+ * O_DIRECT. Translates exported positions to backing positions and never
+ * touches a byte outside the window.
+ *
+ * Thread-safe: any number of threads may read, write, sync and discard at
+ * once. Opening is not on the I/O path and throws config::ConfigError.
+ */
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+#include "common/aligned_buffer.hpp"
+#include "common/result.hpp"
+#include "common/unique_fd.hpp"
+#include "config/image_spec.hpp"
+
+namespace cgloopfs::image {
+
+/* What a stat of the exported file shows. */
+struct ExportedAttr {
+	uint64_t size;
+	uint32_t mode; /* permission bits only */
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t block_size;
+	struct timespec atime, mtime, ctime;
+};
+
+/*
+ * Serializes direct-I/O writes that share an aligned block, so a
+ * read-modify-write of a partial block never loses a neighbour's bytes.
+ * Only writes whose aligned ranges overlap wait for each other.
+ */
+class BlockRangeLock
+{
+public:
+	class Guard
+	{
+	public:
+		Guard(BlockRangeLock &lock, uint64_t begin, uint64_t end);
+		~Guard();
+		Guard(const Guard &) = delete;
+		Guard &operator=(const Guard &) = delete;
+
+	private:
+		BlockRangeLock &lock_;
+		uint64_t begin_, end_;
+	};
+
+private:
+	std::mutex mutex_;
+	std::condition_variable released_;
+	std::vector<std::pair<uint64_t, uint64_t>> held_; /* guarded by mutex_ */
+};
+
+class BackingImage
+{
+public:
+	/*
+	 * Open the backing file of `spec`; `force_read_only` is -o ro.
+	 * Throws config::ConfigError naming the image and the setting.
+	 */
+	static std::shared_ptr<BackingImage> open(const config::ImageSpec &spec,
+						  bool force_read_only);
+
+	BackingImage(const BackingImage &) = delete;
+	BackingImage &operator=(const BackingImage &) = delete;
+
+	const config::ImageSpec &spec() const { return spec_; }
+	const std::string &name() const { return spec_.name; }
+	bool read_only() const { return read_only_; }
+	bool direct_io() const { return spec_.direct_io; }
+	bool discard_enabled() const { return spec_.discard; }
+	uint64_t size() const { return size_.load(std::memory_order_acquire); }
+	dev_t backing_dev() const { return dev_; }
+	ino_t backing_ino() const { return ino_; }
+	ExportedAttr attr() const;
+
+	/*
+	 * Read up to `len` bytes at exported position `pos` into `buf` (grown as
+	 * needed). Returns the bytes read (empty at or past the end), which lie
+	 * inside `buf` (not necessarily at its start), or -errno.
+	 */
+	Result<std::span<const char>> read(uint64_t pos, size_t len, AlignedBuffer &buf);
+
+	/*
+	 * Write `data` at exported position `pos`: the part inside the window
+	 * (a short count when it crosses the end), -ENOSPC when nothing fits,
+	 * -EROFS on a read-only image. `scratch` serves unaligned direct I/O.
+	 */
+	Result<size_t> write(uint64_t pos, std::span<const char> data, AlignedBuffer &scratch);
+
+	/* fsync (datasync: fdatasync) of the backing file. */
+	int sync(bool datasync);
+
+	/*
+	 * fallocate on the exported file: mode 0 / KEEP_SIZE reserve space,
+	 * PUNCH_HOLE and ZERO_RANGE discard (when `discard` is on), only
+	 * inside the window.
+	 */
+	int fallocate(int mode, uint64_t pos, uint64_t len, AlignedBuffer &scratch);
+
+	/* Re-read the backing size (LOOP_SET_CAPACITY); returns the new exported size. */
+	Result<uint64_t> set_capacity();
+
+	/* Note that the exported file was modified now (mtime/ctime). */
+	void touch();
+
+private:
+	BackingImage() = default;
+
+	Result<std::span<const char>> read_direct(uint64_t bpos, size_t len, AlignedBuffer &buf);
+	Result<size_t> write_direct(uint64_t bpos, std::span<const char> data,
+				    AlignedBuffer &scratch);
+	int zero_fill(uint64_t bpos, uint64_t len, AlignedBuffer &scratch);
+	Result<uint64_t> backing_size() const;
+
+	config::ImageSpec spec_;
+	UniqueFd fd_;	       /* the I/O descriptor: O_DIRECT when direct_io */
+	UniqueFd buffered_fd_; /* direct_io only: for the unaligned tail of the backing file */
+	bool read_only_ = false;
+	bool is_block_device_ = false;
+	uint32_t dio_align_ = 512;
+	dev_t dev_ = 0;
+	ino_t ino_ = 0;
+	uint32_t mode_ = 0, uid_ = 0, gid_ = 0;
+	struct timespec atime_ {};
+	std::atomic<uint64_t> size_{0};
+	std::atomic<uint64_t> backing_size_{0};
+	std::atomic<int64_t> mtime_ns_{0};
+	BlockRangeLock block_lock_;
+};
+
+} /* namespace cgloopfs::image */
