@@ -16,12 +16,20 @@
  */
 #include <config.h>
 
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include <unistd.h>
 
 #include "common/log.hpp"
 #include "config/mount_options.hpp"
 #include "config/source.hpp"
+#include "control/protocol.hpp"
+#include "control/server.hpp"
+#include "daemon/control_commands.hpp"
 #include "fuse/session.hpp"
 #include "image/image_table.hpp"
 
@@ -66,5 +74,40 @@ int main(int argc, char **argv)
 		log::error("{}", e.what());
 		return EXIT_FAILURE;
 	}
-	return fuse::run_session(opts, table);
+
+	/* The control socket is bound before mounting: a conflict leaves nothing mounted. */
+	char real[PATH_MAX];
+	if (!realpath(opts.mountpoint.c_str(), real)) {
+		log::error("mount point \"{}\": {}", opts.mountpoint, std::strerror(errno));
+		return EXIT_FAILURE;
+	}
+	opts.mountpoint = real;
+	std::string socket_path = opts.control.empty()
+					  ? control::default_socket_path(CGLOOPFS_RUNSTATEDIR,
+									 opts.mountpoint, getuid())
+					  : opts.control;
+	fuse::Filesystem *serving = nullptr;
+	control::ControlServer server(socket_path, getuid(),
+				      [&serving](const control::Request &r, const control::Peer &p) {
+					      return daemon::handle_control(r, p, *serving);
+				      });
+	std::string why;
+	if (server.bind_socket(&why) < 0) {
+		log::error("{}", why);
+		return EXIT_FAILURE;
+	}
+
+	fuse::SessionHooks hooks;
+	hooks.on_ready = [&](fuse::Filesystem &fs) {
+		serving = &fs;
+		fs.control_path = socket_path;
+		std::string err;
+		if (server.start(&err) < 0) {
+			log::error("{}", err);
+			return false;
+		}
+		return true;
+	};
+	hooks.on_stop = [&] { server.stop(); };
+	return fuse::run_session(opts, table, hooks);
 }

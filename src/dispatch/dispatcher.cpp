@@ -230,6 +230,12 @@ std::vector<std::shared_ptr<const CgroupStats>> Dispatcher::stats() const
 	return out;
 }
 
+Config Dispatcher::config() const
+{
+	std::lock_guard<std::mutex> l(mutex_);
+	return config_;
+}
+
 DispatchTotals Dispatcher::totals() const
 {
 	std::lock_guard<std::mutex> l(mutex_);

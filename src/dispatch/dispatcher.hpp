@@ -103,7 +103,9 @@ public:
 	std::vector<WorkerInfo> workers() const;
 	std::vector<std::shared_ptr<const CgroupStats>> stats() const;
 	DispatchTotals totals() const;
-	const Config &config() const { return config_; }
+	/* A copy of the current settings (set_limits may change them). */
+	Config config() const;
+	Mode mode() const { return config_.mode; } /* fixed for the dispatcher's life */
 
 	/* Change the limits of a running dispatcher (control: `set`). */
 	void set_limits(int64_t idle_timeout_ns, unsigned max_workers, unsigned worker_depth);

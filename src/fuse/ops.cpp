@@ -217,7 +217,7 @@ void op_flush(fuse_req_t req, fuse_ino_t, fuse_file_info *) noexcept
 /* Hand an I/O request to the dispatcher, keyed by its caller's cgroup. */
 void submit(Filesystem &fs, fuse_req_t req, IoRequest *r)
 {
-	if (fs.dispatch.config().mode == dispatch::Mode::cgroup) {
+	if (fs.dispatch.mode() == dispatch::Mode::cgroup) {
 		const fuse_ctx *ctx = fuse_req_ctx(req);
 		r->caller_pid = ctx->pid;
 		r->cgroup_id = fs.resolver.cgroup_id(ctx->pid);

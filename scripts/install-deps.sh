@@ -1,0 +1,27 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Install everything cgloopfs needs to build, test and benchmark, from
+# Debian's packages. Run as root on Debian 12.
+set -eu
+
+packages="
+  meson ninja-build pkg-config g++ git
+  libfuse3-dev fuse3 libsystemd-dev libfmt-dev doctest-dev
+  libtomlplusplus-dev nlohmann-json3-dev libcli11-dev
+  scdoc groff-base man-db
+  python3 util-linux e2fsprogs fio procps kmod
+"
+
+missing=""
+for p in $packages; do
+    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "cgloopfs: installing:$missing" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+# The FUSE kernel module is built in on most kernels; load it where it is not.
+[ -e /dev/fuse ] || modprobe fuse 2>/dev/null || true

@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Count test cases across meson test logs and print 'N passed, N failed'.
+
+Each meson test is a doctest binary (its '[doctest] test cases:' line gives
+the case counts) or an integration script (its JSON result file in the
+results directory gives them). A meson test whose counts cannot be read
+counts as one case, by its meson result. Skips count as failures: every
+test must run on these machines.
+"""
+import json
+import os
+import re
+import sys
+
+DOCTEST = re.compile(r"\[doctest\] test cases:\s*(\d+)\s*\|\s*(\d+) passed\s*\|\s*(\d+) failed")
+
+
+def count_build(build_dir, results_dir, label):
+    passed = failed = 0
+    log = os.path.join(build_dir, "meson-logs", "testlog.json")
+    if not os.path.exists(log):
+        print(f"{label}: no test log at {log}", file=sys.stderr)
+        return 0, 1
+    with open(log) as f:
+        entries = [json.loads(line) for line in f if line.strip()]
+    for e in entries:
+        name = e.get("name", "?")
+        ok = e.get("result") in ("OK", "EXPECTEDFAIL")
+        p = f = None
+        m = DOCTEST.search(e.get("stdout") or "")
+        if m:
+            p, f = int(m.group(2)), int(m.group(3))
+        else:
+            base = name.split("/")[-1]
+            rfile = os.path.join(results_dir, base + ".json")
+            if results_dir and os.path.exists(rfile):
+                with open(rfile) as rf:
+                    r = json.load(rf)
+                p, f = int(r.get("passed", 0)), int(r.get("failed", 0))
+        if p is None:
+            p, f = (1, 0) if ok else (0, 1)
+        elif not ok and f == 0:
+            f = 1  # the runner failed after its cases (crash, leak, sanitizer, timeout)
+        if not ok or f:
+            print(f"{label}: FAILED {name} ({e.get('result')})", file=sys.stderr)
+        passed += p
+        failed += f
+    return passed, failed
+
+
+def main():
+    total_p = total_f = 0
+    # Arguments: LABEL:BUILD_DIR:RESULTS_DIR ...
+    for arg in sys.argv[1:]:
+        label, build_dir, results_dir = arg.split(":", 2)
+        p, f = count_build(build_dir, results_dir, label)
+        print(f"{label}: {p} passed, {f} failed", file=sys.stderr)
+        total_p += p
+        total_f += f
+    print(f"{total_p} passed, {total_f} failed")
+    return 1 if total_f else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "client.hpp"
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <fmt/core.h>
+
+#include "common/unique_fd.hpp"
+
+namespace cgloopfs::control {
+
+namespace {
+
+constexpr size_t max_reply = 64 * 1024 * 1024;
+constexpr int reply_timeout_ms = 10000;
+
+std::string unescape_mount(const std::string &s)
+{
+	std::string out;
+	for (size_t i = 0; i < s.size(); i++) {
+		if (s[i] == '\\' && i + 3 < s.size()) {
+			out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 +
+						 (s[i + 3] - '0'));
+			i += 3;
+		} else {
+			out += s[i];
+		}
+	}
+	return out;
+}
+
+} /* namespace */
+
+std::vector<std::string> cgloopfs_mounts()
+{
+	std::vector<std::string> out;
+	std::ifstream in("/proc/self/mountinfo");
+	std::string line;
+	while (std::getline(in, line)) {
+		std::istringstream ss(line);
+		std::vector<std::string> f;
+		std::string w;
+		while (ss >> w)
+			f.push_back(w);
+		for (size_t i = 6; i + 1 < f.size(); i++) {
+			if (f[i] == "-") {
+				if (f[i + 1] == "fuse.cgloopfs")
+					out.push_back(unescape_mount(f[4]));
+				break;
+			}
+		}
+	}
+	return out;
+}
+
+std::string find_socket(const std::string &mountpoint)
+{
+	char real[PATH_MAX];
+	if (!realpath(mountpoint.c_str(), real))
+		throw ClientError(fmt::format("mount point \"{}\": {}", mountpoint,
+					      std::strerror(errno)));
+	bool mounted = false;
+	for (const auto &m : cgloopfs_mounts())
+		if (m == real)
+			mounted = true;
+	if (!mounted)
+		throw ClientError(fmt::format("\"{}\" is not a cgloopfs mount point", mountpoint));
+	char buf[PATH_MAX];
+	ssize_t n = getxattr(real, "user.cgloopfs.control", buf, sizeof(buf) - 1);
+	if (n < 0) {
+		if (errno == ENOTCONN)
+			throw ClientError(fmt::format(
+				"the cgloopfs daemon of \"{}\" is gone (the mount is dead; "
+				"unmount it with: umount -l {})",
+				mountpoint, real));
+		throw ClientError(fmt::format("cannot find the control socket of \"{}\": {}",
+					      mountpoint, std::strerror(errno)));
+	}
+	return std::string(buf, static_cast<size_t>(n));
+}
+
+nlohmann::json call(const std::string &socket_path, const Request &request)
+{
+	UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+	if (!fd)
+		throw ClientError(fmt::format("socket: {}", std::strerror(errno)));
+	sockaddr_un addr{};
+	addr.sun_family = AF_UNIX;
+	if (socket_path.size() >= sizeof(addr.sun_path))
+		throw ClientError(fmt::format("control socket \"{}\": path too long", socket_path));
+	std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
+	if (connect(fd.get(), reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) < 0) {
+		int err = errno;
+		if (err == ENOENT || err == ECONNREFUSED)
+			throw ClientError(fmt::format("no cgloopfs daemon answers on \"{}\" ({})",
+						      socket_path, std::strerror(err)));
+		if (err == EACCES)
+			throw ClientError(fmt::format("control socket \"{}\": permission denied "
+						      "(only root and the mounting user may use it)",
+						      socket_path));
+		throw ClientError(fmt::format("control socket \"{}\": {}", socket_path,
+					      std::strerror(err)));
+	}
+	std::string msg = format_request(request);
+	size_t sent = 0;
+	while (sent < msg.size()) {
+		ssize_t w = send(fd.get(), msg.data() + sent, msg.size() - sent, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			throw ClientError(fmt::format("control socket \"{}\": {}", socket_path,
+						      std::strerror(errno)));
+		sent += static_cast<size_t>(w);
+	}
+	std::string reply;
+	char buf[65536];
+	for (;;) {
+		pollfd p{fd.get(), POLLIN, 0};
+		int r = poll(&p, 1, reply_timeout_ms);
+		if (r == 0)
+			throw ClientError("the cgloopfs daemon did not answer within 10 s");
+		if (r < 0 && errno == EINTR)
+			continue;
+		ssize_t n = recv(fd.get(), buf, sizeof(buf), 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			throw ClientError(fmt::format("control socket: {}", std::strerror(errno)));
+		if (n == 0)
+			break;
+		reply.append(buf, static_cast<size_t>(n));
+		if (reply.find('\n') != std::string::npos)
+			break;
+		if (reply.size() > max_reply)
+			throw ClientError("the daemon's reply is too long");
+	}
+	auto nl = reply.find('\n');
+	if (nl == std::string::npos)
+		throw ClientError("the daemon closed the connection without an answer");
+	auto j = nlohmann::json::parse(reply.substr(0, nl), nullptr, false);
+	if (j.is_discarded() || !j.is_object() || !j.contains("ok"))
+		throw ClientError("the daemon's answer is malformed");
+	if (!j["ok"].get<bool>())
+		throw ClientError(j.value("error", std::string("refused")));
+	return j.value("result", nlohmann::json());
+}
+
+} /* namespace cgloopfs::control */

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Client side of the control socket, for cgloopctl: find a mount's socket
+ * and send one request. Errors are thrown as ClientError with one clear line.
+ */
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "protocol.hpp"
+
+namespace cgloopfs::control {
+
+class ClientError : public std::runtime_error
+{
+public:
+	using std::runtime_error::runtime_error;
+};
+
+/* The cgloopfs mount points in /proc/self/mountinfo, in mount order. */
+std::vector<std::string> cgloopfs_mounts();
+
+/*
+ * The control socket of the cgloopfs mounted at `mountpoint`: the path the
+ * daemon shows as the user.cgloopfs.control xattr of the mount's root.
+ */
+std::string find_socket(const std::string &mountpoint);
+
+/* Send `request` to `socket_path`; the result of an ok reply. */
+nlohmann::json call(const std::string &socket_path, const Request &request);
+
+} /* namespace cgloopfs::control */

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "protocol.hpp"
+
+#include <fmt/core.h>
+
+namespace cgloopfs::control {
+
+std::variant<Request, std::string> parse_request(std::string_view line)
+{
+	if (line.size() >= max_message)
+		return std::string("message too long");
+	nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+	if (j.is_discarded())
+		return std::string("malformed message: not JSON");
+	if (!j.is_object())
+		return std::string("malformed message: not a JSON object");
+	auto v = j.find("version");
+	if (v == j.end() || !v->is_number_integer())
+		return std::string("malformed message: no version");
+	if (v->get<long long>() != protocol_version)
+		return fmt::format("unsupported protocol version {} (this daemon speaks {})",
+				   v->get<long long>(), protocol_version);
+	auto c = j.find("command");
+	if (c == j.end() || !c->is_string() || c->get<std::string>().empty())
+		return std::string("malformed message: no command");
+	Request r;
+	r.command = c->get<std::string>();
+	auto a = j.find("args");
+	if (a != j.end()) {
+		if (!a->is_object())
+			return std::string("malformed message: args must be an object");
+		r.args = *a;
+	}
+	return r;
+}
+
+std::string format_request(const Request &request)
+{
+	nlohmann::json j = {
+		{"version", protocol_version}, {"command", request.command}, {"args", request.args}};
+	return j.dump() + "\n";
+}
+
+std::string ok_reply(const nlohmann::json &result)
+{
+	nlohmann::json j = {{"ok", true}, {"result", result}};
+	return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+std::string error_reply(std::string_view message)
+{
+	nlohmann::json j = {{"ok", false}, {"error", std::string(message)}};
+	return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+std::string escape_path(std::string_view path)
+{
+	while (!path.empty() && path.front() == '/')
+		path.remove_prefix(1);
+	while (!path.empty() && path.back() == '/')
+		path.remove_suffix(1);
+	if (path.empty())
+		return "-";
+	std::string out;
+	for (size_t i = 0; i < path.size(); i++) {
+		unsigned char c = static_cast<unsigned char>(path[i]);
+		if (c == '/')
+			out += '-';
+		else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			 (c >= '0' && c <= '9') || c == '_' || (c == '.' && i > 0))
+			out += static_cast<char>(c);
+		else
+			out += fmt::format("\\x{:02x}", c);
+	}
+	return out;
+}
+
+std::string default_socket_path(std::string_view runstatedir, std::string_view mountpoint,
+				uid_t uid)
+{
+	std::string dir = uid == 0 ? fmt::format("{}/cgloopfs", runstatedir)
+				   : fmt::format("/run/user/{}/cgloopfs", uid);
+	std::string name = escape_path(mountpoint);
+	/* sun_path holds 107 bytes and a NUL. */
+	if (dir.size() + 1 + name.size() + 5 > 107) {
+		uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+		for (char c : mountpoint) {
+			h ^= static_cast<unsigned char>(c);
+			h *= 1099511628211ULL;
+		}
+		name = fmt::format("{:016x}", h);
+	}
+	return fmt::format("{}/{}.sock", dir, name);
+}
+
+} /* namespace cgloopfs::control */

@@ -1,0 +1,300 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "server.hpp"
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <vector>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <fmt/core.h>
+
+namespace cgloopfs::control {
+
+namespace {
+
+int64_t now_ms()
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct Client {
+	UniqueFd fd;
+	Peer peer{};
+	std::string in;
+	std::string out;
+	int64_t deadline_ms = 0;
+	bool closing = false; /* close once `out` is sent */
+};
+
+int make_dirs(const std::string &dir)
+{
+	if (dir.empty())
+		return 0;
+	struct stat st;
+	if (stat(dir.c_str(), &st) == 0)
+		return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+	auto slash = dir.find_last_of('/');
+	if (slash != std::string::npos && slash > 0) {
+		int r = make_dirs(dir.substr(0, slash));
+		if (r < 0)
+			return r;
+	}
+	if (mkdir(dir.c_str(), 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+sockaddr_un address_of(const std::string &path)
+{
+	sockaddr_un addr{};
+	addr.sun_family = AF_UNIX;
+	std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+	return addr;
+}
+
+} /* namespace */
+
+ControlServer::ControlServer(std::string path, uid_t owner, Handler handler)
+	: path_(std::move(path)), owner_(owner), handler_(std::move(handler))
+{
+}
+
+ControlServer::~ControlServer()
+{
+	stop();
+}
+
+int ControlServer::bind_socket(std::string *ret_why)
+{
+	auto fail = [&](int err, std::string why) {
+		if (ret_why)
+			*ret_why = std::move(why);
+		return -err;
+	};
+	if (path_.empty() || path_.size() >= sizeof(sockaddr_un::sun_path))
+		return fail(ENAMETOOLONG,
+			    fmt::format("control socket \"{}\": path too long", path_));
+	auto slash = path_.find_last_of('/');
+	std::string dir = slash == std::string::npos ? "" : path_.substr(0, slash);
+	if (int r = make_dirs(dir); r < 0)
+		return fail(-r, fmt::format("control socket directory \"{}\": {}", dir,
+					    std::strerror(-r)));
+
+	sockaddr_un addr = address_of(path_);
+	/* An existing socket: in use by a live daemon, or stale from a dead one. */
+	struct stat st;
+	if (lstat(path_.c_str(), &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return fail(EEXIST, fmt::format("control socket \"{}\": exists and is "
+							"not a socket",
+							path_));
+		UniqueFd probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+		if (probe && connect(probe.get(), reinterpret_cast<sockaddr *>(&addr),
+				     sizeof(addr)) == 0)
+			return fail(EADDRINUSE, fmt::format("control socket \"{}\": another "
+							    "cgloopfs is serving it",
+							    path_));
+		(void)unlink(path_.c_str());
+	}
+
+	listen_fd_.reset(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+	if (!listen_fd_)
+		return fail(errno, fmt::format("control socket: {}", std::strerror(errno)));
+	mode_t old = umask(0177);
+	int r = bind(listen_fd_.get(), reinterpret_cast<sockaddr *>(&addr), sizeof(addr));
+	int err = errno;
+	umask(old);
+	if (r < 0)
+		return fail(err, fmt::format("control socket \"{}\": {}", path_,
+					     std::strerror(err)));
+	bound_ = true;
+	if (listen(listen_fd_.get(), 16) < 0)
+		return fail(errno, fmt::format("control socket \"{}\": {}", path_,
+					       std::strerror(errno)));
+	wake_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+	if (!wake_fd_)
+		return fail(errno, fmt::format("control socket: {}", std::strerror(errno)));
+	return 0;
+}
+
+int ControlServer::start(std::string *ret_why)
+{
+	auto fail = [&](int err, std::string why) {
+		if (ret_why)
+			*ret_why = std::move(why);
+		return -err;
+	};
+	if (!listen_fd_)
+		return fail(EBADF, "control socket: not bound");
+	sigset_t all, prev;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &prev);
+	try {
+		thread_ = std::jthread([this](std::stop_token st) { loop(st); });
+	} catch (const std::system_error &e) {
+		pthread_sigmask(SIG_SETMASK, &prev, nullptr);
+		return fail(EAGAIN, fmt::format("control socket: {}", e.what()));
+	}
+	pthread_sigmask(SIG_SETMASK, &prev, nullptr);
+	return 0;
+}
+
+void ControlServer::stop()
+{
+	if (thread_.joinable()) {
+		thread_.request_stop();
+		uint64_t one = 1;
+		(void)!::write(wake_fd_.get(), &one, sizeof(one));
+		thread_.join();
+	}
+	if (bound_) {
+		(void)unlink(path_.c_str());
+		bound_ = false;
+	}
+	listen_fd_.reset();
+}
+
+void ControlServer::loop(std::stop_token stop)
+{
+	pthread_setname_np(pthread_self(), "cgl-control");
+	std::vector<Client> clients;
+	std::vector<pollfd> pfds;
+	char buf[8192];
+
+	auto answer = [&](Client &c, std::string_view line) {
+		std::string reply;
+		auto parsed = parse_request(line);
+		if (auto *why = std::get_if<std::string>(&parsed)) {
+			reply = error_reply(*why);
+		} else {
+			try {
+				reply = ok_reply(handler_(std::get<Request>(parsed), c.peer));
+			} catch (const ControlError &e) {
+				reply = error_reply(e.what());
+			} catch (const std::exception &e) {
+				reply = error_reply(fmt::format("internal error: {}", e.what()));
+			}
+		}
+		c.out += reply;
+	};
+
+	while (!stop.stop_requested()) {
+		pfds.clear();
+		pfds.push_back({wake_fd_.get(), POLLIN, 0});
+		pfds.push_back({listen_fd_.get(), POLLIN, 0});
+		int64_t now = now_ms();
+		int timeout = -1;
+		for (auto &c : clients) {
+			short ev = c.out.empty() ? POLLIN : POLLOUT;
+			pfds.push_back({c.fd.get(), ev, 0});
+			int left = static_cast<int>(std::max<int64_t>(c.deadline_ms - now, 0));
+			timeout = timeout < 0 ? left : std::min(timeout, left);
+		}
+		int n = poll(pfds.data(), pfds.size(), timeout);
+		if (n < 0 && errno != EINTR)
+			break;
+		if (stop.stop_requested())
+			break;
+		now = now_ms();
+
+		for (size_t i = 0; i < clients.size(); i++) {
+			Client &c = clients[i];
+			short re = pfds[i + 2].revents;
+			if (re & (POLLERR | POLLHUP | POLLNVAL) && c.out.empty()) {
+				c.closing = true;
+				c.out.clear();
+				c.deadline_ms = 0;
+				continue;
+			}
+			if ((re & POLLOUT) && !c.out.empty()) {
+				ssize_t w = send(c.fd.get(), c.out.data(), c.out.size(), MSG_NOSIGNAL);
+				if (w > 0)
+					c.out.erase(0, static_cast<size_t>(w));
+				else if (w < 0 && errno != EAGAIN && errno != EINTR)
+					c.out.clear(), c.closing = true, c.deadline_ms = 0;
+				continue;
+			}
+			if (re & POLLIN) {
+				ssize_t r = recv(c.fd.get(), buf, sizeof(buf), 0);
+				if (r <= 0) {
+					if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+						c.closing = true;
+						c.deadline_ms = 0;
+					}
+					continue;
+				}
+				c.in.append(buf, static_cast<size_t>(r));
+				size_t nl;
+				while ((nl = c.in.find('\n')) != std::string::npos) {
+					answer(c, std::string_view(c.in).substr(0, nl));
+					c.in.erase(0, nl + 1);
+				}
+				if (c.in.size() >= max_message) {
+					c.out += error_reply("message too long");
+					c.in.clear();
+					c.closing = true;
+				}
+				c.deadline_ms = now + client_timeout_ms;
+			}
+		}
+		/* Drop finished, closed and timed-out clients. */
+		for (size_t i = clients.size(); i-- > 0;) {
+			Client &c = clients[i];
+			bool done = c.closing && c.out.empty();
+			bool expired = now >= c.deadline_ms;
+			if (expired && !done && c.out.empty() && !c.closing && !c.in.empty()) {
+				/* A partial message that never ended. */
+				std::string r = error_reply("timed out waiting for the end of the message");
+				(void)send(c.fd.get(), r.data(), r.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+			}
+			if (done || expired)
+				clients.erase(clients.begin() + static_cast<long>(i));
+		}
+
+		if (pfds[1].revents & POLLIN) {
+			for (;;) {
+				UniqueFd fd(accept4(listen_fd_.get(), nullptr, nullptr,
+						    SOCK_CLOEXEC | SOCK_NONBLOCK));
+				if (!fd)
+					break;
+				struct ucred cred {};
+				socklen_t len = sizeof(cred);
+				std::string refuse;
+				if (getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+					refuse = "cannot identify the peer";
+				else if (cred.uid != 0 && cred.uid != owner_)
+					refuse = fmt::format("permission denied: uid {} is neither "
+							     "root nor the mounting user",
+							     cred.uid);
+				else if (clients.size() >= max_clients)
+					refuse = "busy: too many control connections";
+				if (!refuse.empty()) {
+					std::string r = error_reply(refuse);
+					(void)send(fd.get(), r.data(), r.size(),
+						   MSG_NOSIGNAL | MSG_DONTWAIT);
+					continue;
+				}
+				Client c;
+				c.fd = std::move(fd);
+				c.peer = {cred.pid, cred.uid, cred.gid};
+				c.deadline_ms = now_ms() + client_timeout_ms;
+				clients.push_back(std::move(c));
+			}
+		}
+	}
+}
+
+} /* namespace cgloopfs::control */

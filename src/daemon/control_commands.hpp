@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The daemon's answers to control requests (cgloopctl): each command turned
+ * into JSON from the dispatcher and the image table. Runs on the control
+ * server's thread; everything it reads is thread-safe.
+ */
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "control/server.hpp"
+#include "fuse/ops.hpp"
+
+namespace cgloopfs::daemon {
+
+/* Throws control::ControlError for unknown commands and bad arguments. */
+nlohmann::json handle_control(const control::Request &request, const control::Peer &peer,
+			      fuse::Filesystem &fs);
+
+} /* namespace cgloopfs::daemon */
