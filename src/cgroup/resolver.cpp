@@ -67,6 +67,9 @@ Resolver::Resolver()
 	root_fd_.reset(::open(mount_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
 	if (!root_fd_)
 		return;
+	struct stat st;
+	if (fstat(root_fd_.get(), &st) == 0)
+		root_id_ = st.st_ino;
 	if (id_by_pidfd(static_cast<pid_t>(syscall(SYS_gettid))) != 0)
 		method_ = Method::pidfd_info;
 	else if (id_by_proc(static_cast<pid_t>(syscall(SYS_gettid))) != 0)
@@ -110,15 +113,18 @@ uint64_t Resolver::id_by_proc(pid_t tid) const noexcept
 
 uint64_t Resolver::cgroup_id(pid_t tid) const noexcept
 {
+	uint64_t id = 0;
 	switch (method_) {
 	case Method::pidfd_info:
-		return id_by_pidfd(tid);
+		id = id_by_pidfd(tid);
+		break;
 	case Method::proc_file:
-		return id_by_proc(tid);
+		id = id_by_proc(tid);
+		break;
 	case Method::none:
 		break;
 	}
-	return 0;
+	return id == root_id_ ? 0 : id;
 }
 
 std::string Resolver::path(pid_t tid) const

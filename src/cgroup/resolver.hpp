@@ -29,7 +29,10 @@ public:
 	/* Finds the cgroup2 mount in /proc/self/mountinfo and probes PIDFD_GET_INFO. */
 	Resolver();
 
-	/* The cgroup id of thread `tid`; 0 when it cannot be known (tid 0, gone, no v2). */
+	/*
+	 * The cgroup id of thread `tid`; 0 when it cannot be known (tid 0, gone,
+	 * no v2) or is the root cgroup: both are served by the root queue.
+	 */
 	uint64_t cgroup_id(pid_t tid) const noexcept;
 
 	/* The cgroup path of `tid` for display ("/a/b"); "" when unknown. */
@@ -45,6 +48,7 @@ public:
 private:
 	std::string mount_;
 	UniqueFd root_fd_; /* the cgroup2 mount, O_PATH */
+	uint64_t root_id_ = 0; /* the id of the root cgroup (of our namespace) */
 	Method method_ = Method::none;
 };
 

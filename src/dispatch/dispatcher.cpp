@@ -225,8 +225,10 @@ std::vector<std::shared_ptr<const CgroupStats>> Dispatcher::stats() const
 	std::lock_guard<std::mutex> l(mutex_);
 	for (const auto &[id, s] : stats_)
 		out.push_back(s);
-	std::sort(out.begin(), out.end(),
-		  [](const auto &a, const auto &b) { return a->path < b->path; });
+	/* The root queue first, then by path. */
+	std::sort(out.begin(), out.end(), [](const auto &a, const auto &b) {
+		return std::make_pair(a->id != 0, a->path) < std::make_pair(b->id != 0, b->path);
+	});
 	return out;
 }
 
