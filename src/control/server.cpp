@@ -36,7 +36,8 @@ struct Client {
 	std::string in;
 	std::string out;
 	int64_t deadline_ms = 0;
-	bool closing = false; /* close once `out` is sent */
+	bool closing = false;	  /* close once `out` is sent */
+	bool discarding = false; /* after an oversized message: drop input until EOF */
 };
 
 int make_dirs(const std::string &dir)
@@ -198,7 +199,9 @@ void ControlServer::loop(std::stop_token stop)
 		int64_t now = now_ms();
 		int timeout = -1;
 		for (auto &c : clients) {
-			short ev = c.out.empty() ? POLLIN : POLLOUT;
+			short ev = c.out.empty() || c.discarding ? POLLIN : POLLOUT;
+			if (c.discarding && !c.out.empty())
+				ev |= POLLOUT;
 			pfds.push_back({c.fd.get(), ev, 0});
 			int left = static_cast<int>(std::max<int64_t>(c.deadline_ms - now, 0));
 			timeout = timeout < 0 ? left : std::min(timeout, left);
@@ -221,11 +224,15 @@ void ControlServer::loop(std::stop_token stop)
 			}
 			if ((re & POLLOUT) && !c.out.empty()) {
 				ssize_t w = send(c.fd.get(), c.out.data(), c.out.size(), MSG_NOSIGNAL);
-				if (w > 0)
+				if (w > 0) {
 					c.out.erase(0, static_cast<size_t>(w));
-				else if (w < 0 && errno != EAGAIN && errno != EINTR)
-					c.out.clear(), c.closing = true, c.deadline_ms = 0;
-				continue;
+				} else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+					c.out.clear();
+					c.closing = true;
+					c.deadline_ms = 0;
+				}
+				if (!c.discarding)
+					continue;
 			}
 			if (re & POLLIN) {
 				ssize_t r = recv(c.fd.get(), buf, sizeof(buf), 0);
@@ -236,6 +243,9 @@ void ControlServer::loop(std::stop_token stop)
 					}
 					continue;
 				}
+				c.deadline_ms = now + client_timeout_ms;
+				if (c.discarding)
+					continue;
 				c.in.append(buf, static_cast<size_t>(r));
 				size_t nl;
 				while ((nl = c.in.find('\n')) != std::string::npos) {
@@ -243,11 +253,11 @@ void ControlServer::loop(std::stop_token stop)
 					c.in.erase(0, nl + 1);
 				}
 				if (c.in.size() >= max_message) {
+					/* Answer, then read the rest away so the peer sees the answer. */
 					c.out += error_reply("message too long");
 					c.in.clear();
-					c.closing = true;
+					c.discarding = true;
 				}
-				c.deadline_ms = now + client_timeout_ms;
 			}
 		}
 		/* Drop finished, closed and timed-out clients. */

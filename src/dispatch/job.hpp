@@ -11,6 +11,7 @@
  */
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 #include "common/aligned_buffer.hpp"
@@ -21,6 +22,22 @@ namespace cgloopfs::dispatch {
 struct WorkerContext {
 	AlignedBuffer data;    /* read results */
 	AlignedBuffer scratch; /* read-modify-write of unaligned direct I/O */
+
+	/*
+	 * Called by the job just before it answers: from here on this thread
+	 * counts as free, so a caller's next request (which may arrive before
+	 * the thread is back in its queue) does not start another thread.
+	 */
+	void answering()
+	{
+		if (finishing && !announced) {
+			finishing->fetch_add(1, std::memory_order_relaxed);
+			announced = true;
+		}
+	}
+
+	std::atomic<unsigned> *finishing = nullptr; /* the worker's count */
+	bool announced = false;
 };
 
 enum class JobKind : uint8_t { read, write, sync, discard, other };

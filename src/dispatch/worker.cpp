@@ -69,7 +69,8 @@ void Worker::enqueue(Job *job)
 		head_ = job;
 	tail_ = job;
 	queued_++;
-	if (queued_ > idle_threads_ && threads_.size() < dispatcher_.depth_.load() && !stopping_)
+	size_t free_threads = idle_threads_ + finishing_.load(std::memory_order_relaxed);
+	if (queued_ > free_threads && threads_.size() < dispatcher_.depth_.load() && !stopping_)
 		(void)spawn_locked(); /* a failure leaves the job to the running threads */
 	if (idle_threads_ > 0)
 		cv_.notify_one();
@@ -99,6 +100,7 @@ void Worker::thread_main(std::stop_token)
 	pthread_setname_np(pthread_self(), name.c_str());
 
 	WorkerContext ctx;
+	ctx.finishing = &finishing_;
 	const Clock &clock = dispatcher_.clock_;
 	std::unique_lock<std::mutex> l(mutex_);
 	for (;;) {
@@ -117,6 +119,10 @@ void Worker::thread_main(std::stop_token)
 		int64_t latency = now - job->submitted_ns;
 
 		l.lock();
+		if (ctx.announced) {
+			finishing_.fetch_sub(1, std::memory_order_relaxed);
+			ctx.announced = false;
+		}
 		if (job->prev_)
 			job->prev_->next_ = job->next_;
 		else

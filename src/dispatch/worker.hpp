@@ -7,6 +7,7 @@
  */
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -59,6 +60,7 @@ private:
 	Job *inflight_ = nullptr; /* running jobs, guarded by mutex_ */
 	size_t in_flight_ = 0;
 	size_t idle_threads_ = 0;
+	std::atomic<unsigned> finishing_{0}; /* threads past their job's answer */
 	size_t live_threads_ = 0;
 	uint64_t served_ = 0;
 	int64_t last_active_ns_ = 0;

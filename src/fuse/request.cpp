@@ -126,10 +126,12 @@ dispatch::JobOutcome IoRequest::run(dispatch::WorkerContext &ctx) noexcept
 			if (!r.ok()) {
 				out.failed = true;
 				log_io_error(img, "read", pos, -r.error());
+				ctx.answering();
 				answer_error(errno_for_caller(-r.error()));
 				break;
 			}
 			out.bytes = r->size();
+			ctx.answering();
 			if (claim_answer())
 				fuse_reply_buf(req_, r->data(), r->size());
 			break;
@@ -141,10 +143,12 @@ dispatch::JobOutcome IoRequest::run(dispatch::WorkerContext &ctx) noexcept
 				out.failed = true;
 				if (r.error() != -ENOSPC && r.error() != -EROFS)
 					log_io_error(img, "write", pos, -r.error());
+				ctx.answering();
 				answer_error(errno_for_caller(-r.error()));
 				break;
 			}
 			out.bytes = *r;
+			ctx.answering();
 			if (claim_answer())
 				fuse_reply_write(req_, *r);
 			break;
@@ -156,6 +160,7 @@ dispatch::JobOutcome IoRequest::run(dispatch::WorkerContext &ctx) noexcept
 				out.failed = true;
 				log_io_error(img, "fsync", 0, -r);
 			}
+			ctx.answering();
 			answer_error(r < 0 ? errno_for_caller(-r) : 0);
 			break;
 		}
@@ -166,6 +171,7 @@ dispatch::JobOutcome IoRequest::run(dispatch::WorkerContext &ctx) noexcept
 			if (r < 0 && r != -EOPNOTSUPP && r != -EINVAL && r != -ENOSPC &&
 			    r != -EROFS)
 				log_io_error(img, "fallocate", pos, -r);
+			ctx.answering();
 			answer_error(r < 0 ? errno_for_caller(-r) : 0);
 			break;
 		}
