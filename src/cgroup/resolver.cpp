@@ -51,6 +51,40 @@ std::string read_small_file(const std::string &path)
 	return out;
 }
 
+/*
+ * Ask a pidfd for its thread's cgroup id: 0 when the thread is gone (ESRCH,
+ * also after its tid was reused) or the answer is not about `tid`.
+ */
+uint64_t ask_pidfd(int fd, pid_t tid)
+{
+	PidfdInfo info{};
+	info.mask = pidfd_info_cgroupid;
+	if (ioctl(fd, pidfd_get_info, &info) < 0)
+		return 0;
+	if (!(info.mask & pidfd_info_cgroupid) || info.pid != static_cast<uint32_t>(tid))
+		return 0;
+	return info.cgroupid;
+}
+
+/* The per-thread pidfd cache: direct-mapped by tid, closed at thread exit. */
+struct PidfdCache {
+	static constexpr size_t slots = 64;
+	struct Slot {
+		pid_t tid = 0;
+		int fd = -1;
+	};
+	Slot slot[slots];
+
+	~PidfdCache()
+	{
+		for (auto &s : slot)
+			if (s.fd >= 0)
+				::close(s.fd);
+	}
+};
+
+thread_local PidfdCache pidfd_cache;
+
 std::optional<std::string> v2_path_of(pid_t tid)
 {
 	return parse_v2_path(read_small_file("/proc/" + std::to_string(tid) + "/cgroup"));
@@ -83,13 +117,28 @@ uint64_t Resolver::id_by_pidfd(pid_t tid) const noexcept
 	UniqueFd fd(static_cast<int>(syscall(SYS_pidfd_open, tid, pidfd_thread)));
 	if (!fd)
 		return 0;
-	PidfdInfo info{};
-	info.mask = pidfd_info_cgroupid;
-	if (ioctl(fd.get(), pidfd_get_info, &info) < 0)
+	return ask_pidfd(fd.get(), tid);
+}
+
+uint64_t Resolver::id_by_cached_pidfd(pid_t tid) const noexcept
+{
+	if (tid <= 0)
 		return 0;
-	if (!(info.mask & pidfd_info_cgroupid))
+	auto &s = pidfd_cache.slot[static_cast<size_t>(tid) % PidfdCache::slots];
+	if (s.tid == tid && s.fd >= 0) {
+		if (uint64_t id = ask_pidfd(s.fd, tid))
+			return id;
+	}
+	/* A miss, or the cached thread is gone: open this tid afresh. */
+	if (s.fd >= 0)
+		::close(s.fd);
+	s.tid = 0;
+	/* pidfds are always close-on-exec; pidfd_open takes no O_CLOEXEC. */
+	s.fd = static_cast<int>(syscall(SYS_pidfd_open, tid, pidfd_thread));
+	if (s.fd < 0)
 		return 0;
-	return info.cgroupid;
+	s.tid = tid;
+	return ask_pidfd(s.fd, tid);
 }
 
 uint64_t Resolver::id_by_proc(pid_t tid) const noexcept
@@ -116,7 +165,7 @@ uint64_t Resolver::cgroup_id(pid_t tid) const noexcept
 	uint64_t id = 0;
 	switch (method_) {
 	case Method::pidfd_info:
-		id = id_by_pidfd(tid);
+		id = id_by_cached_pidfd(tid);
 		break;
 	case Method::proc_file:
 		id = id_by_proc(tid);

@@ -6,8 +6,14 @@
  * through a pidfd of the thread (PIDFD_THREAD + PIDFD_GET_INFO, kernel
  * 6.13+), else from /proc/TID/cgroup and the cgroup directory's inode. The
  * caller is blocked in its request while we resolve, so its tid cannot be
- * reused under us; nothing is cached across requests (tids are reused).
- * Thread-safe; no logging above debug.
+ * reused under us.
+ *
+ * Opening and closing a pidfd costs far more than asking it (5 us against
+ * 0.8 us here), so each thread keeps a small cache of pidfds by tid. It
+ * caches the thread, never its cgroup: the cgroup is asked anew on every
+ * request (a thread may move), and a pidfd whose thread has gone answers
+ * ESRCH even when its tid was reused, so a stale entry is reopened, never
+ * trusted. Thread-safe (the cache is per thread); no logging above debug.
  */
 #pragma once
 
@@ -42,6 +48,7 @@ public:
 	const std::string &mount_point() const { return mount_; }
 
 	/* Each way on its own, for tests and the resolution benchmark. */
+	uint64_t id_by_cached_pidfd(pid_t tid) const noexcept;
 	uint64_t id_by_pidfd(pid_t tid) const noexcept;
 	uint64_t id_by_proc(pid_t tid) const noexcept;
 

@@ -118,6 +118,8 @@ nlohmann::json call(const std::string &socket_path, const Request &request)
 		ssize_t w = send(fd.get(), msg.data() + sent, msg.size() - sent, MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR)
 			continue;
+		if (w < 0 && (errno == EPIPE || errno == ECONNRESET))
+			break; /* refused before it read us: its answer says why */
 		if (w <= 0)
 			throw ClientError(fmt::format("control socket \"{}\": {}", socket_path,
 						      std::strerror(errno)));
@@ -135,6 +137,8 @@ nlohmann::json call(const std::string &socket_path, const Request &request)
 		ssize_t n = recv(fd.get(), buf, sizeof(buf), 0);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && errno == ECONNRESET && reply.empty())
+			throw ClientError("the cgloopfs daemon closed the connection");
 		if (n < 0)
 			throw ClientError(fmt::format("control socket: {}", std::strerror(errno)));
 		if (n == 0)

@@ -141,6 +141,21 @@ class Gate:
     def close(self):
         open(self.gate_file, "w").close()
 
+    def held(self):
+        """`with gate.held():` the gate is closed inside, and open again on the way out
+        (also when the test fails, so nothing stays stuck behind it)."""
+        gate = self
+
+        class Held:
+            def __enter__(self):
+                gate.close()
+                return gate
+
+            def __exit__(self, *exc):
+                gate.open()
+                return False
+        return Held()
+
     def open(self):
         if os.path.exists(self.gate_file):
             os.unlink(self.gate_file)
@@ -154,6 +169,18 @@ class Gate:
             self.proc.kill()
             self.proc.wait(5)
         self.err.close()
+
+
+def wait_arrived(mnt, path, n, timeout=10):
+    """Wait until `n` requests of cgroup `path` (None: the root queue) are queued or
+    in flight."""
+    def arrived():
+        for w in ctl(mnt, "workers"):
+            if (path is None and w["root"]) or (path is not None and w["cgroup"] == path):
+                return w["in_flight"] + w["queued"] >= n
+        return False
+    check(harness.wait_for(arrived, timeout, interval=0.05),
+          f"{path or 'the root queue'} never had {n} requests: {ctl(mnt, 'workers')}")
 
 
 def wait_in_flight(mnt, path, n, timeout=10):
@@ -211,26 +238,22 @@ def _isolation(t, dispatch, stalled_op):
     a, b = cg.child("a"), cg.child("b")
     with t.mount(gate.disk, opts=f"dispatch={dispatch},worker_depth={depth}") as m:
         f = m.path("disk")
-        gate.close()
-        # Four stalled requests from A: more than the depth of a worker (and of the
-        # single queue), all in one cgroup.
-        stalled = [start_io(cg, a, f, stalled_op, 40 * MiB + i * MiB, 4096, seed=7)
-                   for i in range(4)]
-        if dispatch == "cgroup":
-            wait_in_flight(m.mnt, cg.rel(a), depth)
-        else:
-            check(harness.wait_for(lambda: ctl(m.mnt, "workers")[0]["in_flight"] >= depth,
-                                   10, 0.05), "the root queue never filled")
-        time.sleep(0.2)
-        t0 = time.monotonic()
-        pb_w = start_io(cg, b, f, "write", 1 * MiB, 64 * 1024, seed=3)
-        pb_r = start_io(cg, b, f, "read", 2 * MiB, 64 * 1024)
-        done = harness.wait_for(lambda: pb_w.poll() is not None and pb_r.poll() is not None,
-                                3.0, 0.01)
-        b_time = time.monotonic() - t0 if done else None
-        for p in stalled:
-            check(p.poll() is None, f"a stalled {stalled_op} of A finished with the gate closed")
-        gate.open()
+        with gate.held():
+            # Four stalled requests from A: more than the depth of a worker (and of
+            # the single queue), all in one cgroup.
+            stalled = [start_io(cg, a, f, stalled_op, 40 * MiB + i * MiB, 4096, seed=7)
+                       for i in range(4)]
+            wait_arrived(m.mnt, cg.rel(a) if dispatch == "cgroup" else None, 4)
+            time.sleep(0.2)
+            t0 = time.monotonic()
+            pb_w = start_io(cg, b, f, "write", 1 * MiB, 64 * 1024, seed=3)
+            pb_r = start_io(cg, b, f, "read", 2 * MiB, 64 * 1024)
+            done = harness.wait_for(lambda: pb_w.poll() is not None and
+                                    pb_r.poll() is not None, 3.0, 0.01)
+            b_time = time.monotonic() - t0 if done else None
+            for p in stalled:
+                check(p.poll() is None,
+                      f"a stalled {stalled_op} of A finished with the gate closed")
         rb_w, rb_r = finish_io(pb_w), finish_io(pb_r)
         check(rb_w["ok"] and rb_r["ok"], f"B failed: {rb_w} {rb_r}")
         for p in stalled:
@@ -281,21 +304,52 @@ def test_single_queue_is_held_up_by_stalled_writes(t):
 
 
 @harness.timeout(60)
+def test_reused_pid_in_another_cgroup_is_attributed_to_it(t):
+    """A caller's tid reused by a process of another cgroup (forced through
+    ns_last_pid) is attributed to the new cgroup: nothing about a dead thread is
+    trusted."""
+    img = t.path("p.img")
+    harness.make_sparse(img, 16 * MiB)
+    cg = t.cgroup()
+    a, b = cg.child("a"), cg.child("b")
+    with t.mount(img) as m:
+        f = m.path("p.img")
+        p1 = start_io(cg, a, f, "read", 0, 2 * MiB, chunk=4096)
+        pid = p1.pid
+        check(finish_io(p1)["ok"], "first read")
+        p2 = None
+        for _ in range(50):
+            with open("/proc/sys/kernel/ns_last_pid", "w") as nl:
+                nl.write(str(pid - 1))
+            p2 = start_io(cg, b, f, "read", 0, 1 * MiB, chunk=4096)
+            if p2.pid == pid:
+                break
+            finish_io(p2)
+            p2 = None
+        check(p2 is not None, f"could not get pid {pid} again")
+        check(finish_io(p2)["ok"], "second read")
+        stats = stats_by_path(m.mnt)
+        check_eq(stats[cg.rel(a)]["bytes_read"], 2 * MiB, "bytes read by the first owner")
+        check_eq(stats[cg.rel(b)]["bytes_read"], 1 * MiB,
+                 "bytes read by the pid's second owner (another cgroup)")
+
+
+@harness.timeout(60)
 def test_parallel_requests_within_a_cgroup(t):
     """worker_depth=3: three stalled requests of one cgroup are in flight at once."""
     gate = Gate(t, 64 * MiB, 32 * MiB)
     cg = t.cgroup()
     a = cg.child("a")
     with t.mount(gate.disk, opts="worker_depth=3") as m:
-        gate.close()
-        ps = [start_io(cg, a, m.path("disk"), "read", 40 * MiB + i * MiB, 4096)
-              for i in range(5)]
-        wait_in_flight(m.mnt, cg.rel(a), 3)
-        w = workers_by_path(m.mnt)[cg.rel(a)]
-        check_eq(w["in_flight"], 3, "in flight (the depth)")
-        check_eq(w["queued"], 2, "queued behind them")
-        check_eq(w["state"], "active", "state")
-        gate.open()
+        with gate.held():
+            ps = [start_io(cg, a, m.path("disk"), "read", 40 * MiB + i * MiB, 4096)
+                  for i in range(5)]
+            wait_arrived(m.mnt, cg.rel(a), 5)
+            w = workers_by_path(m.mnt)[cg.rel(a)]
+            check_eq(w["in_flight"], 3, "in flight (the depth)")
+            check_eq(w["queued"], 2, "queued behind them")
+            check_eq(w["threads"], 3, "threads")
+            check_eq(w["state"], "active", "state")
         for p in ps:
             check(finish_io(p)["ok"], "a read failed")
 
@@ -431,13 +485,11 @@ def test_sigterm_with_stalled_and_queued_requests(t):
     a = cg.child("a")
     m = t.mount(gate.disk, opts="worker_depth=2", expect_exit=0,
                 allow_stderr=r"answered with EIO")
-    with m:
-        gate.close()
+    with m, gate.held():
         ps = [start_io(cg, a, m.path("disk"), op, 40 * MiB + i * MiB, 4096, seed=2)
               for i, op in enumerate(["read", "write", "read", "write", "read"])]
-        wait_in_flight(m.mnt, cg.rel(a), 2)
-        check(harness.wait_for(lambda: workers_by_path(m.mnt)[cg.rel(a)]["queued"] >= 3, 10,
-                               0.05), "requests not queued")
+        wait_arrived(m.mnt, cg.rel(a), 5)
+        check_eq(workers_by_path(m.mnt)[cg.rel(a)]["queued"], 3, "queued")
         t0 = time.monotonic()
         m.signal(signal.SIGTERM)
         results = []
@@ -468,14 +520,13 @@ def test_lazy_unmount_with_stalled_requests(t):
     cg = t.cgroup()
     a = cg.child("a")
     with t.mount(gate.disk, opts="worker_depth=2") as m:
-        gate.close()
-        ps = [start_io(cg, a, m.path("disk"), "write", 40 * MiB + i * MiB, 4096, seed=4)
-              for i in range(4)]
-        wait_in_flight(m.mnt, cg.rel(a), 2)
-        harness.run(["umount", "-l", m.mnt])
-        check(not harness.is_mounted(m.mnt), "still mounted after umount -l")
-        time.sleep(0.5)
-        gate.open()
+        with gate.held():
+            ps = [start_io(cg, a, m.path("disk"), "write", 40 * MiB + i * MiB, 4096, seed=4)
+                  for i in range(4)]
+            wait_arrived(m.mnt, cg.rel(a), 4)
+            harness.run(["umount", "-l", m.mnt])
+            check(not harness.is_mounted(m.mnt), "still mounted after umount -l")
+            time.sleep(0.5)
         for p in ps:
             check(finish_io(p)["ok"], "a stalled write failed")
         rc = m.wait_exit(15)
