@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""The cgloopfs benchmark: fio against the raw backing file, the kernel loop
+device and cgloopfs (dispatch=cgroup and dispatch=single), in one run, on the
+same image, and a table of ratios against raw and against the loop device.
+
+    ./bench/run.py [--disk] [--seconds N] [--jobs seqread,seqwrite,randread,randwrite]
+
+Builds in release mode (build-bench/), makes a 1 GiB image on tmpfs (/dev/shm;
+--disk: /var/tmp), and runs fio with O_DIRECT inside a child cgroup of its own,
+so dispatch=cgroup serves it from a per-cgroup worker. Run as root.
+Everything it starts it stops; everything it makes it removes.
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+JOBS = {
+    "seqread": dict(rw="read", bs="1M", iodepth=1, numjobs=1, unit="MiB/s"),
+    "seqwrite": dict(rw="write", bs="1M", iodepth=1, numjobs=1, unit="MiB/s"),
+    "randread": dict(rw="randread", bs="4k", iodepth=1, numjobs=4, unit="IOPS"),
+    "randwrite": dict(rw="randwrite", bs="4k", iodepth=1, numjobs=4, unit="IOPS"),
+}
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def cgroup2_root():
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            parts = line.split()
+            dash = parts.index("-")
+            if parts[dash + 1] == "cgroup2":
+                return parts[4]
+    sys.exit("bench: no cgroup2 mount")
+
+
+def build():
+    bdir = os.path.join(TOP, "build-bench")
+    if not os.path.exists(os.path.join(bdir, "build.ninja")):
+        sh(["meson", "setup", bdir, "-Dbuildtype=release", "-Dtests=false",
+            "--wrap-mode=nofallback"], cwd=TOP, stdout=subprocess.DEVNULL)
+    sh(["ninja", "-C", bdir], stdout=subprocess.DEVNULL)
+    return os.path.join(bdir, "src", "cgloopfs")
+
+
+def daemon_cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_fio(cg, target, job, seconds, size):
+    spec = JOBS[job]
+    cmd = ["fio", "--name=" + job, "--filename=" + target, "--direct=1",
+           "--ioengine=psync", "--rw=" + spec["rw"], "--bs=" + spec["bs"],
+           "--numjobs=" + str(spec["numjobs"]), "--size=" + str(size),
+           "--time_based", "--runtime=" + str(seconds), "--ramp_time=1",
+           "--group_reporting", "--output-format=json", "--randrepeat=0"]
+    def enter():
+        with open(os.path.join(cg, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
+    out = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=enter)
+    if out.returncode != 0:
+        raise RuntimeError(f"fio failed on {target}: {out.stderr}")
+    j = json.loads(out.stdout[out.stdout.index("{"):])["jobs"][0]
+    side = j["read"] if "read" in spec["rw"] else j["write"]
+    if spec["unit"] == "MiB/s":
+        value = side["bw_bytes"] / (1 << 20)
+    else:
+        value = side["iops"]
+    p99 = side["clat_ns"]["percentile"].get("99.000000", 0) / 1000.0
+    return value, p99
+
+
+class Cgloopfs:
+    def __init__(self, binary, image, opts, tmp):
+        self.mnt = tempfile.mkdtemp(prefix="mnt-", dir=tmp)
+        self.proc = subprocess.Popen([binary, "-f", "-o", opts, image, self.mnt],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for _ in range(500):
+            if os.path.ismount(self.mnt):
+                break
+            if self.proc.poll() is not None:
+                raise RuntimeError("cgloopfs exited: " + self.proc.stderr.read().decode())
+            time.sleep(0.01)
+        self.file = os.path.join(self.mnt, os.path.basename(image))
+
+    def close(self):
+        subprocess.run(["fusermount3", "-u", self.mnt])
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.rmdir(self.mnt)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--disk", action="store_true", help="image on /var/tmp instead of tmpfs")
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--size", default="1G")
+    ap.add_argument("--jobs", default=",".join(JOBS))
+    ap.add_argument("--targets", default="raw,loop,cgroup,single")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench: run as root")
+    for tool in ("fio", "losetup", "fusermount3"):
+        if not shutil.which(tool):
+            sys.exit(f"bench: {tool} is missing (./scripts/install-deps.sh)")
+    binary = build()
+    base = "/var/tmp" if args.disk else "/dev/shm"
+    tmp = tempfile.mkdtemp(prefix="cgloopfs-bench-", dir=base)
+    image = os.path.join(tmp, "bench.img")
+    cgroot = cgroup2_root()
+    cg = os.path.join(cgroot, f"cgloopfs-bench-{os.getpid()}")
+    os.mkdir(cg)
+    loopdev = None
+    mounts = {}
+    results = {}
+    try:
+        sh(["fio", "--name=fill", "--filename=" + image, "--rw=write", "--bs=1M",
+            "--size=" + args.size, "--output=/dev/null"])
+        size = os.path.getsize(image)
+        targets = args.targets.split(",")
+        files = {"raw": image}
+        if "loop" in targets:
+            loopdev = subprocess.run(["losetup", "--find", "--show", "--direct-io=on", image],
+                                     capture_output=True, text=True, check=True).stdout.strip()
+            files["loop"] = loopdev
+        for name, opts in (("cgroup", "dispatch=cgroup"), ("single", "dispatch=single")):
+            if name in targets:
+                mounts[name] = Cgloopfs(binary, image, opts, tmp)
+                files[name] = mounts[name].file
+        for job in args.jobs.split(","):
+            for target in targets:
+                cpu0 = daemon_cpu_seconds(mounts[target].proc.pid) if target in mounts else 0
+                t0 = time.monotonic()
+                value, p99 = run_fio(cg, files[target], job, args.seconds, size)
+                cpu = (daemon_cpu_seconds(mounts[target].proc.pid) - cpu0) / \
+                    (time.monotonic() - t0) if target in mounts else None
+                results[(job, target)] = (value, p99, cpu)
+                print(f"  {job:10} {target:7} {value:10.1f} {JOBS[job]['unit']:6} "
+                      f"p99 {p99:9.1f} us", file=sys.stderr, flush=True)
+    finally:
+        for m in mounts.values():
+            m.close()
+        if loopdev:
+            subprocess.run(["losetup", "-d", loopdev])
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.rmdir(cg)
+
+    cpu_model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    print(f"# cgloopfs bench: {os.cpu_count()} CPUs ({cpu_model}), kernel {os.uname().release}, "
+          f"image {args.size} on {'disk' if args.disk else 'tmpfs'}, {args.seconds} s per job, O_DIRECT")
+    print()
+    print("| job | target | result | p99 | daemon CPU | vs raw | vs loop |")
+    print("|---|---|---|---|---|---|---|")
+    for job in args.jobs.split(","):
+        raw = results.get((job, "raw"), (None,))[0]
+        loop = results.get((job, "loop"), (None,))[0]
+        for target in args.targets.split(","):
+            if (job, target) not in results:
+                continue
+            value, p99, cpu = results[(job, target)]
+            unit = JOBS[job]["unit"]
+            vr = f"{value / raw:.2f}x" if raw else "-"
+            vl = f"{value / loop:.2f}x" if loop else "-"
+            c = f"{cpu * 100:.0f}%" if cpu is not None else "-"
+            print(f"| {job} | {target} | {value:.0f} {unit} | {p99:.0f} us | {c} | {vr} | {vl} |")
+
+
+if __name__ == "__main__":
+    main()
