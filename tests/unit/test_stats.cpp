@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * dispatch/stats: LatencyHistogram buckets and quantiles, CgroupStats.
+ */
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "dispatch/stats.hpp"
+
+using namespace cgloopfs::dispatch;
+
+namespace {
+
+/* The last bucket that bucket_of can return (for UINT64_MAX). */
+unsigned last_bucket()
+{
+	return LatencyHistogram::bucket_of(UINT64_MAX);
+}
+
+/* |got - want| <= tolerance * want */
+bool within(uint64_t got, uint64_t want, double tolerance)
+{
+	double g = static_cast<double>(got), w = static_cast<double>(want);
+	return std::fabs(g - w) <= tolerance * w;
+}
+
+} /* namespace */
+
+TEST_CASE("LatencyHistogram: small values have a bucket each")
+{
+	for (uint64_t ns = 0; ns < 8; ns++) {
+		CAPTURE(ns);
+		CHECK(LatencyHistogram::bucket_of(ns) == ns);
+		CHECK(LatencyHistogram::bucket_upper(static_cast<unsigned>(ns)) == ns);
+	}
+}
+
+TEST_CASE("LatencyHistogram: every value lands in range and below its bucket's upper bound")
+{
+	CHECK(last_bucket() < LatencyHistogram::buckets);
+	std::vector<uint64_t> values;
+	for (unsigned shift = 0; shift < 64; shift++) {
+		uint64_t p = uint64_t{1} << shift;
+		for (uint64_t v : {p - 1, p, p + 1, p + p / 4, p + p / 2, p + p / 2 + p / 4})
+			values.push_back(v);
+	}
+	values.push_back(UINT64_MAX);
+	values.push_back(UINT64_MAX - 1);
+	for (uint64_t v : values) {
+		CAPTURE(v);
+		unsigned b = LatencyHistogram::bucket_of(v);
+		REQUIRE(b < LatencyHistogram::buckets);
+		CHECK(v <= LatencyHistogram::bucket_upper(b));
+		if (b > 0)
+			CHECK(v > LatencyHistogram::bucket_upper(b - 1));
+	}
+}
+
+TEST_CASE("LatencyHistogram: buckets are monotonic and cover every value")
+{
+	/* Each bucket starts right after the previous one ends: no gap, no overlap. */
+	unsigned last = last_bucket();
+	CHECK(LatencyHistogram::bucket_upper(last) == UINT64_MAX);
+	unsigned bad = LatencyHistogram::buckets;
+	for (unsigned b = 1; b <= last && bad == LatencyHistogram::buckets; b++) {
+		uint64_t prev = LatencyHistogram::bucket_upper(b - 1);
+		uint64_t upper = LatencyHistogram::bucket_upper(b);
+		if (upper <= prev || LatencyHistogram::bucket_of(prev + 1) != b ||
+		    LatencyHistogram::bucket_of(upper) != b)
+			bad = b;
+	}
+	CHECK(bad == LatencyHistogram::buckets);
+
+	/* bucket_of is monotonic over a sweep of values. */
+	unsigned prev = 0;
+	bool monotonic = true;
+	for (uint64_t v = 0; v < 1u << 20; v++) {
+		unsigned b = LatencyHistogram::bucket_of(v);
+		monotonic = monotonic && b >= prev && b <= prev + 1;
+		prev = b;
+	}
+	CHECK(monotonic);
+}
+
+TEST_CASE("LatencyHistogram: bucket width is a quarter of its power of two")
+{
+	/* 4 buckets per power of two: the upper bound is at most 25% above the lower. */
+	for (unsigned b = 8; b <= last_bucket(); b++) {
+		CAPTURE(b);
+		uint64_t lower = LatencyHistogram::bucket_upper(b - 1) + 1;
+		uint64_t upper = LatencyHistogram::bucket_upper(b);
+		CHECK(static_cast<double>(upper - lower) <= 0.25 * static_cast<double>(lower));
+	}
+}
+
+TEST_CASE("LatencyHistogram: empty")
+{
+	LatencyHistogram h;
+	CHECK(h.count() == 0);
+	CHECK(h.quantile(0.5) == 0);
+	CHECK(h.quantile(0.99) == 0);
+	CHECK(h.quantile(1.0) == 0);
+}
+
+TEST_CASE("LatencyHistogram: count and exact small values")
+{
+	LatencyHistogram h;
+	for (uint64_t v : {0, 1, 2, 3})
+		h.record(v);
+	CHECK(h.count() == 4);
+	CHECK(h.quantile(0.25) == 0);
+	CHECK(h.quantile(0.5) == 1);
+	CHECK(h.quantile(1.0) == 3);
+}
+
+TEST_CASE("LatencyHistogram: quantiles of a uniform distribution within 20%")
+{
+	/* 1..100 us, every nanosecond value equally often. */
+	LatencyHistogram h;
+	std::mt19937_64 rng(42);
+	std::uniform_int_distribution<uint64_t> dist(1000, 100000);
+	const int n = 100000;
+	for (int i = 0; i < n; i++)
+		h.record(dist(rng));
+	CHECK(h.count() == static_cast<uint64_t>(n));
+	for (double q : {0.1, 0.25, 0.5, 0.75, 0.9, 0.99}) {
+		CAPTURE(q);
+		uint64_t want = 1000 + static_cast<uint64_t>(q * 99000);
+		uint64_t got = h.quantile(q);
+		CAPTURE(got);
+		CHECK(within(got, want, 0.20));
+		/* A histogram quantile rounds up to its bucket's bound, never down. */
+		CHECK(static_cast<double>(got) >= 0.99 * static_cast<double>(want));
+	}
+}
+
+TEST_CASE("LatencyHistogram: quantiles of a bimodal distribution")
+{
+	/* 90% fast (about 50 us), 10% slow (about 20 ms): p50 fast, p99 slow. */
+	LatencyHistogram h;
+	std::mt19937_64 rng(7);
+	std::uniform_int_distribution<uint64_t> fast(45000, 55000), slow(18000000, 22000000);
+	for (int i = 0; i < 9000; i++)
+		h.record(fast(rng));
+	for (int i = 0; i < 1000; i++)
+		h.record(slow(rng));
+	CHECK(within(h.quantile(0.5), 50000, 0.20));
+	CHECK(within(h.quantile(0.85), 55000, 0.20));
+	CHECK(within(h.quantile(0.99), 22000000, 0.20));
+	CHECK(within(h.quantile(1.0), 22000000, 0.20));
+	CHECK(h.quantile(0.9) < 1000000);
+	CHECK(h.quantile(0.91) > 1000000);
+}
+
+TEST_CASE("LatencyHistogram: quantiles of a log-uniform distribution within 20%")
+{
+	/* 1 us .. 1 s, uniform in log: every octave equally often. */
+	LatencyHistogram h;
+	std::mt19937_64 rng(1234);
+	std::uniform_real_distribution<double> exponent(3.0, 9.0);
+	std::vector<uint64_t> samples;
+	for (int i = 0; i < 50000; i++) {
+		uint64_t v = static_cast<uint64_t>(std::pow(10.0, exponent(rng)));
+		samples.push_back(v);
+		h.record(v);
+	}
+	std::sort(samples.begin(), samples.end());
+	for (double q : {0.05, 0.5, 0.9, 0.99, 0.999}) {
+		CAPTURE(q);
+		uint64_t want = samples[static_cast<size_t>(std::ceil(q * samples.size())) - 1];
+		uint64_t got = h.quantile(q);
+		CAPTURE(want);
+		CAPTURE(got);
+		CHECK(within(got, want, 0.20));
+		CHECK(got >= want);
+	}
+}
+
+TEST_CASE("LatencyHistogram: very large values")
+{
+	LatencyHistogram h;
+	h.record(UINT64_MAX);
+	h.record(uint64_t{1} << 63);
+	CHECK(h.count() == 2);
+	CHECK(h.quantile(1.0) == UINT64_MAX);
+	CHECK(h.quantile(0.5) >= uint64_t{1} << 63);
+}
+
+/*
+ * KNOWN BUG (src/dispatch/stats.hpp, the LatencyHistogram comment, with
+ * stats.cpp quantile()): "a percentile is within 19% of the truth" does not
+ * hold. quantile() answers the upper bound of a bucket, and a bucket spans a
+ * quarter of its power of two, so a value at the bottom of a bucket is
+ * reported up to 25% high: every latency exactly 1024 ns gives p50 = 1279 ns
+ * (+24.9%). Answering the bucket's midpoint would keep the error under 12.5%.
+ */
+TEST_CASE("LatencyHistogram: a point mass is reported within 19%" *
+	  doctest::test_suite("known-bugs") * doctest::may_fail())
+{
+	LatencyHistogram h;
+	for (int i = 0; i < 100; i++)
+		h.record(1024);
+	CHECK(within(h.quantile(0.5), 1024, 0.19));
+}
+
+TEST_CASE("LatencyHistogram: concurrent recording loses nothing")
+{
+	LatencyHistogram h;
+	std::vector<std::thread> threads;
+	for (int t = 0; t < 4; t++)
+		threads.emplace_back([&h, t] {
+			for (int i = 0; i < 10000; i++)
+				h.record(static_cast<uint64_t>(1000 * (t + 1) + i));
+		});
+	for (auto &t : threads)
+		t.join();
+	CHECK(h.count() == 40000);
+}
+
+TEST_CASE("CgroupStats::record counts by kind")
+{
+	CgroupStats s(7, "/a/b");
+	CHECK(s.id == 7);
+	CHECK(s.path == "/a/b");
+	s.record({JobKind::read, 4096, false}, 1000, 11);
+	s.record({JobKind::read, 100, true}, 2000, 12);
+	s.record({JobKind::write, 512, false}, 3000, 13);
+	s.record({JobKind::sync, 0, false}, 4000, 14);
+	s.record({JobKind::discard, 0, true}, 5000, 15);
+	s.record({JobKind::other, 0, false}, 6000, 16);
+	CHECK(s.reads == 2);
+	CHECK(s.bytes_read == 4196);
+	CHECK(s.writes == 1);
+	CHECK(s.bytes_written == 512);
+	CHECK(s.syncs == 1);
+	CHECK(s.discards == 1);
+	CHECK(s.others == 1);
+	CHECK(s.errors == 2);
+	CHECK(s.last_active_ns == 16);
+	CHECK(s.latency.count() == 6);
+}
