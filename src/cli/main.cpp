@@ -22,6 +22,7 @@
 #include <fmt/core.h>
 
 #include "cli/table.hpp"
+#include "config/mount_options.hpp"
 #include "control/client.hpp"
 
 using namespace cgloopfs;
@@ -78,6 +79,7 @@ Options parse(int argc, char **argv)
 	};
 	Options o;
 	std::vector<std::string> pos;
+	optind = 0; /* a full reset of getopt's state */
 	opterr = 0;
 	for (;;) {
 		int c = getopt_long(argc, argv, "+m:s:JhV", longopts, nullptr);
@@ -104,10 +106,7 @@ Options parse(int argc, char **argv)
 			std::printf("cgloopctl %s\n", CGLOOPFS_VERSION);
 			std::exit(EXIT_SUCCESS);
 		default:
-			if (optopt)
-				throw UsageError(fmt::format("unknown option \"-{}\"",
-							     static_cast<char>(optopt)));
-			throw UsageError(fmt::format("unknown option \"{}\"", argv[optind - 1]));
+			throw UsageError(config::describe_getopt_error(argv[optind - 1], optopt));
 		}
 	}
 	if (pos.empty())

@@ -55,13 +55,26 @@ bool valid_block_size(uint64_t v)
 	return v >= 512 && v <= 4096 && (v & (v - 1)) == 0;
 }
 
+std::string printable(std::string_view text)
+{
+	std::string out;
+	for (char c : text) {
+		auto u = static_cast<unsigned char>(c);
+		if (u < 0x20 || u == 0x7f || c == '\\' || c == '"')
+			out += fmt::format("\\x{:02x}", u);
+		else
+			out += c;
+	}
+	return out;
+}
+
 std::string describe(const std::string &origin, const std::string &name)
 {
 	std::string s;
 	if (!origin.empty())
 		s = origin + ": ";
 	if (!name.empty())
-		s += fmt::format("image \"{}\": ", name);
+		s += fmt::format("image \"{}\": ", printable(name));
 	return s;
 }
 
@@ -116,7 +129,8 @@ void check_unique_names(const std::vector<ImageSpec> &specs)
 			continue;
 		std::string first = it->second->origin.empty() ? "" : " (first at " + it->second->origin + ")";
 		throw ConfigError(fmt::format("{}name: \"{}\" is used twice{}",
-					      describe(spec.origin, spec.name), spec.name, first));
+					      describe(spec.origin, spec.name), printable(spec.name),
+					      first));
 	}
 }
 

@@ -76,7 +76,10 @@ ImageSpec make_spec(const ImageSettings &s, const std::string &origin);
 /* Refuse duplicate names in a list of specs (ConfigError naming both places). */
 void check_unique_names(const std::vector<ImageSpec> &specs);
 
-/* 'm.toml:7: image "a": ' style prefix for messages. */
+/* `text` safe to print inside quotes: control bytes, NUL, '\\' and '"' as \xNN. */
+std::string printable(std::string_view text);
+
+/* 'm.toml:7: image "a": ' style prefix for messages (the name made printable). */
 std::string describe(const std::string &origin, const std::string &name);
 
 } /* namespace cgloopfs::config */

@@ -195,7 +195,7 @@ std::vector<ImageSpec> parse_manifest(std::string_view text, const std::string &
 			defaults = reader.read(*t, true);
 		} else if (k == "image") {
 			images = node.as_array();
-			if (!images || !images->is_array_of_tables())
+			if (!images || (!images->empty() && !images->is_array_of_tables()))
 				throw ConfigError(at + ": image: must be an array of tables ([[image]])");
 		} else {
 			throw ConfigError(fmt::format(
@@ -255,7 +255,8 @@ std::string format_manifest(const std::vector<ImageSpec> &specs)
 			t.insert("gid", static_cast<int64_t>(*spec.gid));
 		images.push_back(std::move(t));
 	}
-	root.insert("image", std::move(images));
+	if (!images.empty())
+		root.insert("image", std::move(images));
 	std::ostringstream ss;
 	ss << root << "\n";
 	return ss.str();

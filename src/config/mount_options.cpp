@@ -116,8 +116,7 @@ void apply_one(MountOptions &opts, std::string_view item)
 				"option \"control={}\": must be an absolute path", value));
 		opts.control = value;
 	} else if (key == "ro") {
-		opts.read_only = true;
-		opts.fuse_options.emplace_back("ro");
+		opts.read_only = true; /* the session passes "ro" on when it is set at the end */
 	} else if (key == "rw") {
 		opts.read_only = false;
 	} else if (key == "allow_other") {
@@ -134,6 +133,21 @@ void apply_one(MountOptions &opts, std::string_view item)
 }
 
 } /* namespace */
+
+std::string describe_getopt_error(std::string_view arg, int optopt_value)
+{
+	if (arg.substr(0, 2) == "--") {
+		std::string_view name = arg.substr(0, arg.find('='));
+		if (arg.find('=') != std::string_view::npos)
+			return fmt::format("option \"{}\" takes no value", name);
+		return fmt::format("unknown option \"{}\" (or it needs a value)", name);
+	}
+	if (optopt_value == 'o')
+		return "option \"-o\" needs a value";
+	if (optopt_value > 0 && optopt_value < 128)
+		return fmt::format("unknown option \"-{}\"", static_cast<char>(optopt_value));
+	return fmt::format("unknown option \"{}\"", arg);
+}
 
 void apply_option_string(MountOptions &opts, std::string_view list)
 {
@@ -165,7 +179,7 @@ MountOptions parse_command_line(int argc, char **argv)
 		{nullptr, 0, nullptr, 0},
 	};
 	std::vector<std::string> positional;
-	optind = 1;
+	optind = 0; /* 0, not 1: a full reset of getopt's state */
 	opterr = 0;
 	for (;;) {
 		int c = getopt_long(argc, argv, "+fdhVo:", long_options, nullptr);
@@ -195,12 +209,7 @@ MountOptions parse_command_line(int argc, char **argv)
 			break;
 		case '?':
 		default:
-			if (optopt == 'o')
-				throw UsageError("option \"-o\" needs a value");
-			if (optopt)
-				throw UsageError(fmt::format("unknown option \"-{}\"",
-							     static_cast<char>(optopt)));
-			throw UsageError(fmt::format("unknown option \"{}\"", argv[optind - 1]));
+			throw UsageError(describe_getopt_error(argv[optind - 1], optopt));
 		}
 	}
 	if (opts.show_help || opts.show_version)

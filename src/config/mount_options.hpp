@@ -32,10 +32,11 @@ struct MountOptions {
 	CacheMode cache = CacheMode::direct;
 	std::string control; /* "" : the default path for the mount point */
 
-	bool read_only = false;	    /* -o ro: every image read-only */
+	bool read_only = false;	    /* -o ro (the last of ro/rw wins): every image read-only */
 	bool allow_other = false;   /* implies default_permissions */
 	bool default_permissions = false;
-	std::vector<std::string> fuse_options; /* passed to libfuse's mount, as "-o" values */
+	/* Passed to libfuse's mount as "-o" values, unescaped (the session escapes commas). */
+	std::vector<std::string> fuse_options;
 };
 
 /* One -o option of ours or a libfuse one we pass through. */
@@ -60,6 +61,9 @@ void apply_option_string(MountOptions &opts, std::string_view list);
 
 /* Parse argv (cgloopfs [-f] [-d] [-h] [-V] [-o OPTS]... SOURCE MOUNTPOINT). */
 MountOptions parse_command_line(int argc, char **argv);
+
+/* One line for a getopt error: the argument getopt stopped at and its optopt. */
+std::string describe_getopt_error(std::string_view arg, int optopt_value);
 
 /* The --help text (fits 80 columns). */
 std::string help_text(std::string_view program);

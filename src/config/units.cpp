@@ -47,15 +47,17 @@ bool parse_digits(std::string_view text, size_t *ret_len, uint64_t *ret)
 {
 	uint64_t v = 0;
 	size_t i = 0;
+	bool overflow = false;
 	for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; i++) {
 		uint64_t d = static_cast<uint64_t>(text[i] - '0');
 		if (v > (UINT64_MAX - d) / 10)
-			return false;
-		v = v * 10 + d;
+			overflow = true;
+		else
+			v = v * 10 + d;
 	}
-	*ret_len = i;
+	*ret_len = i; /* set on overflow too, so callers can tell it from "no digits" */
 	*ret = v;
-	return i > 0;
+	return i > 0 && !overflow;
 }
 
 } /* namespace */
@@ -69,8 +71,6 @@ std::optional<uint64_t> parse_size(std::string_view text, std::string *ret_why)
 	size_t len = 0;
 	uint64_t v = 0;
 	if (!parse_digits(text, &len, &v)) {
-		if (len == 0 && text.size() > 0 && text[0] >= '0' && text[0] <= '9')
-			len = 1;
 		set_why(ret_why, len ? "too large (more than 2^64 - 1 bytes)"
 				     : "not a size (expected bytes, or a number with K, M, G, T, "
 				       "KiB, MiB, GiB, TiB, KB, MB, GB or TB)");

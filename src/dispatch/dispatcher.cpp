@@ -28,6 +28,7 @@ bool Dispatcher::start()
 {
 	auto stats = stats_for(0, "/");
 	root_ = std::make_unique<Worker>(*this, 0, "/", std::move(stats), true);
+	root_raw_ = root_.get();
 	if (!root_->start())
 		return false;
 	if (config_.reaper_thread) {
@@ -89,7 +90,7 @@ void Dispatcher::submit(Job *job)
 {
 	job->submitted_ns = clock_.now_ns();
 	if (config_.mode == Mode::single || job->cgroup_id == 0) {
-		root_->enqueue(job);
+		root_raw_->enqueue(job);
 		return;
 	}
 
@@ -102,7 +103,7 @@ void Dispatcher::submit(Job *job)
 	if (stopping_ || workers_.size() >= config_.max_workers) {
 		totals_.root_fallbacks++;
 		l.unlock();
-		root_->enqueue(job);
+		root_raw_->enqueue(job);
 		return;
 	}
 
@@ -118,7 +119,7 @@ void Dispatcher::submit(Job *job)
 	if (stopping_ || workers_.size() >= config_.max_workers) {
 		totals_.root_fallbacks++;
 		l.unlock();
-		root_->enqueue(job);
+		root_raw_->enqueue(job);
 		return;
 	}
 	auto stats = stats_for(job->cgroup_id, path);
@@ -128,7 +129,7 @@ void Dispatcher::submit(Job *job)
 		totals_.spawn_failures++;
 		totals_.root_fallbacks++;
 		l.unlock();
-		root_->enqueue(job);
+		root_raw_->enqueue(job);
 		return;
 	}
 	totals_.workers_created++;

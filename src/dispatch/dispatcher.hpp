@@ -128,7 +128,8 @@ private:
 	std::unordered_map<uint64_t, std::shared_ptr<CgroupStats>> stats_; /* guarded by mutex_ */
 	DispatchTotals totals_;	    /* guarded by mutex_ */
 	bool stopping_ = false;	    /* guarded by mutex_ */
-	std::unique_ptr<Worker> root_; /* set by start(), then constant */
+	std::unique_ptr<Worker> root_; /* set by start(); released (leaked) when stuck */
+	Worker *root_raw_ = nullptr;   /* set by start(), then constant: submit() uses it */
 	std::atomic<unsigned> depth_;
 	std::atomic<int64_t> idle_timeout_ns_;
 	std::atomic<unsigned> fail_spawns_{0};

@@ -47,13 +47,19 @@ uint64_t LatencyHistogram::quantile(double q) const
 	uint64_t rank = static_cast<uint64_t>(std::ceil(q * static_cast<double>(total)));
 	if (rank == 0)
 		rank = 1;
+	/* The middle of the bucket the rank falls in: within 12.5% of any value in it. */
+	auto middle = [](unsigned b) {
+		uint64_t hi = bucket_upper(b);
+		uint64_t lo = b == 0 ? 0 : bucket_upper(b - 1) + 1;
+		return lo + (hi - lo) / 2;
+	};
 	uint64_t seen = 0;
 	for (unsigned b = 0; b < buckets; b++) {
 		seen += counts_[b].load(std::memory_order_relaxed);
 		if (seen >= rank)
-			return bucket_upper(b);
+			return middle(b);
 	}
-	return bucket_upper(buckets - 1);
+	return middle(buckets - 1);
 }
 
 void CgroupStats::record(const JobOutcome &o, uint64_t latency_ns, int64_t now_ns)

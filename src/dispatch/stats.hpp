@@ -15,8 +15,9 @@
 namespace cgloopfs::dispatch {
 
 /*
- * Latency histogram: 4 buckets per power of two of nanoseconds, so a
- * percentile is within 19% of the truth. Lock-free; reads are approximate
+ * Latency histogram: 4 buckets per power of two of nanoseconds; a
+ * percentile is reported as the middle of its bucket, within 12.5% of the
+ * truth. Lock-free; reads are approximate
  * while writers run.
  */
 class LatencyHistogram

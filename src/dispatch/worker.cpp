@@ -56,7 +56,8 @@ bool Worker::spawn_locked()
 void Worker::enqueue(Job *job)
 {
 	std::unique_lock<std::mutex> l(mutex_);
-	if (stopping_ && live_threads_ == 0) {
+	if (stopping_) {
+		/* Stopping (shutdown, or reaped after its last job): take nothing new. */
 		l.unlock();
 		job->cancel(EIO);
 		job->release();

@@ -158,8 +158,10 @@ int run_session(const config::MountOptions &opts, image::ImageTable &table, Sess
 		fuse_opts += ",allow_other";
 	if (opts.default_permissions)
 		fuse_opts += ",default_permissions";
+	if (opts.read_only)
+		fuse_opts += ",ro";
 	for (const auto &o : opts.fuse_options)
-		fuse_opts += "," + o;
+		fuse_opts += "," + escape_opt(o);
 	std::vector<std::string> args_s = {"cgloopfs", "-o", fuse_opts};
 	if (opts.debug)
 		args_s.push_back("-d");

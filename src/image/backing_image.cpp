@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -116,6 +117,28 @@ BlockRangeLock::Guard::~Guard()
 	lock_.released_.notify_all();
 }
 
+std::shared_ptr<SharedBacking> SharedBacking::of(dev_t dev, ino_t ino)
+{
+	static std::mutex mutex;
+	static std::map<std::pair<dev_t, ino_t>, std::weak_ptr<SharedBacking>> all;
+	std::lock_guard<std::mutex> l(mutex);
+	for (auto it = all.begin(); it != all.end();) /* forget the ones nobody holds */
+		it = it->second.expired() ? all.erase(it) : std::next(it);
+	auto &slot = all[{dev, ino}];
+	auto shared = slot.lock();
+	if (!shared) {
+		shared = std::make_shared<SharedBacking>();
+		slot = shared;
+	}
+	return shared;
+}
+
+BackingImage::~BackingImage()
+{
+	if (shared_ && spec_.direct_io)
+		shared_->direct_users.fetch_sub(1);
+}
+
 std::shared_ptr<BackingImage> BackingImage::open(const config::ImageSpec &spec,
 						 bool force_read_only)
 {
@@ -174,8 +197,14 @@ std::shared_ptr<BackingImage> BackingImage::open(const config::ImageSpec &spec,
 		img->mode_ &= ~0222u;
 	img->atime_ = st.st_atim;
 	img->mtime_ns_ = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-	if (spec.direct_io)
+	img->shared_ = SharedBacking::of(st.st_dev, st.st_ino);
+	if (spec.direct_io) {
 		img->dio_align_ = query_dio_align(img->fd_.get(), img->is_block_device_);
+		uint32_t a = img->shared_->align.load();
+		while (a < img->dio_align_ && !img->shared_->align.compare_exchange_weak(a, img->dio_align_))
+			;
+		img->shared_->direct_users.fetch_add(1);
+	}
 
 	auto bsize = img->backing_size();
 	if (!bsize.ok())
@@ -275,18 +304,27 @@ Result<size_t> BackingImage::write(uint64_t pos, std::span<const char> data,
 	uint64_t n = clamp_to_window(size(), pos, data.size());
 	if (n == 0)
 		return Errno{-ENOSPC};
-	uint64_t bpos = spec_.offset + pos;
-	Result<size_t> r = size_t{0};
-	if (spec_.direct_io) {
-		r = write_direct(bpos, data.first(n), scratch);
-	} else {
-		ssize_t w = pwrite_full(fd_.get(), data.data(), n, bpos);
-		r = w < 0 ? Result<size_t>(Errno{static_cast<int>(w)})
-			  : Result<size_t>(static_cast<size_t>(w));
-	}
+	Result<size_t> r = write_backing(spec_.offset + pos, data.first(n), scratch);
 	if (r.ok())
 		touch();
 	return r;
+}
+
+Result<size_t> BackingImage::write_backing(uint64_t bpos, std::span<const char> data,
+					   AlignedBuffer &scratch)
+{
+	if (spec_.direct_io)
+		return write_direct(bpos, data, scratch);
+	/* Another window of this file does direct I/O: order against its RMWs. */
+	std::optional<BlockRangeLock::Guard> guard;
+	if (shared_->direct_users.load(std::memory_order_relaxed) > 0) {
+		uint32_t a = shared_->align.load(std::memory_order_relaxed);
+		guard.emplace(shared_->lock, align_down(bpos, a), align_up(bpos + data.size(), a));
+	}
+	ssize_t w = pwrite_full(fd_.get(), data.data(), data.size(), bpos);
+	if (w < 0)
+		return Errno{static_cast<int>(w)};
+	return static_cast<size_t>(w);
 }
 
 Result<size_t> BackingImage::write_direct(uint64_t bpos, std::span<const char> data,
@@ -295,7 +333,7 @@ Result<size_t> BackingImage::write_direct(uint64_t bpos, std::span<const char> d
 	uint64_t len = data.size();
 	uint64_t a0 = align_down(bpos, dio_align_);
 	uint64_t a1 = align_up(bpos + len, dio_align_);
-	BlockRangeLock::Guard guard(block_lock_, a0, a1);
+	BlockRangeLock::Guard guard(shared_->lock, a0, a1);
 
 	ssize_t w;
 	bool aligned = a0 == bpos && a1 == bpos + len &&
@@ -348,13 +386,8 @@ int BackingImage::zero_fill(uint64_t bpos, uint64_t len, AlignedBuffer &scratch)
 {
 	while (len > 0) {
 		size_t chunk = static_cast<size_t>(std::min<uint64_t>(len, zero_chunk));
-		ssize_t w;
-		if (spec_.direct_io) {
-			auto r = write_direct(bpos, std::span<const char>(zeros, chunk), scratch);
-			w = r.ok() ? static_cast<ssize_t>(*r) : r.error();
-		} else {
-			w = pwrite_full(fd_.get(), zeros, chunk, bpos);
-		}
+		auto r = write_backing(bpos, std::span<const char>(zeros, chunk), scratch);
+		ssize_t w = r.ok() ? static_cast<ssize_t>(*r) : r.error();
 		if (w < 0)
 			return static_cast<int>(w);
 		if (w == 0)
@@ -391,9 +424,10 @@ int BackingImage::fallocate(int mode, uint64_t pos, uint64_t len, AlignedBuffer 
 		return -EINVAL;
 
 	std::optional<BlockRangeLock::Guard> guard;
-	if (spec_.direct_io)
-		guard.emplace(block_lock_, align_down(bpos, dio_align_),
-			      align_up(bpos + len, dio_align_));
+	if (shared_->direct_users.load(std::memory_order_relaxed) > 0) {
+		uint32_t a = shared_->align.load(std::memory_order_relaxed);
+		guard.emplace(shared_->lock, align_down(bpos, a), align_up(bpos + len, a));
+	}
 	int r = -EOPNOTSUPP;
 	if (zero)
 		r = ::fallocate(fd_.get(), FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,

@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <map>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -65,6 +66,22 @@ private:
 	std::vector<std::pair<uint64_t, uint64_t>> held_; /* guarded by mutex_ */
 };
 
+/*
+ * What the images on one backing file share: the block lock and whether any
+ * of them does direct I/O. An unaligned direct write rewrites whole blocks,
+ * which may hold bytes of another window of the same file; every write to a
+ * backing file that has a direct-I/O window takes the block lock, so none is
+ * lost. Thread-safe.
+ */
+struct SharedBacking {
+	BlockRangeLock lock;
+	std::atomic<unsigned> direct_users{0};
+	std::atomic<uint32_t> align{512}; /* the largest direct-I/O alignment among them */
+
+	/* The one for (dev, ino), made on first use; kept while an image holds it. */
+	static std::shared_ptr<SharedBacking> of(dev_t dev, ino_t ino);
+};
+
 class BackingImage
 {
 public:
@@ -75,6 +92,7 @@ public:
 	static std::shared_ptr<BackingImage> open(const config::ImageSpec &spec,
 						  bool force_read_only);
 
+	~BackingImage();
 	BackingImage(const BackingImage &) = delete;
 	BackingImage &operator=(const BackingImage &) = delete;
 
@@ -122,6 +140,9 @@ private:
 	BackingImage() = default;
 
 	Result<std::span<const char>> read_direct(uint64_t bpos, size_t len, AlignedBuffer &buf);
+	/* Write at a backing position, under the block lock where one is needed. */
+	Result<size_t> write_backing(uint64_t bpos, std::span<const char> data,
+				     AlignedBuffer &scratch);
 	Result<size_t> write_direct(uint64_t bpos, std::span<const char> data,
 				    AlignedBuffer &scratch);
 	int zero_fill(uint64_t bpos, uint64_t len, AlignedBuffer &scratch);
@@ -140,7 +161,7 @@ private:
 	std::atomic<uint64_t> size_{0};
 	std::atomic<uint64_t> backing_size_{0};
 	std::atomic<int64_t> mtime_ns_{0};
-	BlockRangeLock block_lock_;
+	std::shared_ptr<SharedBacking> shared_;
 };
 
 } /* namespace cgloopfs::image */

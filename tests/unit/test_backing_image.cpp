@@ -788,7 +788,7 @@ TEST_CASE("a backing file that shrank under the window reads as zeros")
 }
 
 /*
- * KNOWN BUG (src/image/backing_image.cpp, BackingImage::write_direct, the
+ * Regression (fixed; was: src/image/backing_image.cpp, BackingImage::write_direct, the
  * read-modify-write branch): an unaligned direct-I/O write reads and
  * rewrites whole dio_align_ blocks, including bytes outside the window, and
  * only this image's BlockRangeLock orders it. Two images whose windows share
@@ -798,8 +798,7 @@ TEST_CASE("a backing file that shrank under the window reads as zeros")
  * bytes of the other's window. DESIGN.md: writes "never touch bytes outside
  * the window".
  */
-TEST_CASE("direct_io: two windows sharing a block do not lose each other's writes" *
-	  doctest::test_suite("known-bugs") * doctest::may_fail())
+TEST_CASE("direct_io: two windows sharing a block do not lose each other's writes")
 {
 	std::string dir;
 	for (const auto &d : direct_io_dirs())

@@ -201,14 +201,13 @@ TEST_CASE("make_spec: bad names are refused")
 }
 
 /*
- * KNOWN BUG (src/config/image_spec.cpp, describe() and make_spec()): the
+ * Regression (fixed; was: src/config/image_spec.cpp, describe() and make_spec()): the
  * refused name is put into the message unescaped. A name with a NUL byte
  * (a manifest can write "a\u0000b") cuts what() short before the reason, and
  * control characters reach the terminal raw. Names in messages should be
  * escaped (e.g. "nul\x00byte").
  */
-TEST_CASE("make_spec: a name with a NUL byte gets a whole message" *
-	  doctest::test_suite("known-bugs") * doctest::may_fail())
+TEST_CASE("make_spec: a name with a NUL byte gets a whole message")
 {
 	ImageSettings s = with_path("/x/y.img");
 	s.name = std::string("nul\0byte", 8);

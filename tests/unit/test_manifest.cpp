@@ -402,23 +402,21 @@ TEST_CASE("format_manifest: extreme and awkward values survive the round trip")
 }
 
 /*
- * KNOWN BUG (src/config/manifest.cpp): format_manifest({}) writes
+ * Regression (fixed; was: src/config/manifest.cpp): format_manifest({}) writes
  * "image = []" (line 258 inserts the empty array), and parse_manifest refuses
  * it because toml++'s is_array_of_tables() is false for an empty array
  * (line 198): "e.toml:1: image: must be an array of tables". A daemon with no
  * image attached thus lists a manifest it cannot load again, and a user's
  * "image = []" is refused.
  */
-TEST_CASE("format_manifest: no images round-trips" * doctest::test_suite("known-bugs") *
-	  doctest::may_fail())
+TEST_CASE("format_manifest: no images round-trips")
 {
 	CHECK(parse_manifest(format_manifest({}), "e.toml", "/").empty());
 	CHECK_NOTHROW(parse_manifest("image = []\n", "e.toml", "/"));
 }
 
-/* KNOWN BUG: see make_spec in test_image_spec.cpp; a manifest can spell a NUL byte. */
-TEST_CASE("parse_manifest: a name with an escaped NUL gets a whole message" *
-	  doctest::test_suite("known-bugs") * doctest::may_fail())
+/* Regression (fixed): see make_spec in test_image_spec.cpp; a manifest can spell a NUL byte. */
+TEST_CASE("parse_manifest: a name with an escaped NUL gets a whole message")
 {
 	std::string msg = refusal("[[image]]\nname = \"a\\u0000b\"\npath = \"/x\"\n");
 	CHECK(contains(msg, "NUL"));

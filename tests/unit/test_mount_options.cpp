@@ -222,9 +222,10 @@ TEST_CASE("parse_command_line: options after the operands, as mount.fuse3 passes
 
 TEST_CASE("parse_command_line: ro, rw and pass-through options")
 {
+	/* ro is kept as read_only (the last of ro/rw wins); the session passes it on. */
 	MountOptions o = parse({"cgloopfs", "-o", "ro", "s", "m"});
 	CHECK(o.read_only);
-	CHECK(has(o.fuse_options, "ro"));
+	CHECK_FALSE(has(o.fuse_options, "ro"));
 
 	o = parse({"cgloopfs", "-o", "rw", "s", "m"});
 	CHECK_FALSE(o.read_only);
@@ -286,14 +287,13 @@ TEST_CASE("parse_command_line: unknown options and missing or extra values")
 }
 
 /*
- * KNOWN BUG (src/config/mount_options.cpp, parse_command_line, case '?'): a
+ * Regression (fixed; was: src/config/mount_options.cpp, parse_command_line, case '?'): a
  * value given to a long flag ("--foreground=yes") makes getopt_long return
  * '?' with optopt set to the flag's short letter, so the message says
  * 'unknown option "-f"', naming an option that exists and one the user did
  * not type. It should name "--foreground" and say it takes no value.
  */
-TEST_CASE("parse_command_line: a value on a long flag names that flag" *
-	  doctest::test_suite("known-bugs") * doctest::may_fail())
+TEST_CASE("parse_command_line: a value on a long flag names that flag")
 {
 	std::string msg = usage_error({"cgloopfs", "--foreground=yes", "s", "m"});
 	CHECK(contains(msg, "--foreground"));
@@ -366,7 +366,7 @@ TEST_CASE("parse_command_line: repeated calls do not leak state")
 }
 
 /*
- * KNOWN BUG (src/config/mount_options.cpp, parse_command_line: "optind = 1").
+ * Regression (fixed; was: src/config/mount_options.cpp, parse_command_line: "optind = 1").
  * glibc's getopt only starts afresh when optind is 0; with optind = 1 it keeps
  * its private position inside the previous argv. When a parse stops in the
  * middle of a cluster of short options ("-xf": -x is refused, "f" is left),
@@ -375,8 +375,7 @@ TEST_CASE("parse_command_line: repeated calls do not leak state")
  * argv[1]: "cgloopfs s m" is then refused with "expected SOURCE and
  * MOUNTPOINT". Fix: optind = 0.
  */
-TEST_CASE("parse_command_line: no stale getopt state after an error inside -xf" *
-	  doctest::test_suite("known-bugs") * doctest::may_fail())
+TEST_CASE("parse_command_line: no stale getopt state after an error inside -xf")
 {
 	CHECK(contains(usage_error({"cgloopfs", "-xf", "s", "m"}), "-x"));
 	MountOptions o;
@@ -387,14 +386,13 @@ TEST_CASE("parse_command_line: no stale getopt state after an error inside -xf" 
 }
 
 /*
- * KNOWN BUG (src/config/mount_options.cpp, apply_one): "rw" after "ro" (as
+ * Regression (fixed; was: src/config/mount_options.cpp, apply_one): "rw" after "ro" (as
  * in "-o ro,rw", or an fstab "ro" overridden by "mount -o rw") clears
  * read_only but leaves the "ro" already pushed to fuse_options, so the FUSE
  * mount is still read-only while the images are opened read-write. The last
  * of ro/rw should win everywhere.
  */
-TEST_CASE("parse_command_line: rw after ro undoes ro" * doctest::test_suite("known-bugs") *
-	  doctest::may_fail())
+TEST_CASE("parse_command_line: rw after ro undoes ro")
 {
 	MountOptions o = parse({"cgloopfs", "-o", "ro,rw", "s", "m"});
 	CHECK_FALSE(o.read_only);
@@ -402,17 +400,15 @@ TEST_CASE("parse_command_line: rw after ro undoes ro" * doctest::test_suite("kno
 }
 
 /*
- * KNOWN BUG (src/config/mount_options.cpp apply_option_string/apply_one, with
- * src/fuse/session.cpp joining fuse_options with ","): a pass-through value
- * with an escaped comma ("fsname=a\,b") is stored unescaped ("fsname=a,b"),
- * then joined into libfuse's -o list where it splits into "fsname=a" and an
- * unknown option "b". Pass-through items should keep (or regain) the escape.
+ * A pass-through value with an escaped comma is kept whole, unescaped; the
+ * session escapes it again when it builds libfuse's -o list (a regression
+ * test: it was once split into "fsname=a" and an unknown option "b").
  */
-TEST_CASE("parse_command_line: escaped commas survive into fuse_options" *
-	  doctest::test_suite("known-bugs") * doctest::may_fail())
+TEST_CASE("parse_command_line: escaped commas survive into fuse_options")
 {
 	MountOptions o = parse({"cgloopfs", "-o", "fsname=a\\,b", "s", "m"});
-	CHECK(has(o.fuse_options, "fsname=a\\,b"));
+	CHECK(has(o.fuse_options, "fsname=a,b"));
+	CHECK_FALSE(has(o.fuse_options, "b"));
 }
 
 TEST_CASE("apply_option_string works on its own")

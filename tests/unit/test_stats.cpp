@@ -137,8 +137,8 @@ TEST_CASE("LatencyHistogram: quantiles of a uniform distribution within 20%")
 		uint64_t got = h.quantile(q);
 		CAPTURE(got);
 		CHECK(within(got, want, 0.20));
-		/* A histogram quantile rounds up to its bucket's bound, never down. */
-		CHECK(static_cast<double>(got) >= 0.99 * static_cast<double>(want));
+		/* Reported as the middle of its bucket: within 12.5%, plus sampling noise. */
+		CHECK(within(got, want, 0.14));
 	}
 }
 
@@ -180,7 +180,7 @@ TEST_CASE("LatencyHistogram: quantiles of a log-uniform distribution within 20%"
 		CAPTURE(want);
 		CAPTURE(got);
 		CHECK(within(got, want, 0.20));
-		CHECK(got >= want);
+		CHECK(within(got, want, 0.14));
 	}
 }
 
@@ -190,20 +190,21 @@ TEST_CASE("LatencyHistogram: very large values")
 	h.record(UINT64_MAX);
 	h.record(uint64_t{1} << 63);
 	CHECK(h.count() == 2);
-	CHECK(h.quantile(1.0) == UINT64_MAX);
-	CHECK(h.quantile(0.5) >= uint64_t{1} << 63);
+	/* Middles of the top buckets, no overflow: within 12.5% of the values. */
+	CHECK(h.quantile(1.0) >= UINT64_MAX / 8 * 7);
+	CHECK(h.quantile(0.5) >= (uint64_t{1} << 63) / 8 * 7);
+	CHECK(h.quantile(0.5) <= (uint64_t{1} << 63) / 8 * 9);
 }
 
 /*
- * KNOWN BUG (src/dispatch/stats.hpp, the LatencyHistogram comment, with
+ * Regression (fixed; was: src/dispatch/stats.hpp, the LatencyHistogram comment, with
  * stats.cpp quantile()): "a percentile is within 19% of the truth" does not
  * hold. quantile() answers the upper bound of a bucket, and a bucket spans a
  * quarter of its power of two, so a value at the bottom of a bucket is
  * reported up to 25% high: every latency exactly 1024 ns gives p50 = 1279 ns
  * (+24.9%). Answering the bucket's midpoint would keep the error under 12.5%.
  */
-TEST_CASE("LatencyHistogram: a point mass is reported within 19%" *
-	  doctest::test_suite("known-bugs") * doctest::may_fail())
+TEST_CASE("LatencyHistogram: a point mass is reported within 19%")
 {
 	LatencyHistogram h;
 	for (int i = 0; i < 100; i++)
