@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "manifest.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -171,8 +172,11 @@ private:
 std::vector<ImageSpec> parse_manifest(std::string_view text, const std::string &filename,
 				      const std::string &base_dir)
 {
-	if (text.find('\0') != std::string_view::npos)
-		throw ConfigError(filename + ": malformed manifest: contains a NUL byte");
+	if (auto nul = text.find('\0'); nul != std::string_view::npos) {
+		size_t line = 1 + static_cast<size_t>(std::count(text.begin(), text.begin() + nul, '\n'));
+		throw ConfigError(fmt::format("{}:{}: malformed manifest: contains a NUL byte",
+					      filename, line));
+	}
 	toml::table root;
 	try {
 		root = toml::parse(text, filename);
