@@ -32,6 +32,16 @@ struct DirSnapshot {
 	std::vector<image::ImageEntry> entries;
 };
 
+void forget_file(Filesystem &fs, OpenFile *file)
+{
+	{
+		std::lock_guard<std::mutex> l(fs.files_mutex);
+		fs.open_files.erase(file);
+	}
+	fs.open_handles.fetch_sub(1, std::memory_order_relaxed);
+	delete file;
+}
+
 Filesystem &fs_of(fuse_req_t req)
 {
 	return *static_cast<Filesystem *>(fuse_req_userdata(req));
@@ -185,26 +195,27 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) noexcept
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	auto *file = new (std::nothrow) OpenFile{img, writable};
-	if (!file) {
+	OpenFile *file = nullptr;
+	try {
+		file = new OpenFile{img, writable};
+		std::lock_guard<std::mutex> l(fs.files_mutex);
+		fs.open_files.insert(file);
+	} catch (const std::bad_alloc &) {
+		delete file;
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
 	fs.open_handles.fetch_add(1, std::memory_order_relaxed);
 	bool direct = fs.options.cache == config::CacheMode::direct;
 	int r = reply_open(req, reinterpret_cast<uintptr_t>(file), direct, !direct);
-	if (r == -ENOENT) {
-		/* The open was interrupted: the kernel will never release this handle. */
-		fs.open_handles.fetch_sub(1, std::memory_order_relaxed);
-		delete file;
-	}
+	if (r == -ENOENT)
+		forget_file(fs, file); /* the open was interrupted: no RELEASE will come */
 }
 
 void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info *fi) noexcept
 {
 	auto &fs = fs_of(req);
-	delete file_of(fi);
-	fs.open_handles.fetch_sub(1, std::memory_order_relaxed);
+	forget_file(fs, file_of(fi));
 	fuse_reply_err(req, 0);
 }
 
@@ -474,6 +485,15 @@ void op_removexattr(fuse_req_t req, fuse_ino_t, const char *) noexcept
 }
 
 } /* namespace */
+
+void Filesystem::close_all_files()
+{
+	std::lock_guard<std::mutex> l(files_mutex);
+	for (void *f : open_files)
+		delete static_cast<OpenFile *>(f);
+	open_files.clear();
+	open_handles.store(0);
+}
 
 fuse_lowlevel_ops make_ops()
 {

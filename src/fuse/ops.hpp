@@ -10,6 +10,8 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
+#include <unordered_set>
 #include <string>
 
 #include <fuse_lowlevel.h>
@@ -39,6 +41,15 @@ struct Filesystem {
 	uint32_t root_uid = 0, root_gid = 0;
 	struct timespec start_time {};
 	std::atomic<uint64_t> open_handles{0};
+
+	/*
+	 * Handles the kernel has not released yet; freed by close_all_files()
+	 * when the session ends with files still open (no RELEASE will come).
+	 */
+	std::mutex files_mutex;
+	std::unordered_set<void *> open_files; /* guarded by files_mutex */
+
+	void close_all_files();
 };
 
 /* The operations table, wired to the op_* adapters. */

@@ -277,6 +277,7 @@ int run_session(const config::MountOptions &opts, image::ImageTable &table, Sess
 		_exit(exit_code);
 	}
 	fuse_session_destroy(se);
+	fs.close_all_files();
 	return exit_code;
 }
 
