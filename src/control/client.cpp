@@ -5,8 +5,6 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -16,6 +14,7 @@
 
 #include <fmt/core.h>
 
+#include "common/mountinfo.hpp"
 #include "common/unique_fd.hpp"
 
 namespace cgloopfs::control {
@@ -25,42 +24,14 @@ namespace {
 constexpr size_t max_reply = 64 * 1024 * 1024;
 constexpr int reply_timeout_ms = 10000;
 
-std::string unescape_mount(const std::string &s)
-{
-	std::string out;
-	for (size_t i = 0; i < s.size(); i++) {
-		if (s[i] == '\\' && i + 3 < s.size()) {
-			out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 +
-						 (s[i + 3] - '0'));
-			i += 3;
-		} else {
-			out += s[i];
-		}
-	}
-	return out;
-}
-
 } /* namespace */
 
 std::vector<std::string> cgloopfs_mounts()
 {
 	std::vector<std::string> out;
-	std::ifstream in("/proc/self/mountinfo");
-	std::string line;
-	while (std::getline(in, line)) {
-		std::istringstream ss(line);
-		std::vector<std::string> f;
-		std::string w;
-		while (ss >> w)
-			f.push_back(w);
-		for (size_t i = 6; i + 1 < f.size(); i++) {
-			if (f[i] == "-") {
-				if (f[i + 1] == "fuse.cgloopfs")
-					out.push_back(unescape_mount(f[4]));
-				break;
-			}
-		}
-	}
+	for (auto &m : parse_mountinfo(read_mountinfo()))
+		if (m.fstype == "fuse.cgloopfs")
+			out.push_back(std::move(m.mountpoint));
 	return out;
 }
 

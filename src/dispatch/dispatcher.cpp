@@ -95,33 +95,31 @@ void Dispatcher::submit(Job *job)
 	}
 
 	std::unique_lock<std::mutex> l(mutex_);
-	auto it = workers_.find(job->cgroup_id);
-	if (it != workers_.end()) {
-		it->second->enqueue(job);
+	/* Queue to the cgroup's worker if it has one, or to the root queue when it
+	 * cannot have one; false when a worker should be made. */
+	auto queued = [&] {
+		auto it = workers_.find(job->cgroup_id);
+		if (it != workers_.end()) {
+			it->second->enqueue(job);
+			return true;
+		}
+		if (stopping_ || workers_.size() >= config_.max_workers) {
+			totals_.root_fallbacks++;
+			l.unlock();
+			root_raw_->enqueue(job);
+			return true;
+		}
+		return false;
+	};
+	if (queued())
 		return;
-	}
-	if (stopping_ || workers_.size() >= config_.max_workers) {
-		totals_.root_fallbacks++;
-		l.unlock();
-		root_raw_->enqueue(job);
-		return;
-	}
 
-	/* Name the cgroup without the lock held: it reads /proc. */
+	/* Name the cgroup without the lock held (it reads /proc), then look again. */
 	l.unlock();
 	std::string path = path_of_ ? path_of_(*job) : std::string();
 	l.lock();
-	it = workers_.find(job->cgroup_id);
-	if (it != workers_.end()) {
-		it->second->enqueue(job);
+	if (queued())
 		return;
-	}
-	if (stopping_ || workers_.size() >= config_.max_workers) {
-		totals_.root_fallbacks++;
-		l.unlock();
-		root_raw_->enqueue(job);
-		return;
-	}
 	auto stats = stats_for(job->cgroup_id, path);
 	auto worker = std::make_unique<Worker>(*this, job->cgroup_id, std::move(path),
 					       std::move(stats), false);

@@ -410,15 +410,9 @@ void op_statfs(fuse_req_t req, fuse_ino_t) noexcept
 	fuse_reply_statfs(req, &sv);
 }
 
-void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) noexcept
+/* Answer an xattr read: its size when asked (size 0), ERANGE when too small. */
+void reply_xattr_value(fuse_req_t req, const std::string &v, size_t size)
 {
-	auto &fs = fs_of(req);
-	if (ino != image::ImageTable::root_ino || std::strcmp(name, control_xattr) != 0 ||
-	    fs.control_path.empty()) {
-		fuse_reply_err(req, ENODATA);
-		return;
-	}
-	const std::string &v = fs.control_path;
 	if (size == 0)
 		fuse_reply_xattr(req, v.size());
 	else if (size < v.size())
@@ -427,18 +421,24 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) 
 		fuse_reply_buf(req, v.data(), v.size());
 }
 
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) noexcept
+{
+	auto &fs = fs_of(req);
+	if (ino != image::ImageTable::root_ino || std::strcmp(name, control_xattr) != 0 ||
+	    fs.control_path.empty()) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	reply_xattr_value(req, fs.control_path, size);
+}
+
 void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) noexcept
 {
 	auto &fs = fs_of(req);
 	std::string v;
 	if (ino == image::ImageTable::root_ino && !fs.control_path.empty())
 		v = std::string(control_xattr) + '\0';
-	if (size == 0)
-		fuse_reply_xattr(req, v.size());
-	else if (size < v.size())
-		fuse_reply_err(req, ERANGE);
-	else
-		fuse_reply_buf(req, v.data(), v.size());
+	reply_xattr_value(req, v, size);
 }
 
 /* The directory is the image list: it changes only through the control socket. */

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * /proc/self/mountinfo, parsed: pure parser plus one reader. Reentrant.
+ */
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cgloopfs {
+
+struct MountEntry {
+	std::string mountpoint; /* unescaped (\040 is a space) */
+	std::string fstype;	/* "cgroup2", "fuse.cgloopfs" */
+	std::string source;
+};
+
+/* The entries of a mountinfo text, in order; malformed lines are skipped. */
+std::vector<MountEntry> parse_mountinfo(std::string_view text);
+
+/* The text of /proc/self/mountinfo ("" when it cannot be read). */
+std::string read_mountinfo();
+
+} /* namespace cgloopfs */
