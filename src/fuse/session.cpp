@@ -21,7 +21,6 @@
 
 #include "cgroup/resolver.hpp"
 #include "common/log.hpp"
-#include "common/mountinfo.hpp"
 #include "common/unique_fd.hpp"
 #include "ops.hpp"
 
@@ -116,17 +115,6 @@ struct SessionThreads {
 				t.join();
 	}
 };
-
-/* Is a cgloopfs of this source still mounted on the mount point? (Never stat it:
- * that would ask ourselves, and nobody is serving any more.) */
-bool still_mounted(const config::MountOptions &opts)
-{
-	for (const auto &m : parse_mountinfo(read_mountinfo()))
-		if (m.mountpoint == opts.mountpoint && m.fstype == "fuse.cgloopfs" &&
-		    m.source == opts.source)
-			return true;
-	return false;
-}
 
 void notify(const std::string &state)
 {
@@ -281,9 +269,7 @@ int run_session(const config::MountOptions &opts, image::ImageTable &table, Sess
 	if (threads.failed)
 		exit_code = EXIT_FAILURE;
 	bool clean = dispatcher.shutdown(shutdown_grace_ns);
-	/* Not when it is gone already (umount -l, then a signal): libfuse would complain. */
-	if (still_mounted(opts))
-		fuse_session_unmount(se);
+	fuse_session_unmount(se);
 	if (!clean) {
 		log::warning("requests stuck in backing I/O were answered with EIO after {} s",
 			     shutdown_grace_ns / 1000000000);
