@@ -1,28 +1,33 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * cgloopctl: look at and control a running cgloopfs, losetup-style.
+ * cgloopctl: look at and control a running cgloopfs, as losetup does loop
+ * devices.
  *
- *   cgloopctl [--json] [--mount MOUNTPOINT | --socket PATH] COMMAND [MOUNTPOINT]
+ *   cgloopctl [--json] [--mount DIR | --socket PATH] COMMAND [OPTIONS] [ARGS]
  *
  * It finds the daemon from a mount point alone (the mount's root names its
  * control socket in the user.cgloopfs.control xattr); with no mount point
- * and exactly one cgloopfs mounted, it uses that one.
+ * and exactly one cgloopfs mounted, it uses that one. Commands and options
+ * are in cli/options.cpp, written once.
  * Exit status: 0 success, 1 refused or failed, 2 usage error.
  */
 #include <config.h>
 
+#include <algorithm>
+#include <cctype>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
 
-#include <getopt.h>
+#include <unistd.h>
 
 #include <fmt/core.h>
 
+#include "cli/options.hpp"
 #include "cli/table.hpp"
-#include "config/mount_options.hpp"
 #include "control/client.hpp"
 
 using namespace cgloopfs;
@@ -30,110 +35,25 @@ using nlohmann::json;
 
 namespace {
 
-struct UsageError : std::runtime_error {
-	using std::runtime_error::runtime_error;
-};
-
-struct Command {
-	const char *name;
-	const char *help;
-};
-
-const Command commands[] = {
-	{"workers", "live workers: cgroup, state, queued, in flight, served, idle"},
-	{"stats", "per-cgroup counts, bytes, errors and latency (also reaped)"},
-	{"status", "the mount: source, images, dispatch settings"},
-};
-
-struct Options {
-	bool json = false;
-	std::string mount;
-	std::string socket;
-	std::string command;
-};
-
-void print_help()
+/* The MOUNTPOINT operand of the commands that take one. */
+bool takes_mountpoint(const cli::CommandSpec &c)
 {
-	std::string s = "Usage: cgloopctl [OPTIONS] COMMAND [MOUNTPOINT]\n"
-			"\n"
-			"Look at and control a running cgloopfs mount.\n"
-			"\n"
-			"Commands:\n";
-	for (const auto &c : commands)
-		s += fmt::format("  {:10} {}\n", c.name, c.help);
-	s += "\nOptions:\n"
-	     "  -m, --mount DIR      the cgloopfs mount point (default: the only one)\n"
-	     "  -s, --socket PATH    talk to this control socket instead\n"
-	     "  -J, --json           print JSON instead of a table\n"
-	     "  -h, --help           show this help and exit\n"
-	     "  -V, --version        show the version and exit\n";
-	std::fputs(s.c_str(), stdout);
+	return c.operands == "[MOUNTPOINT]";
 }
 
-Options parse(int argc, char **argv)
+std::string resolve_socket(const cli::Invocation &inv)
 {
-	static const struct option longopts[] = {
-		{"mount", required_argument, nullptr, 'm'}, {"socket", required_argument, nullptr, 's'},
-		{"json", no_argument, nullptr, 'J'},	    {"help", no_argument, nullptr, 'h'},
-		{"version", no_argument, nullptr, 'V'},	    {nullptr, 0, nullptr, 0},
-	};
-	Options o;
-	std::vector<std::string> pos;
-	optind = 0; /* a full reset of getopt's state */
-	opterr = 0;
-	for (;;) {
-		int c = getopt_long(argc, argv, "+m:s:JhV", longopts, nullptr);
-		if (c == -1) {
-			if (optind >= argc)
-				break;
-			pos.emplace_back(argv[optind++]);
-			continue;
-		}
-		switch (c) {
-		case 'm':
-			o.mount = optarg;
-			break;
-		case 's':
-			o.socket = optarg;
-			break;
-		case 'J':
-			o.json = true;
-			break;
-		case 'h':
-			print_help();
-			std::exit(EXIT_SUCCESS);
-		case 'V':
-			std::printf("cgloopctl %s\n", CGLOOPFS_VERSION);
-			std::exit(EXIT_SUCCESS);
-		default:
-			throw UsageError(config::describe_getopt_error(argv[optind - 1], optopt));
-		}
+	if (inv.has("socket")) {
+		if (inv.has("mount"))
+			throw cli::UsageError("give --mount or --socket, not both");
+		return inv.get("socket");
 	}
-	if (pos.empty())
-		throw UsageError("no command given");
-	o.command = pos[0];
-	bool known = false;
-	for (const auto &c : commands)
-		known |= o.command == c.name;
-	if (!known)
-		throw UsageError(fmt::format("unknown command \"{}\"", o.command));
-	if (pos.size() > 2)
-		throw UsageError(fmt::format("unexpected argument \"{}\"", pos[2]));
-	if (pos.size() == 2) {
-		if (!o.mount.empty() && o.mount != pos[1])
-			throw UsageError("two different mount points given");
-		o.mount = pos[1];
+	std::string mount = inv.get("mount");
+	if (takes_mountpoint(*inv.command) && !inv.operands.empty()) {
+		if (!mount.empty() && mount != inv.operands[0])
+			throw cli::UsageError("two different mount points given");
+		mount = inv.operands[0];
 	}
-	if (!o.mount.empty() && !o.socket.empty())
-		throw UsageError("give --mount or --socket, not both");
-	return o;
-}
-
-std::string resolve_socket(const Options &o)
-{
-	if (!o.socket.empty())
-		return o.socket;
-	std::string mount = o.mount;
 	if (mount.empty()) {
 		auto mounts = control::cgloopfs_mounts();
 		if (mounts.empty())
@@ -142,12 +62,205 @@ std::string resolve_socket(const Options &o)
 			std::string list;
 			for (const auto &m : mounts)
 				list += " " + m;
-			throw control::ClientError(
-				fmt::format("several cgloopfs are mounted; name one:{}", list));
+			throw control::ClientError(fmt::format(
+				"several cgloopfs are mounted; name one with --mount:{}", list));
 		}
 		mount = mounts[0];
 	}
 	return control::find_socket(mount);
+}
+
+/* losetup's --raw escapes blanks and control characters as \xNN. */
+std::string raw_escape(const std::string &s)
+{
+	std::string out;
+	for (unsigned char c : s) {
+		if (c <= 0x20 || c == 0x7f || c == '\\')
+			out += fmt::format("\\x{:02x}", c);
+		else
+			out += static_cast<char>(c);
+	}
+	return out;
+}
+
+struct Column {
+	const char *header;
+	const char *key; /* in the daemon's list JSON */
+	bool right;
+};
+
+const Column list_columns[] = {
+	{"NAME", "name", false},	   {"BACK-FILE", "back-file", false},
+	{"OFFSET", "offset", true},	   {"SIZELIMIT", "sizelimit", true},
+	{"SIZE", "size", true},		   {"RO", "ro", true},
+	{"DIO", "dio", true},		   {"LOG-SEC", "log-sec", true},
+	{"DISCARD", "discard", true},	   {"OPEN", "open", true},
+	{"MODE", "mode", false},	   {"UID", "uid", true},
+	{"GID", "gid", true},
+};
+constexpr size_t default_columns = 10; /* NAME .. OPEN, as losetup --list */
+
+std::vector<const Column *> chosen_columns(const cli::Invocation &inv)
+{
+	std::vector<const Column *> out;
+	if (!inv.has("output")) {
+		for (size_t i = 0; i < default_columns; i++)
+			out.push_back(&list_columns[i]);
+		return out;
+	}
+	std::string spec = inv.get("output");
+	size_t start = 0;
+	while (start <= spec.size()) {
+		size_t end = spec.find(',', start);
+		std::string name = spec.substr(start, end - start);
+		std::transform(name.begin(), name.end(), name.begin(),
+			       [](unsigned char c) { return std::toupper(c); });
+		const Column *found = nullptr;
+		for (const auto &c : list_columns)
+			if (name == c.header)
+				found = &c;
+		if (!found)
+			throw cli::UsageError(fmt::format("list: unknown column \"{}\"", name));
+		out.push_back(found);
+		if (end == std::string::npos)
+			break;
+		start = end + 1;
+	}
+	return out;
+}
+
+std::string cell(const json &v)
+{
+	if (v.is_boolean())
+		return v.get<bool>() ? "1" : "0";
+	if (v.is_string())
+		return v.get<std::string>();
+	return v.dump();
+}
+
+int do_list(const cli::Invocation &inv, const std::string &socket)
+{
+	if (inv.has("manifest")) {
+		json r = control::call(socket, {"manifest", json::object()});
+		std::fputs(r.value("text", "").c_str(), stdout);
+		return EXIT_SUCCESS;
+	}
+	auto cols = chosen_columns(inv);
+	json r = control::call(socket, {"list", json::object()});
+	const json &images = r["images"];
+	if (inv.has("json")) {
+		json out = json::array();
+		for (const auto &img : images) {
+			json o = json::object();
+			for (const auto *c : cols)
+				o[c->key] = img[c->key];
+			out.push_back(o);
+		}
+		std::printf("%s\n", json{{"images", out}}.dump(2).c_str());
+		return EXIT_SUCCESS;
+	}
+	bool headings = !inv.has("noheadings");
+	if (inv.has("raw")) {
+		std::string s;
+		auto line = [&](auto &&cell_of) {
+			for (size_t i = 0; i < cols.size(); i++)
+				s += (i ? " " : "") + raw_escape(cell_of(*cols[i]));
+			s += "\n";
+		};
+		if (headings)
+			line([](const Column &c) { return std::string(c.header); });
+		for (const auto &img : images)
+			line([&](const Column &c) { return cell(img[c.key]); });
+		std::fputs(s.c_str(), stdout);
+		return EXIT_SUCCESS;
+	}
+	std::vector<cli::Table::Column> tcols;
+	for (const auto *c : cols)
+		tcols.push_back({c->header, c->right});
+	cli::Table t(tcols);
+	for (const auto &img : images) {
+		std::vector<std::string> row;
+		for (const auto *c : cols)
+			row.push_back(cell(img[c->key]));
+		t.add_row(row);
+	}
+	std::fputs(t.render(headings).c_str(), stdout);
+	return EXIT_SUCCESS;
+}
+
+int do_attach(const cli::Invocation &inv, const std::string &socket)
+{
+	std::string image = inv.operands[0];
+	/* The daemon resolves symlinks; it needs an absolute path to start from. */
+	if (image.empty() || image.front() != '/') {
+		char cwd[PATH_MAX];
+		if (!getcwd(cwd, sizeof(cwd)))
+			throw control::ClientError(fmt::format("getcwd: {}", std::strerror(errno)));
+		image = std::string(cwd) + "/" + image;
+	}
+	json args = {{"path", image}};
+	for (const char *key : {"name", "offset", "sizelimit", "mode", "uid", "gid"})
+		if (inv.has(key))
+			args[key] = inv.get(key);
+	if (inv.has("sector-size"))
+		args["sector_size"] = inv.get("sector-size");
+	if (inv.has("read-only"))
+		args["read_only"] = true;
+	if (inv.has("discard"))
+		args["discard"] = true;
+	if (inv.has("direct-io")) {
+		std::string v = inv.get("direct-io", "on");
+		if (v.empty() || v == "on")
+			args["direct_io"] = true;
+		else if (v == "off")
+			args["direct_io"] = false;
+		else
+			throw cli::UsageError(
+				fmt::format("attach: --direct-io takes on or off, not \"{}\"", v));
+	}
+	json r = control::call(socket, {"attach", args});
+	if (inv.has("json"))
+		std::printf("%s\n", r.dump(2).c_str());
+	else if (inv.has("show"))
+		std::printf("%s\n", r.value("path", "").c_str());
+	return EXIT_SUCCESS;
+}
+
+int do_detach(const cli::Invocation &inv, const std::string &socket)
+{
+	bool all = inv.has("all");
+	if (all == !inv.operands.empty())
+		throw cli::UsageError("detach: give one NAME, or --all");
+	json args = {{"lazy", inv.has("lazy")}, {"all", all}};
+	if (!all)
+		args["name"] = inv.operands[0];
+	json r = control::call(socket, {"detach", args});
+	if (inv.has("json"))
+		std::printf("%s\n", r.dump(2).c_str());
+	return EXIT_SUCCESS;
+}
+
+int do_set(const cli::Invocation &inv, const std::string &socket)
+{
+	json settings = json::object();
+	for (const auto &kv : inv.operands) {
+		auto eq = kv.find('=');
+		if (eq == std::string::npos || eq == 0)
+			throw cli::UsageError(fmt::format("set: \"{}\" is not KEY=VALUE", kv));
+		settings[kv.substr(0, eq)] = kv.substr(eq + 1);
+	}
+	json r = control::call(socket, {"set", {{"settings", settings}}});
+	if (inv.has("json"))
+		std::printf("%s\n", r.dump(2).c_str());
+	return EXIT_SUCCESS;
+}
+
+void print_keys(const json &r)
+{
+	for (auto it = r.begin(); it != r.end(); ++it) {
+		std::string v = it->is_string() ? it->get<std::string>() : it->dump();
+		std::printf("%-14s %s\n", (it.key() + ":").c_str(), v.c_str());
+	}
 }
 
 void print_workers(const json &r)
@@ -190,39 +303,55 @@ void print_stats(const json &r)
 	std::fputs(t.render().c_str(), stdout);
 }
 
-void print_status(const json &r)
+int run(const cli::Invocation &inv)
 {
-	for (auto it = r.begin(); it != r.end(); ++it) {
-		std::string v = it->is_string() ? it->get<std::string>() : it->dump();
-		std::printf("%-14s %s\n", (it.key() + ":").c_str(), v.c_str());
-	}
+	std::string socket = resolve_socket(inv);
+	const std::string name(inv.command->name);
+	if (name == "list")
+		return do_list(inv, socket);
+	if (name == "attach")
+		return do_attach(inv, socket);
+	if (name == "detach")
+		return do_detach(inv, socket);
+	if (name == "set")
+		return do_set(inv, socket);
+	json args = json::object();
+	if (name == "set-capacity")
+		args["name"] = inv.operands[0];
+	json r = control::call(socket, {name, args});
+	if (inv.has("json"))
+		std::printf("%s\n", r.dump(2).c_str());
+	else if (name == "workers")
+		print_workers(r);
+	else if (name == "stats")
+		print_stats(r);
+	else if (name == "set-capacity")
+		; /* quiet on success, as losetup -c */
+	else
+		print_keys(r);
+	return EXIT_SUCCESS;
 }
 
 } /* namespace */
 
 int main(int argc, char **argv)
 {
-	Options o;
+	cli::Invocation inv;
 	try {
-		o = parse(argc, argv);
-	} catch (const UsageError &e) {
+		inv = cli::parse_command_line(argc, argv);
+		if (inv.help) {
+			std::fputs(cli::help_text(inv.command).c_str(), stdout);
+			return EXIT_SUCCESS;
+		}
+		if (inv.version) {
+			std::printf("cgloopctl %s\n", CGLOOPFS_VERSION);
+			return EXIT_SUCCESS;
+		}
+		return run(inv);
+	} catch (const cli::UsageError &e) {
 		std::fprintf(stderr, "cgloopctl: %s\nTry 'cgloopctl --help' for more information.\n",
 			     e.what());
 		return 2;
-	}
-	try {
-		std::string socket = resolve_socket(o);
-		json result = control::call(socket, {o.command, json::object()});
-		if (o.json) {
-			std::printf("%s\n", result.dump(2).c_str());
-			return EXIT_SUCCESS;
-		}
-		if (o.command == "workers")
-			print_workers(result);
-		else if (o.command == "stats")
-			print_stats(result);
-		else
-			print_status(result);
 	} catch (const control::ClientError &e) {
 		std::fprintf(stderr, "cgloopctl: %s\n", e.what());
 		return EXIT_FAILURE;
@@ -230,5 +359,4 @@ int main(int argc, char **argv)
 		std::fprintf(stderr, "cgloopctl: %s\n", e.what());
 		return EXIT_FAILURE;
 	}
-	return EXIT_SUCCESS;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "mountinfo.hpp"
 
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -44,7 +45,10 @@ std::vector<MountEntry> parse_mountinfo(std::string_view text)
 		}
 		if (dash == 0 || dash + 2 >= f.size())
 			continue;
-		out.push_back({unescape(f[4]), unescape(f[dash + 1]), unescape(f[dash + 2])});
+		MountEntry e{unescape(f[4]), unescape(f[dash + 1]), unescape(f[dash + 2])};
+		if (std::sscanf(std::string(f[2]).c_str(), "%u:%u", &e.major, &e.minor) != 2)
+			continue;
+		out.push_back(std::move(e));
 	}
 	return out;
 }

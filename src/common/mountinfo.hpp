@@ -14,6 +14,7 @@ struct MountEntry {
 	std::string mountpoint; /* unescaped (\040 is a space) */
 	std::string fstype;	/* "cgroup2", "fuse.cgloopfs" */
 	std::string source;
+	unsigned major = 0, minor = 0; /* the st_dev of files on it */
 };
 
 /* The entries of a mountinfo text, in order; malformed lines are skipped. */

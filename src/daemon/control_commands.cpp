@@ -3,7 +3,13 @@
 
 #include <config.h>
 
+#include <cstring>
+#include <optional>
+
 #include <fmt/core.h>
+
+#include "config/manifest.hpp"
+#include "config/units.hpp"
 
 namespace cgloopfs::daemon {
 
@@ -90,6 +96,242 @@ json status_json(fuse::Filesystem &fs)
 	};
 }
 
+std::string mode_string(uint32_t mode)
+{
+	return fmt::format("{:04o}", mode);
+}
+
+json list_json(fuse::Filesystem &fs)
+{
+	json images = json::array();
+	for (const auto &e : fs.table.list()) {
+		const auto &img = *e.image;
+		const auto &spec = img.spec();
+		auto a = img.attr();
+		images.push_back({
+			{"name", spec.name},
+			{"back-file", spec.path},
+			{"offset", spec.offset},
+			{"sizelimit", spec.size_limit},
+			{"size", a.size},
+			{"ro", img.read_only()},
+			{"dio", img.direct_io()},
+			{"log-sec", spec.block_size},
+			{"discard", img.discard_enabled()},
+			{"open", img.open_count()},
+			{"mode", mode_string(a.mode)},
+			{"uid", a.uid},
+			{"gid", a.gid},
+			{"inode", e.ino},
+		});
+	}
+	return {{"images", images}};
+}
+
+json manifest_json(fuse::Filesystem &fs)
+{
+	std::vector<config::ImageSpec> specs;
+	for (const auto &e : fs.table.list())
+		specs.push_back(e.image->spec());
+	return {{"text", config::format_manifest(specs)}};
+}
+
+/* A string argument, or nullopt; anything else is refused. */
+std::optional<std::string> string_arg(const json &args, const char *key)
+{
+	auto it = args.find(key);
+	if (it == args.end() || it->is_null())
+		return std::nullopt;
+	if (it->is_string())
+		return it->get<std::string>();
+	if (it->is_number_unsigned())
+		return std::to_string(it->get<uint64_t>());
+	throw control::ControlError(fmt::format("{}: must be a string", key));
+}
+
+std::optional<bool> bool_arg(const json &args, const char *key)
+{
+	auto it = args.find(key);
+	if (it == args.end() || it->is_null())
+		return std::nullopt;
+	if (!it->is_boolean())
+		throw control::ControlError(fmt::format("{}: must be true or false", key));
+	return it->get<bool>();
+}
+
+/* The attach request as image settings, validated as a manifest's are. */
+config::ImageSpec attach_spec(const json &args)
+{
+	config::ImageSettings s;
+	auto path = string_arg(args, "path");
+	if (!path || path->empty() || path->front() != '/')
+		throw control::ControlError("attach: the image path must be given, absolute");
+	s.path = *path;
+	s.name = string_arg(args, "name");
+	std::string who = config::describe("attach", s.name.value_or(""));
+	auto size_of = [&](const char *key, const char *setting) -> std::optional<uint64_t> {
+		auto v = string_arg(args, key);
+		if (!v)
+			return std::nullopt;
+		std::string why;
+		auto n = config::parse_size(*v, &why);
+		if (!n)
+			throw control::ControlError(
+				fmt::format("{}{}: \"{}\": {}", who, setting, *v, why));
+		return n;
+	};
+	s.offset = size_of("offset", "offset");
+	s.size_limit = size_of("sizelimit", "size_limit");
+	if (auto bs = size_of("sector_size", "block_size")) {
+		if (!config::valid_block_size(*bs))
+			throw control::ControlError(fmt::format(
+				"{}block_size: {} is not a power of two in 512..4096", who, *bs));
+		s.block_size = static_cast<uint32_t>(*bs);
+	}
+	s.read_only = bool_arg(args, "read_only");
+	s.direct_io = bool_arg(args, "direct_io");
+	s.discard = bool_arg(args, "discard");
+	if (auto m = string_arg(args, "mode")) {
+		std::string why;
+		auto v = config::parse_mode(*m, &why);
+		if (!v)
+			throw control::ControlError(fmt::format("{}mode: \"{}\": {}", who, *m, why));
+		s.mode = *v;
+	}
+	for (auto [key, slot] : {std::pair{"uid", &s.uid}, std::pair{"gid", &s.gid}}) {
+		if (auto v = string_arg(args, key)) {
+			std::string why;
+			auto n = config::parse_uint(*v, 0, UINT32_MAX - 1, &why);
+			if (!n)
+				throw control::ControlError(
+					fmt::format("{}{}: \"{}\": {}", who, key, *v, why));
+			*slot = static_cast<uint32_t>(*n);
+		}
+	}
+	try {
+		return config::make_spec(s, "attach");
+	} catch (const config::ConfigError &e) {
+		throw control::ControlError(e.what());
+	}
+}
+
+json attach(fuse::Filesystem &fs, const json &args)
+{
+	config::ImageSpec spec = attach_spec(args);
+	try {
+		auto img = image::BackingImage::open(spec, fs.options.read_only);
+		if (fs.mount_dev != 0 && img->backing_dev() == fs.mount_dev)
+			throw config::ConfigError(fmt::format(
+				"{}path \"{}\": is inside this cgloopfs mount",
+				config::describe("attach", spec.name), spec.path));
+		uint64_t ino = image::add_image(fs.table, img);
+		/* A name seen before (a detached image) must not come back from a cache. */
+		fs.invalidate(ino, spec.name);
+		return {{"name", spec.name},
+			{"path", fs.options.mountpoint + "/" + spec.name},
+			{"inode", ino},
+			{"size", img->size()}};
+	} catch (const config::ConfigError &e) {
+		throw control::ControlError(e.what());
+	}
+}
+
+json detach(fuse::Filesystem &fs, const json &args)
+{
+	bool lazy = bool_arg(args, "lazy").value_or(false);
+	bool all = bool_arg(args, "all").value_or(false);
+	std::vector<std::string> names;
+	if (all) {
+		for (const auto &e : fs.table.list())
+			names.push_back(e.image->name());
+	} else {
+		auto name = string_arg(args, "name");
+		if (!name)
+			throw control::ControlError("detach: which image? (a name, or --all)");
+		names.push_back(*name);
+	}
+	json detached = json::array();
+	std::vector<std::string> busy;
+	for (const auto &name : names) {
+		auto r = fs.table.remove(name, lazy);
+		if (r.ok()) {
+			fs.invalidate(r->ino, name);
+			detached.push_back(name);
+			continue;
+		}
+		if (r.error() == -ENOENT)
+			throw control::ControlError(fmt::format(
+				"detach: image \"{}\": no such image", config::printable(name)));
+		busy.push_back(name);
+	}
+	if (!busy.empty()) {
+		std::string list;
+		for (const auto &b : busy)
+			list += (list.empty() ? "\"" : ", \"") + config::printable(b) + "\"";
+		throw control::ControlError(fmt::format(
+			"detach: image {} is open (close it first, or use --lazy to detach it "
+			"on last close){}",
+			list, detached.empty() ? "" : fmt::format("; {} others detached", detached.size())));
+	}
+	return {{"detached", detached}};
+}
+
+json set_capacity(fuse::Filesystem &fs, const json &args)
+{
+	auto name = string_arg(args, "name");
+	if (!name)
+		throw control::ControlError("set-capacity: which image?");
+	auto e = fs.table.lookup(*name);
+	if (!e.ok())
+		throw control::ControlError(fmt::format("set-capacity: image \"{}\": no such image",
+							config::printable(*name)));
+	auto r = e->image->set_capacity();
+	if (!r.ok())
+		throw control::ControlError(fmt::format(
+			"set-capacity: image \"{}\": cannot read the size of \"{}\": {}",
+			config::printable(*name), e->image->spec().path, std::strerror(-r.error())));
+	fs.invalidate_attr(e->ino);
+	return {{"name", *name}, {"size", *r}};
+}
+
+json settings_json(fuse::Filesystem &fs)
+{
+	auto c = fs.dispatch.config();
+	return {{"idle_timeout", c.idle_timeout_ns / 1000000000},
+		{"max_workers", c.max_workers},
+		{"worker_depth", c.worker_depth}};
+}
+
+json set_settings(fuse::Filesystem &fs, const json &args)
+{
+	auto it = args.find("settings");
+	if (it == args.end() || !it->is_object() || it->empty())
+		throw control::ControlError("set: give KEY=VALUE settings");
+	auto c = fs.dispatch.config();
+	config::MountOptions tmp;
+	tmp.idle_timeout = static_cast<uint32_t>(c.idle_timeout_ns / 1000000000);
+	tmp.max_workers = c.max_workers;
+	tmp.worker_depth = c.worker_depth;
+	for (auto kv = it->begin(); kv != it->end(); ++kv) {
+		const std::string &key = kv.key();
+		if (key != "idle_timeout" && key != "max_workers" && key != "worker_depth")
+			throw control::ControlError(fmt::format(
+				"set: \"{}\" is not a setting (idle_timeout, max_workers, "
+				"worker_depth)",
+				config::printable(key)));
+		if (!kv->is_string())
+			throw control::ControlError(fmt::format("set: {}: must be a string", key));
+		try {
+			config::apply_option_string(tmp, key + "=" + kv->get<std::string>());
+		} catch (const config::UsageError &e) {
+			throw control::ControlError(fmt::format("set: {}", e.what()));
+		}
+	}
+	fs.dispatch.set_limits(static_cast<int64_t>(tmp.idle_timeout) * 1000000000,
+			       tmp.max_workers, tmp.worker_depth);
+	return settings_json(fs);
+}
+
 } /* namespace */
 
 json handle_control(const control::Request &request, const control::Peer &, fuse::Filesystem &fs)
@@ -100,6 +342,20 @@ json handle_control(const control::Request &request, const control::Peer &, fuse
 		return stats_json(fs);
 	if (request.command == "status")
 		return status_json(fs);
+	if (request.command == "list")
+		return list_json(fs);
+	if (request.command == "manifest")
+		return manifest_json(fs);
+	if (request.command == "attach")
+		return attach(fs, request.args);
+	if (request.command == "detach")
+		return detach(fs, request.args);
+	if (request.command == "set-capacity")
+		return set_capacity(fs, request.args);
+	if (request.command == "get")
+		return settings_json(fs);
+	if (request.command == "set")
+		return set_settings(fs, request.args);
 	throw control::ControlError(fmt::format("unknown command \"{}\"", request.command));
 }
 

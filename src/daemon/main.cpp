@@ -61,12 +61,8 @@ int main(int argc, char **argv)
 	try {
 		auto specs = config::load_source(opts.source);
 		config::check_unique_names(specs);
-		for (const auto &spec : specs) {
-			auto img = image::BackingImage::open(spec, opts.read_only);
-			if (!table.add(std::move(img)).ok())
-				throw config::ConfigError(config::describe(spec.origin, spec.name) +
-							  "name: used twice");
-		}
+		for (const auto &spec : specs)
+			image::add_image(table, image::BackingImage::open(spec, opts.read_only));
 	} catch (const config::ConfigError &e) {
 		log::error("{}", e.what());
 		return EXIT_FAILURE;

@@ -39,6 +39,7 @@ void forget_file(Filesystem &fs, OpenFile *file)
 		fs.open_files.erase(file);
 	}
 	fs.open_handles.fetch_sub(1, std::memory_order_relaxed);
+	file->image->closed();
 	delete file;
 }
 
@@ -125,14 +126,15 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) noexcept
 	}
 }
 
-void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info *) noexcept
+void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) noexcept
 {
 	auto &fs = fs_of(req);
 	struct stat st;
 	if (ino == image::ImageTable::root_ino) {
 		fill_root_attr(fs, &st);
 	} else {
-		auto img = fs.table.find(ino);
+		/* fstat of an open file names its handle: it works after a lazy detach too. */
+		auto img = fi ? file_of(fi)->image : fs.table.find(ino);
 		if (!img) {
 			fuse_reply_err(req, ENOENT);
 			return;
@@ -206,6 +208,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) noexcept
 		return;
 	}
 	fs.open_handles.fetch_add(1, std::memory_order_relaxed);
+	img->opened();
 	bool direct = fs.options.cache == config::CacheMode::direct;
 	int r = reply_open(req, reinterpret_cast<uintptr_t>(file), direct, !direct);
 	if (r == -ENOENT)
@@ -493,6 +496,22 @@ void Filesystem::close_all_files()
 		delete static_cast<OpenFile *>(f);
 	open_files.clear();
 	open_handles.store(0);
+}
+
+void Filesystem::invalidate(uint64_t ino, const std::string &name)
+{
+	if (!session)
+		return;
+	/* -ENOENT only means the kernel had nothing cached. */
+	(void)fuse_lowlevel_notify_inval_entry(session, image::ImageTable::root_ino, name.c_str(),
+					       name.size());
+	(void)fuse_lowlevel_notify_inval_inode(session, ino, 0, 0);
+}
+
+void Filesystem::invalidate_attr(uint64_t ino)
+{
+	if (session)
+		(void)fuse_lowlevel_notify_inval_inode(session, ino, 0, 0);
 }
 
 fuse_lowlevel_ops make_ops()

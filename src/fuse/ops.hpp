@@ -38,6 +38,8 @@ struct Filesystem {
 	const cgroup::Resolver &resolver;
 	RequestPool pool{256};
 	std::string control_path; /* shown as an xattr of the root directory */
+	fuse_session *session = nullptr; /* for invalidations; set once mounted */
+	dev_t mount_dev = 0;		  /* st_dev of files in this mount */
 	uint32_t root_uid = 0, root_gid = 0;
 	struct timespec start_time {};
 	std::atomic<uint64_t> open_handles{0};
@@ -50,6 +52,11 @@ struct Filesystem {
 	std::unordered_set<void *> open_files; /* guarded by files_mutex */
 
 	void close_all_files();
+
+	/* Tell the kernel to forget what it cached of image `name` (inode `ino`). */
+	void invalidate(uint64_t ino, const std::string &name);
+	/* Tell the kernel an image's size changed. */
+	void invalidate_attr(uint64_t ino);
 };
 
 /* The operations table, wired to the op_* adapters. */

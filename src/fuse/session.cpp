@@ -15,12 +15,14 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <systemd/sd-daemon.h>
 
 #include "cgroup/resolver.hpp"
 #include "common/log.hpp"
+#include "common/mountinfo.hpp"
 #include "common/unique_fd.hpp"
 #include "ops.hpp"
 
@@ -203,6 +205,10 @@ int run_session(const config::MountOptions &opts, image::ImageTable &table, Sess
 		fuse_session_destroy(se);
 		return EXIT_FAILURE;
 	}
+	fs.session = se;
+	for (const auto &m : parse_mountinfo(read_mountinfo()))
+		if (m.mountpoint == opts.mountpoint && m.fstype == "fuse.cgloopfs")
+			fs.mount_dev = makedev(m.major, m.minor);
 	if (fuse_daemonize(opts.foreground ? 1 : 0) != 0) {
 		fuse_session_unmount(se);
 		fuse_session_destroy(se);

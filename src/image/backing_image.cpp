@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <optional>
 
@@ -165,6 +166,13 @@ std::shared_ptr<BackingImage> BackingImage::open(const config::ImageSpec &spec,
 	img->is_block_device_ = S_ISBLK(st.st_mode);
 
 	std::string proc = fmt::format("/proc/self/fd/{}", path_fd.get());
+	/* Symlinks are followed once, here; the image is the file they led to. */
+	char resolved[PATH_MAX];
+	ssize_t rn = readlink(proc.c_str(), resolved, sizeof(resolved) - 1);
+	if (rn > 0) {
+		resolved[rn] = '\0';
+		img->spec_.path = resolved;
+	}
 	int flags = (img->read_only_ ? O_RDONLY : O_RDWR) | O_CLOEXEC;
 	if (spec.direct_io) {
 		UniqueFd fd(::open(proc.c_str(), flags | O_DIRECT));
@@ -252,6 +260,19 @@ ExportedAttr BackingImage::attr() const
 	a.mtime.tv_nsec = m % 1000000000;
 	a.ctime = a.mtime;
 	return a;
+}
+
+bool BackingImage::shares_bytes_with(const BackingImage &other) const
+{
+	if (dev_ != other.dev_ || ino_ != other.ino_)
+		return false;
+	if (read_only_ && other.read_only_)
+		return false;
+	/* A window with no size limit reaches to the end, however far that grows. */
+	auto end_of = [](const config::ImageSpec &s) {
+		return s.size_limit ? s.offset + s.size_limit : UINT64_MAX;
+	};
+	return spec_.offset < end_of(other.spec_) && other.spec_.offset < end_of(spec_);
 }
 
 void BackingImage::touch()

@@ -136,6 +136,18 @@ public:
 	/* Note that the exported file was modified now (mtime/ctime). */
 	void touch();
 
+	/* Open handles on the exported file (detach refuses while there are any). */
+	void opened() { open_count_.fetch_add(1, std::memory_order_relaxed); }
+	void closed() { open_count_.fetch_sub(1, std::memory_order_relaxed); }
+	uint32_t open_count() const { return open_count_.load(std::memory_order_relaxed); }
+
+	/*
+	 * Would serving both images let one change bytes the other shows? Same
+	 * backing file, overlapping windows (as far as the backing file goes
+	 * today, or could go), and at least one of them writable.
+	 */
+	bool shares_bytes_with(const BackingImage &other) const;
+
 private:
 	BackingImage() = default;
 
@@ -161,6 +173,7 @@ private:
 	std::atomic<uint64_t> size_{0};
 	std::atomic<uint64_t> backing_size_{0};
 	std::atomic<int64_t> mtime_ns_{0};
+	std::atomic<uint32_t> open_count_{0};
 	std::shared_ptr<SharedBacking> shared_;
 };
 

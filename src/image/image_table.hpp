@@ -28,11 +28,20 @@ class ImageTable
 public:
 	static constexpr uint64_t root_ino = 1;
 
-	/* Add an image; -EEXIST when the name is taken. Returns its inode number. */
-	Result<uint64_t> add(std::shared_ptr<BackingImage> image);
-	/* Remove by name; -ENOENT when absent. */
-	int remove(const std::string &name);
+	/*
+	 * Add an image; returns its inode number. -EEXIST when the name is
+	 * taken; -EBUSY when its window overlaps one of an image on the same
+	 * backing file and either of them is writable (*ret_other names it).
+	 */
+	Result<uint64_t> add(std::shared_ptr<BackingImage> image, std::string *ret_other = nullptr);
+	/*
+	 * Remove by name: -ENOENT when absent, -EBUSY when it is open and not
+	 * `lazy`. Lazily removed images vanish at once and are freed by their
+	 * last handle. Returns the entry removed.
+	 */
+	Result<ImageEntry> remove(const std::string &name, bool lazy);
 
+	/* By inode: attached images, and detached ones that are still open. */
 	std::shared_ptr<BackingImage> find(uint64_t ino) const;
 	Result<ImageEntry> lookup(const std::string &name) const;
 	/* In name order. */
@@ -43,7 +52,15 @@ private:
 	mutable std::shared_mutex mutex_;
 	std::map<std::string, ImageEntry> by_name_;			/* guarded by mutex_ */
 	std::map<uint64_t, std::shared_ptr<BackingImage>> by_ino_; /* guarded by mutex_ */
+	/* Detached while open: still reachable by inode (fstat) until the last close. */
+	std::map<uint64_t, std::weak_ptr<BackingImage>> detached_; /* guarded by mutex_ */
 	uint64_t next_ino_ = root_ino + 1;				/* guarded by mutex_ */
 };
+
+/*
+ * Add `image` to `table`, or throw config::ConfigError naming the image and
+ * the setting that conflicts. Returns its inode number.
+ */
+uint64_t add_image(ImageTable &table, std::shared_ptr<BackingImage> image);
 
 } /* namespace cgloopfs::image */

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * cgloopctl's commands and options, written once: this table drives the
+ * parser, --help and the man-page check. Reentrant; values only.
+ */
+#pragma once
+
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cgloopfs::cli {
+
+enum class ArgKind { none, required, optional };
+
+struct OptSpec {
+	std::string_view long_name; /* "offset" */
+	char short_name;	    /* 'o', or 0 */
+	ArgKind arg;
+	std::string_view metavar; /* "BYTES" */
+	std::string_view help;
+};
+
+struct CommandSpec {
+	std::string_view name;	   /* "attach" */
+	std::string_view operands; /* "IMAGE" */
+	std::string_view help;
+	size_t min_operands, max_operands; /* max SIZE_MAX: any number */
+	std::vector<OptSpec> options;
+};
+
+extern const std::vector<OptSpec> global_options;
+extern const std::vector<CommandSpec> commands;
+
+/* A command line, parsed. Options by long name; flags map to "". */
+struct Invocation {
+	const CommandSpec *command = nullptr;
+	std::map<std::string, std::string> options;
+	std::vector<std::string> operands;
+	bool help = false;
+	bool version = false;
+
+	bool has(const std::string &name) const { return options.count(name) != 0; }
+	std::string get(const std::string &name, const std::string &fallback = "") const
+	{
+		auto it = options.find(name);
+		return it == options.end() ? fallback : it->second;
+	}
+};
+
+class UsageError : public std::runtime_error
+{
+public:
+	using std::runtime_error::runtime_error;
+};
+
+/* Parse argv; throws UsageError with one line. */
+Invocation parse_command_line(int argc, char **argv);
+
+/* --help: all commands (command == nullptr) or one command's options. Fits 80 columns. */
+std::string help_text(const CommandSpec *command);
+
+} /* namespace cgloopfs::cli */
