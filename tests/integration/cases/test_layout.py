@@ -20,9 +20,10 @@ MiB = 1024 * 1024
 def test_configured_mode_uid_gid(t):
     backing = make_image(t.path("b.img"), MiB)
     os.chmod(backing, 0o600)
+    other = make_image(t.path("c.img"), MiB)  # two writable windows may not share bytes
     manifest = t.write_manifest([
         {"name": "conf", "path": backing, "mode": "0640", "uid": 1234, "gid": 4321},
-        {"name": "conf-int", "path": backing, "mode": 0o604, "uid": "77", "gid": 0},
+        {"name": "conf-int", "path": other, "mode": 0o604, "uid": "77", "gid": 0},
     ])
     with t.mount(manifest) as m:
         st = os.stat(m.path("conf"))
@@ -38,11 +39,14 @@ def test_configured_mode_uid_gid(t):
 
 
 def test_block_size_is_reported(t):
-    backing = make_image(t.path("b.img"), MiB)
-    manifest = t.write_manifest([{"name": f"bs{bs}", "path": backing, "block_size": bs}
+    # One backing file each: writable windows of one file may not overlap.
+    def backing(name):
+        return make_image(t.path(name + ".img"), MiB)
+    manifest = t.write_manifest([{"name": f"bs{bs}", "path": backing(f"bs{bs}"), "block_size": bs}
                                  for bs in (512, 1024, 2048, 4096)]
-                                + [{"name": "default", "path": backing},
-                                   {"name": "suffix", "path": backing, "block_size": "4K"}])
+                                + [{"name": "default", "path": backing("default")},
+                                   {"name": "suffix", "path": backing("suffix"),
+                                    "block_size": "4K"}])
     with t.mount(manifest) as m:
         for bs in (512, 1024, 2048, 4096):
             check_eq(os.stat(m.path(f"bs{bs}")).st_blksize, bs, f"st_blksize of bs{bs}")
@@ -110,7 +114,8 @@ def test_single_image_source_is_exposed_by_basename(t):
 def test_manifest_names_and_readdir(t):
     b = make_image(t.path("b.img"), MiB)
     names = ["zeta", "alpha", "with space", "ünïcode.img", "x" * 255]
-    manifest = t.write_manifest([{"name": n, "path": b, "offset": i * 4096}
+    # Read-only: windows of one file may overlap when none of them writes.
+    manifest = t.write_manifest([{"name": n, "path": b, "offset": i * 4096, "read_only": True}
                                  for i, n in enumerate(names)])
     with t.mount(manifest) as m:
         check_eq(sorted(os.listdir(m.path())), sorted(names), "readdir")
