@@ -451,5 +451,21 @@ def test_authorization_and_socket_modes(t):
              "a mount point without a daemon")
 
 
+def test_a_dead_daemon_is_reported_clearly(t):
+    """After the daemon is killed, every command says so in one line (no errno soup)."""
+    img = t.path("d.img")
+    harness.make_sparse(img, MiB)
+    m = t.mount(img, expect_exit=None)
+    with m:
+        check_eq(len(ctl_json("list", m.mnt)["images"]), 1, "alive")
+        os.kill(m.pid, 9)
+        m.proc.wait(10)
+        for args in (["list", m.mnt], ["workers", m.mnt], ["-m", m.mnt, "detach", "d.img"]):
+            r = ctl(*args, check_rc=1)
+            check_eq(r.stderr, f"cgloopctl: the cgloopfs daemon of \"{m.mnt}\" is gone (the "
+                               f"mount is dead; unmount it with: umount -l {m.mnt})\n",
+                     f"{args} with a dead daemon")
+
+
 if __name__ == "__main__":
     harness.main()
