@@ -195,6 +195,8 @@ def test_attach_refusals_name_the_culprit(t):
             (["--name", "again", img],
              f'attach: image "again": path "{img}": its window overlaps that of image '
              f'"ok.img" on the same file, and one of them is writable'),
+            (["/dev/null"], 'attach: image "null": path "/dev/null": not a regular file or '
+                            'block device'),
             (["--name", "loop", m.path("ok.img")],
              f'attach: image "loop": path "{m.path("ok.img")}": is inside this cgloopfs mount'),
         ]
@@ -248,6 +250,34 @@ def test_detach_open_lazy_all_and_reattach(t):
         ctl("detach", "--all", *mm)
         check_eq(os.listdir(m.mnt), [], "detach --all")
         check_eq(ctl_json("list", m.mnt), {"images": []}, "empty list")
+
+
+def test_backing_held_by_descriptor_and_block_devices(t):
+    """The backing file is held by descriptor: renaming or removing its path changes
+    nothing. A block device (a loop device here) is a backing file like any other."""
+    img = t.path("held.img")
+    filled(img, 2 * MiB, 0x33)
+    dev_backing = t.path("dev-backing.img")
+    filled(dev_backing, 4 * MiB, 0x44)
+    solo = t.path("solo.img")
+    harness.make_sparse(solo, MiB)
+    with t.mount(solo) as m:
+        mm = ["-m", m.mnt]
+        ctl("attach", img, *mm)
+        os.rename(img, t.path("moved.img"))
+        with open(m.path("held.img"), "r+b") as f:
+            check_eq(f.read(4), b"\x33" * 4, "read after the rename")
+            f.write(b"new!")
+        os.unlink(t.path("moved.img"))
+        with open(m.path("held.img"), "rb") as f:
+            check_eq(f.read(8), b"\x33" * 4 + b"new!", "read after the unlink")
+        ctl("detach", "held.img", *mm)
+        dev = harness.losetup_attach(t, dev_backing)
+        ctl("attach", "--name", "blk", "--offset", "1MiB", dev, *mm)
+        check_eq(os.stat(m.path("blk")).st_size, 3 * MiB, "size of a block device window")
+        with open(m.path("blk"), "rb") as f:
+            check_eq(f.read(4), b"\x44" * 4, "data through a block device")
+        ctl("detach", "blk", *mm)
 
 
 def test_set_capacity_follows_the_backing_file(t):
