@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "options.hpp"
 
+#include <cctype>
 #include <cstdint>
 
 #include <getopt.h>
@@ -177,8 +178,10 @@ std::string help_text(const CommandSpec *command)
 		return s;
 	};
 	if (command) {
+		std::string what(command->help);
+		what[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(what[0])));
 		std::string s = fmt::format("Usage: cgloopctl {} [OPTIONS] {}\n\n{}.\n", command->name,
-					    command->operands, command->help);
+					    command->operands, what);
 		if (!command->options.empty())
 			s += "\nOptions:\n" + options(command->options);
 		s += "\nGlobal options:\n" + options(global_options);
