@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -18,12 +20,14 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <fmt/core.h>
 #include <systemd/sd-daemon.h>
 
 #include "cgroup/resolver.hpp"
 #include "common/log.hpp"
 #include "common/mountinfo.hpp"
 #include "common/unique_fd.hpp"
+#include "dispatch/dispatcher.hpp"
 #include "ops.hpp"
 
 namespace cgloopfs::fuse {
@@ -121,6 +125,31 @@ struct SessionThreads {
 void notify(const std::string &state)
 {
 	(void)sd_notify(0, state.c_str());
+}
+
+/* How often STATUS= is brought up to date while systemd listens. */
+constexpr int status_interval_ms = 3000;
+
+std::string plural(size_t n, std::string_view one, std::string_view many)
+{
+	return fmt::format("{} {}", n, n == 1 ? one : many);
+}
+
+/* systemctl status shows this: the images served and the live cgroup workers. */
+std::string status_line(const image::ImageTable &table, const dispatch::Dispatcher &dispatcher,
+			const std::string &mountpoint)
+{
+	size_t live = 0, busy = 0;
+	for (const auto &w : dispatcher.workers()) {
+		if (w.root)
+			continue;
+		live++;
+		if (w.state == dispatch::WorkerState::active)
+			busy++;
+	}
+	return fmt::format("STATUS=Serving {} on {}; {} live, {} busy",
+			   plural(table.count(), "image", "images"), mountpoint,
+			   plural(live, "cgroup worker", "cgroup workers"), busy);
 }
 
 } /* namespace */
@@ -241,13 +270,22 @@ int run_session(const config::MountOptions &opts, image::ImageTable &table, Sess
 		log::info("serving {} image(s) from \"{}\" on \"{}\" (dispatch={})", table.count(),
 			  opts.source, opts.mountpoint,
 			  opts.dispatch == config::DispatchMode::cgroup ? "cgroup" : "single");
-		notify(fmt::format("READY=1\nSTATUS=Serving {} image(s) on {}", table.count(),
-				   opts.mountpoint));
+		/* No periodic wake-ups unless systemd listens (sd_notify is a no-op then). */
+		const bool notifying = std::getenv("NOTIFY_SOCKET") != nullptr;
+		std::string status = status_line(table, dispatcher, opts.mountpoint);
+		notify("READY=1\n" + status);
 		struct pollfd pfds[2] = {{sigfd.get(), POLLIN, 0}, {ended.get(), POLLIN, 0}};
 		for (;;) {
-			int n = poll(pfds, 2, -1);
+			int n = poll(pfds, 2, notifying ? status_interval_ms : -1);
 			if (n < 0 && errno == EINTR)
 				continue;
+			if (n == 0) { /* the status interval passed */
+				std::string now = status_line(table, dispatcher, opts.mountpoint);
+				if (now != status)
+					notify(now);
+				status = std::move(now);
+				continue;
+			}
 			if (n < 0) {
 				log::error("poll: {}", std::strerror(errno));
 				break;
@@ -268,7 +306,7 @@ int run_session(const config::MountOptions &opts, image::ImageTable &table, Sess
 		exit_code = EXIT_FAILURE;
 	}
 
-	notify("STOPPING=1");
+	notify("STOPPING=1\nSTATUS=Stopping: answering the requests in flight, unmounting");
 	if (hooks.on_stop)
 		hooks.on_stop();
 	threads.stop();
