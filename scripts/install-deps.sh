@@ -10,6 +10,7 @@ packages="
   libtomlplusplus-dev nlohmann-json3-dev libcli11-dev
   scdoc groff-base man-db
   python3 util-linux e2fsprogs fio procps kmod
+  systemd strace
 "
 
 missing=""
