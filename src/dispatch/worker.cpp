@@ -46,6 +46,7 @@ bool Worker::spawn_locked()
 	try {
 		threads_.emplace_back([this](std::stop_token st) { thread_main(st); });
 		live_threads_++;
+		starting_threads_++;
 	} catch (const std::system_error &) {
 		ok = false;
 	}
@@ -70,7 +71,8 @@ void Worker::enqueue(Job *job)
 		head_ = job;
 	tail_ = job;
 	queued_++;
-	size_t free_threads = idle_threads_ + finishing_.load(std::memory_order_relaxed);
+	size_t free_threads =
+		idle_threads_ + starting_threads_ + finishing_.load(std::memory_order_relaxed);
 	if (queued_ > free_threads && threads_.size() < dispatcher_.depth_.load() && !stopping_)
 		(void)spawn_locked(); /* a failure leaves the job to the running threads */
 	if (idle_threads_ > 0)
@@ -104,6 +106,7 @@ void Worker::thread_main(std::stop_token)
 	ctx.finishing = &finishing_;
 	const Clock &clock = dispatcher_.clock_;
 	std::unique_lock<std::mutex> l(mutex_);
+	starting_threads_--;
 	for (;;) {
 		while (!head_ && !stopping_) {
 			idle_threads_++;

@@ -60,6 +60,7 @@ private:
 	Job *inflight_ = nullptr; /* running jobs, guarded by mutex_ */
 	size_t in_flight_ = 0;
 	size_t idle_threads_ = 0;
+	size_t starting_threads_ = 0; /* spawned, not yet at their queue: count as free */
 	std::atomic<unsigned> finishing_{0}; /* threads past their job's answer */
 	size_t live_threads_ = 0;
 	uint64_t served_ = 0;

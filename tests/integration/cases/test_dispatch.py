@@ -470,7 +470,7 @@ def test_churn_keeps_threads_and_memory_bounded(t):
         check(st["workers_created"] >= 32, f"only {st['workers_created']} workers made")
         check(st["workers_created"] >= n or st["root_fallbacks"] > 0,
               f"{n} cgroups, {st['workers_created']} workers, no root fallbacks")
-        t.notes.append(f"churn: threads base {base_threads} peak {peak_threads}, "
+        print(f"# churn: threads base {base_threads} peak {peak_threads}, "
                        f"rss {base_rss} -> {rss} KiB")
 
 
@@ -508,7 +508,7 @@ def test_sigterm_with_stalled_and_queued_requests(t):
         gate.open()
         rc = m.wait_exit(15)
         check_eq(rc, 0, "exit status")
-        t.notes.append(f"SIGTERM with stalled requests: callers answered after {answered:.1f} s")
+        print(f"# SIGTERM with stalled requests: callers answered after {answered:.1f} s")
     check("answered with EIO" in m.stderr(), "the stuck requests were not reported")
 
 
