@@ -52,8 +52,8 @@ wait $a $b
 cmp -n $((64 << 20)) "$mnt/system.img" "$demo/sample.img" && echo "== system.img and the backing file agree"
 rmdir "$cg/cgloopfs-demo-a" "$cg/cgloopfs-demo-b"
 
-echo "== cgloopctl status"
-"$bin/cgloopctl" status "$mnt"
+echo "== cgloopctl list (as losetup --list)"
+"$bin/cgloopctl" list "$mnt"
 echo "== cgloopctl workers"
 "$bin/cgloopctl" workers "$mnt"
 echo "== cgloopctl stats"

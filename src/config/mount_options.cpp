@@ -22,7 +22,6 @@ const std::vector<OptionSpec> mount_option_table = {
 	{"default_permissions", "", "let the kernel check file modes", false},
 	{"auto_unmount", "", "unmount when the daemon dies", false},
 	{"fsname", "NAME", "the source shown in /proc/mounts (SOURCE)", false},
-	{"subtype", "NAME", "the type shown as fuse.NAME (cgloopfs)", false},
 	{"nosuid", "", "ignore setuid bits (always on for FUSE)", false},
 	{"suid", "", "accepted; FUSE mounts stay nosuid", false},
 	{"nodev", "", "ignore device files (always on for FUSE)", false},
@@ -175,7 +174,6 @@ MountOptions parse_command_line(int argc, char **argv)
 		{"debug", no_argument, nullptr, 'd'},
 		{"help", no_argument, nullptr, 'h'},
 		{"version", no_argument, nullptr, 'V'},
-		{"options", required_argument, nullptr, 'o'},
 		{nullptr, 0, nullptr, 0},
 	};
 	std::vector<std::string> positional;
@@ -257,8 +255,8 @@ std::string help_text(std::string_view program)
 		else
 			s += fmt::format("  {:22} {}\n", left, o.help);
 	}
-	s += "\nAlso accepted for mount(8) and fstab: the generic mount flags (sync, atime,\n"
-	     "noexec, nofail, _netdev, ...).\n";
+	s += "\nAlso accepted for mount(8) and fstab: the other generic mount flags (sync,\n"
+	     "async, dirsync, lazytime, nofail, _netdev, auto, noauto, user, defaults, ...).\n";
 	return s;
 }
 
