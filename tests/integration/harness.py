@@ -322,6 +322,57 @@ def mounts_under(directory):
     return [e[0] for e in mountinfo() if (e[0] + "/").startswith(d)]
 
 
+def daemons_for(mnt):
+    """Pids of cgloopfs processes whose command line names this (unique) mount point."""
+    mnt = os.path.realpath(mnt)
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]) == "cgloopfs" and \
+                any(os.path.realpath(a) == mnt for a in argv[1:] if a.startswith("/")):
+            pids.append(int(d))
+    return pids
+
+
+def alive(pid):
+    """Is pid running (not a zombie)?"""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def kill_daemons_for(*mnts):
+    """Safety net: daemons whose command line names our unique mount points are ours;
+    kill any still running and fail the test if there were some."""
+    pids = [p for m in mnts for p in daemons_for(m) if alive(p)]
+    for p in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGKILL)
+    if pids:
+        raise TestFailure(f"killed leftover daemons {pids}")
+
+
+def run_in_mount_namespace(script, spec, timeout):
+    """Run the Python `script` with json `spec` as argv[1] in a private mount
+    namespace (unshare --mount), with this module importable as `harness`; the
+    script prints a JSON result as its last line, which is returned."""
+    prelude = f"import sys\nsys.path.insert(0, {HERE!r})\nimport harness\n"
+    r = run(["unshare", "--mount", "--propagation", "private", sys.executable, "-c",
+             prelude + script, json.dumps(spec)], timeout=timeout)
+    try:
+        return json.loads(r.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise TestFailure(f"no result from the namespace: {r.stdout!r} {r.stderr!r}")
+
+
 def wait_for(pred, timeout, interval=0.02):
     end = time.monotonic() + timeout
     while True:

@@ -135,32 +135,6 @@ def test_fusermount_with_idle_reader_open(t):
             os.close(fd)
 
 
-def daemons_for(mnt):
-    """Pids of cgloopfs processes whose command line names this (unique) mount point."""
-    mnt = os.path.realpath(mnt)
-    pids = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/cmdline", "rb") as f:
-                argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
-        except OSError:
-            continue
-        if argv and os.path.basename(argv[0]) == "cgloopfs" and \
-                any(os.path.realpath(a) == mnt for a in argv[1:] if a.startswith("/")):
-            pids.append(int(d))
-    return pids
-
-
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
-
-
 # mount(8) (util-linux 2.38) drops PATH from the environment before it runs
 # mount.fuse3, whose /bin/sh then finds `cgloopfs` only in the default search
 # path (/usr/local/sbin:...:/bin), as an installed binary would be. So that
@@ -170,7 +144,8 @@ def alive(pid):
 # lives in that namespace; the script below does the checks there and cleans
 # up after itself; the test then checks that no daemon is left.
 IN_NAMESPACE = r"""
-import json, os, subprocess, sys, time
+import json, os, subprocess, time
+from harness import alive, daemons_for, mount_entry
 spec = json.loads(sys.argv[1])
 mnt = spec["mnt"]
 out = {"errors": []}
@@ -179,31 +154,8 @@ def fail(msg):
     out["errors"].append(msg)
 
 def mounted():
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split(" - ")
-            left = fields[0].split()
-            if left[4] == mnt:
-                return fields[1].split()[0]
-    return None
-
-def daemons():
-    pids = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                argv = open(f"/proc/{d}/cmdline", "rb").read().split(b"\0")
-            except OSError:
-                continue
-            if argv and os.path.basename(argv[0]) == b"cgloopfs" and mnt.encode() in argv:
-                pids.append(int(d))
-    return pids
-
-def alive(pid):
-    try:
-        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] not in "ZX"
-    except OSError:
-        return False
+    e = mount_entry(mnt)
+    return e[1] if e else None
 
 subprocess.run(["mount", "--make-rprivate", "/"], check=True)
 subprocess.run(["mount", "--bind", spec["helper_dir"], "/usr/local/sbin"], check=True)
@@ -213,7 +165,7 @@ try:
                         spec["opts"]], capture_output=True, text=True, timeout=30)
     out["mount_rc"], out["mount_stderr"] = r.returncode, r.stderr
     out["fstype"] = mounted()
-    pids = daemons()
+    pids = daemons_for(mnt)
     out["daemons"] = pids
     if spec["good"] and out["fstype"]:
         path = os.path.join(mnt, spec["file"])
@@ -250,25 +202,11 @@ def mount_in_namespace(t, source, opts, good, file="", write=b"", write_at=0):
     mnt = t.mkdir("mnt")
     spec = {"mnt": mnt, "source": source, "opts": opts, "good": good, "file": file,
             "write": write.decode(), "write_at": write_at, "helper_dir": helper_dir}
-    t.defer(kill_leftover_daemons, mnt)
-    r = harness.run(["unshare", "--mount", "--propagation", "private", sys.executable,
-                     "-c", IN_NAMESPACE, harness.json.dumps(spec)], timeout=60)
-    try:
-        res = harness.json.loads(r.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        raise harness.TestFailure(f"no result from the namespace: {r.stdout!r} {r.stderr!r}")
+    t.defer(harness.kill_daemons_for, mnt)
+    res = harness.run_in_mount_namespace(IN_NAMESPACE, spec, timeout=60)
     check(not res["errors"], f"in the namespace: {res['errors']}")
-    check(not daemons_for(mnt), f"daemons left for {mnt}: {daemons_for(mnt)}")
+    check(not harness.daemons_for(mnt), f"daemons left for {mnt}: {harness.daemons_for(mnt)}")
     return res
-
-
-def kill_leftover_daemons(mnt):
-    """Safety net: daemons whose command line names our unique mount point are ours."""
-    pids = [p for p in daemons_for(mnt) if alive(p)]
-    for p in pids:
-        os.kill(p, signal.SIGKILL)
-    if pids:
-        raise harness.TestFailure(f"killed leftover daemons {pids}")
 
 
 def test_mount_helper(t):

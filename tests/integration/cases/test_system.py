@@ -380,7 +380,7 @@ def test_unit_sandbox_lets_the_daemon_work(t):
     # LeakSanitizer cannot work under ptrace (sanitizer builds).
     env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"), "detect_leaks=0"]))
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env)
-    t.defer(kill_daemons, [mnt])  # should strace be killed, its tracee lives on
+    t.defer(harness.kill_daemons_for, mnt)  # should strace be killed, its tracee lives on
     t.defer(lambda: proc.poll() is None and (kill_pid(proc.pid), proc.wait(10)))
     t.defer(harness.fusermount_unmount, mnt)
     if not harness.wait_for(lambda: harness.is_mounted(mnt) or proc.poll() is not None, 20):
@@ -480,37 +480,15 @@ def test_sd_notify_ready_status_stopping(t):
 # mount.fuse: a mount that works went through our helper name). Every mount is
 # undone and every daemon ended here; the test checks that none is left.
 IN_NAMESPACE = r"""
-import json, os, signal, subprocess, sys, time
+import json, os, signal, subprocess, time
+from harness import alive, daemons_for, mount_entry
 spec = json.loads(sys.argv[1])
 out = {"errors": [], "cases": []}
 started = []
 
 def entry(mnt):
-    found = None
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            if left.split()[4] == mnt:
-                found = right.split()[:2]
-    return found
-
-def daemons(mnt):
-    pids = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                argv = open(f"/proc/{d}/cmdline", "rb").read().split(b"\0")
-            except OSError:
-                continue
-            if os.path.basename(argv[0]) == b"cgloopfs" and mnt.encode() in argv:
-                pids.append(int(d))
-    return pids
-
-def alive(pid):
-    try:
-        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] not in "ZX"
-    except OSError:
-        return False
+    e = mount_entry(mnt)
+    return list(e[1:]) if e else None
 
 try:
     subprocess.run(["mount", "--make-rprivate", "/"], check=True)
@@ -523,7 +501,7 @@ try:
         r = subprocess.run(c["argv"], capture_output=True, text=True, timeout=30)
         res["rc"], res["stderr"] = r.returncode, r.stderr
         res["entry"] = entry(mnt)
-        pids = daemons(mnt)
+        pids = daemons_for(mnt)
         started += pids
         res["daemons"] = len(pids)
         if pids:
@@ -555,29 +533,6 @@ print(json.dumps(out))
 """
 
 
-def daemons_for(mnt):
-    pids = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if argv and os.path.basename(argv[0]) == b"cgloopfs" and mnt.encode() in argv:
-            pids.append(int(d))
-    return pids
-
-
-def kill_daemons(mnts):
-    left = [p for m in mnts for p in daemons_for(m)]
-    for p in left:
-        kill_pid(p)
-    if left:
-        raise TestFailure(f"killed leftover daemons {left}")
-
-
 @timeout(120)
 def test_mount_and_fstab_through_the_installed_helper(t):
     need("unshare")
@@ -599,7 +554,7 @@ def test_mount_and_fstab_through_the_installed_helper(t):
     backing = make_image(t.path("disk.img"), 2 * MiB, [(MiB, data)])
     manifest = t.write_manifest([{"name": "one.img", "path": backing, "offset": "1MiB"}])
     mnts = [t.mkdir(f"mnt{i}") for i in range(4)]
-    t.defer(kill_daemons, mnts)
+    t.defer(harness.kill_daemons_for, *mnts)
     fstab = t.path("fstab")
     with open(fstab, "w") as f:
         f.write("# a temporary fstab\n"
@@ -618,12 +573,7 @@ def test_mount_and_fstab_through_the_installed_helper(t):
          "argv": ["mount", "-t", "fuse.cgloopfs", backing, mnts[3], "-o", "noatime,nosuch=1"]},
     ]
     spec = {"binds": binds, "cases": cases}
-    r = run(["unshare", "--mount", "--propagation", "private", sys.executable, "-c",
-             IN_NAMESPACE, json.dumps(spec)], timeout=100)
-    try:
-        res = json.loads(r.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        raise TestFailure(f"no result from the namespace: {r.stdout!r} {r.stderr!r}")
+    res = harness.run_in_mount_namespace(IN_NAMESPACE, spec, timeout=100)
     check(not res["errors"], f"in the namespace: {res['errors']}")
     check_eq(len(res["cases"]), len(cases), "cases run")
     got = {c["name"]: c for c in res["cases"]}
@@ -651,7 +601,7 @@ def test_mount_and_fstab_through_the_installed_helper(t):
         check_eq(c["daemons"], 0, f"{name}: daemons left")
         check(f'unknown option "{option}' in c["stderr"],
               f"{name}: stderr {c['stderr']!r} does not name {option}")
-    check_eq([p for m in mnts for p in daemons_for(m)], [], "daemons left")
+    check_eq([p for m in mnts for p in harness.daemons_for(m)], [], "daemons left")
 
 
 if __name__ == "__main__":
