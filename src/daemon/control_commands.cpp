@@ -87,7 +87,7 @@ json status_json(fuse::Filesystem &fs)
 		{"source", o.source},
 		{"mountpoint", o.mountpoint},
 		{"images", fs.table.count()},
-		{"open_handles", fs.open_handles.load()},
+		{"open_handles", fs.open_handles()},
 		{"dispatch", o.dispatch == config::DispatchMode::cgroup ? "cgroup" : "single"},
 		{"cache", o.cache == config::CacheMode::direct ? "direct" : "kernel"},
 		{"idle_timeout", fs.dispatch.config().idle_timeout_ns / 1000000000},

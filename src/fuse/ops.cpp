@@ -38,7 +38,6 @@ void forget_file(Filesystem &fs, OpenFile *file)
 		std::lock_guard<std::mutex> l(fs.files_mutex);
 		fs.open_files.erase(file);
 	}
-	fs.open_handles.fetch_sub(1, std::memory_order_relaxed);
 	file->image->closed();
 	delete file;
 }
@@ -207,7 +206,6 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) noexcept
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	fs.open_handles.fetch_add(1, std::memory_order_relaxed);
 	img->opened();
 	bool direct = fs.options.cache == config::CacheMode::direct;
 	int r = reply_open(req, reinterpret_cast<uintptr_t>(file), direct, !direct);
@@ -495,7 +493,12 @@ void Filesystem::close_all_files()
 	for (void *f : open_files)
 		delete static_cast<OpenFile *>(f);
 	open_files.clear();
-	open_handles.store(0);
+}
+
+size_t Filesystem::open_handles()
+{
+	std::lock_guard<std::mutex> l(files_mutex);
+	return open_files.size();
 }
 
 void Filesystem::invalidate(uint64_t ino, const std::string &name)

@@ -8,7 +8,6 @@
  */
 #pragma once
 
-#include <atomic>
 #include <memory>
 #include <mutex>
 #include <unordered_set>
@@ -42,7 +41,6 @@ struct Filesystem {
 	dev_t mount_dev = 0;		  /* st_dev of files in this mount */
 	uint32_t root_uid = 0, root_gid = 0;
 	struct timespec start_time {};
-	std::atomic<uint64_t> open_handles{0};
 
 	/*
 	 * Handles the kernel has not released yet; freed by close_all_files()
@@ -52,6 +50,7 @@ struct Filesystem {
 	std::unordered_set<void *> open_files; /* guarded by files_mutex */
 
 	void close_all_files();
+	size_t open_handles();
 
 	/* Tell the kernel to forget what it cached of image `name` (inode `ino`). */
 	void invalidate(uint64_t ino, const std::string &name);
