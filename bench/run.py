@@ -5,10 +5,15 @@ device and cgloopfs (dispatch=cgroup and dispatch=single), in one run, on the
 same image, and a table of ratios against raw and against the loop device.
 
     ./bench/run.py [--disk] [--seconds N] [--jobs seqread,seqwrite,randread,randwrite]
+                   [--no-isolation] [--binary PATH]
 
 Builds in release mode (build-bench/), makes a 1 GiB image on tmpfs (/dev/shm;
 --disk: /var/tmp), and runs fio with O_DIRECT inside a child cgroup of its own,
 so dispatch=cgroup serves it from a per-cgroup worker. Run as root.
+
+The isolation benchmark then runs, under dispatch=cgroup and dispatch=single:
+cgroup B reads 4 KiB at random at 200 IOPS, alone and while cgroup A runs four
+1 MiB sequential readers (then four writers); B's p99 latency is reported.
 Everything it starts it stops; everything it makes it removes.
 """
 import argparse
@@ -59,20 +64,33 @@ def daemon_cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_fio(cg, target, job, seconds, size):
+def fio_command(target, job, seconds, size, extra=()):
     spec = JOBS[job]
-    cmd = ["fio", "--name=" + job, "--filename=" + target, "--direct=1",
-           "--ioengine=psync", "--rw=" + spec["rw"], "--bs=" + spec["bs"],
-           "--numjobs=" + str(spec["numjobs"]), "--size=" + str(size),
-           "--time_based", "--runtime=" + str(seconds), "--ramp_time=1",
-           "--group_reporting", "--output-format=json", "--randrepeat=0"]
+    return ["fio", "--name=" + job, "--filename=" + target, "--direct=1",
+            "--ioengine=psync", "--rw=" + spec["rw"], "--bs=" + spec["bs"],
+            "--numjobs=" + str(spec["numjobs"]), "--size=" + str(size),
+            "--time_based", "--runtime=" + str(seconds), "--ramp_time=1",
+            "--group_reporting", "--output-format=json", "--randrepeat=0", *extra]
+
+
+def in_cgroup(cg):
     def enter():
         with open(os.path.join(cg, "cgroup.procs"), "w") as f:
             f.write(str(os.getpid()))
-    out = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=enter)
+    return enter
+
+
+def fio_result(out, target):
     if out.returncode != 0:
         raise RuntimeError(f"fio failed on {target}: {out.stderr}")
-    j = json.loads(out.stdout[out.stdout.index("{"):])["jobs"][0]
+    return json.loads(out.stdout[out.stdout.index("{"):])["jobs"][0]
+
+
+def run_fio(cg, target, job, seconds, size, extra=()):
+    spec = JOBS[job]
+    out = subprocess.run(fio_command(target, job, seconds, size, extra), capture_output=True,
+                         text=True, preexec_fn=in_cgroup(cg))
+    j = fio_result(out, target)
     side = j["read"] if "read" in spec["rw"] else j["write"]
     if spec["unit"] == "MiB/s":
         value = side["bw_bytes"] / (1 << 20)
@@ -80,6 +98,23 @@ def run_fio(cg, target, job, seconds, size):
         value = side["iops"]
     p99 = side["clat_ns"]["percentile"].get("99.000000", 0) / 1000.0
     return value, p99
+
+
+def isolation(cg_a, cg_b, target, seconds, size):
+    """B's p99 (us) at 200 random 4 KiB reads/s: alone, under A's readers, under A's writers."""
+    light = ("--rate_iops=200", "--numjobs=1")
+    out = {"alone": run_fio(cg_b, target, "randread", seconds, size, light)[1]}
+    for flood in ("seqread", "seqwrite"):
+        a = subprocess.Popen(fio_command(target, flood, seconds + 3, size, ("--numjobs=4",)),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=in_cgroup(cg_a))
+        try:
+            time.sleep(1.5)
+            out[flood] = run_fio(cg_b, target, "randread", seconds, size, light)[1]
+        finally:
+            so, se = a.communicate()
+        fio_result(subprocess.CompletedProcess(a.args, a.returncode, so, se), target)
+    return out
 
 
 class Cgloopfs:
@@ -112,22 +147,28 @@ def main():
     ap.add_argument("--size", default="1G")
     ap.add_argument("--jobs", default=",".join(JOBS))
     ap.add_argument("--targets", default="raw,loop,cgroup,single")
+    ap.add_argument("--no-isolation", action="store_true", help="skip the isolation benchmark")
+    ap.add_argument("--binary", help="a cgloopfs binary to measure instead of building one")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench: run as root")
     for tool in ("fio", "losetup", "fusermount3"):
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} is missing (./scripts/install-deps.sh)")
-    binary = build()
+    binary = os.path.abspath(args.binary) if args.binary else build()
     base = "/var/tmp" if args.disk else "/dev/shm"
     tmp = tempfile.mkdtemp(prefix="cgloopfs-bench-", dir=base)
     image = os.path.join(tmp, "bench.img")
     cgroot = cgroup2_root()
     cg = os.path.join(cgroot, f"cgloopfs-bench-{os.getpid()}")
-    os.mkdir(cg)
+    cg_a, cg_b = cg + "-a", cg + "-b"
+    cgroups = [cg, cg_a, cg_b]
+    for c in cgroups:
+        os.mkdir(c)
     loopdev = None
     mounts = {}
     results = {}
+    iso = {}
     try:
         sh(["fio", "--name=fill", "--filename=" + image, "--rw=write", "--bs=1M",
             "--size=" + args.size, "--output=/dev/null"])
@@ -152,13 +193,20 @@ def main():
                 results[(job, target)] = (value, p99, cpu)
                 print(f"  {job:10} {target:7} {value:10.1f} {JOBS[job]['unit']:6} "
                       f"p99 {p99:9.1f} us", file=sys.stderr, flush=True)
+        if not args.no_isolation:
+            for name in ("cgroup", "single"):
+                if name in mounts:
+                    iso[name] = isolation(cg_a, cg_b, files[name], args.seconds, size)
+                    print(f"  isolation {name:7} B p99 (us): {iso[name]}", file=sys.stderr,
+                          flush=True)
     finally:
         for m in mounts.values():
             m.close()
         if loopdev:
             subprocess.run(["losetup", "-d", loopdev])
         shutil.rmtree(tmp, ignore_errors=True)
-        os.rmdir(cg)
+        for c in reversed(cgroups):
+            os.rmdir(c)
 
     cpu_model = ""
     with open("/proc/cpuinfo") as f:
@@ -183,6 +231,45 @@ def main():
             vl = f"{value / loop:.2f}x" if loop else "-"
             c = f"{cpu * 100:.0f}%" if cpu is not None else "-"
             print(f"| {job} | {target} | {value:.0f} {unit} | {p99:.0f} us | {c} | {vr} | {vl} |")
+
+    if iso:
+        print()
+        print("Isolation: cgroup B's p99 at 200 random 4 KiB reads/s, alone and while cgroup A "
+              "runs four 1 MiB sequential readers or writers")
+        print()
+        print("| dispatch | B alone | B under A's reads | B under A's writes |")
+        print("|---|---|---|---|")
+        for name, r in iso.items():
+            print(f"| {name} | {r['alone']:.0f} us | {r['seqread']:.0f} us | "
+                  f"{r['seqwrite']:.0f} us |")
+
+    def ratio(job, target, base):
+        a, b = results.get((job, target)), results.get((job, base))
+        return a[0] / b[0] if a and b and b[0] else None
+    checks = [("seq read 1 MiB vs raw", ratio("seqread", "cgroup", "raw"), 0.60),
+              ("seq write 1 MiB vs raw", ratio("seqwrite", "cgroup", "raw"), 0.55),
+              ("rand read 4 KiB x4 vs loop", ratio("randread", "cgroup", "loop"), 0.60),
+              ("rand write 4 KiB x4 vs loop", ratio("randwrite", "cgroup", "loop"), 0.50)]
+    for job in ("seqread", "seqwrite", "randread", "randwrite"):
+        checks.append((f"{job}: cgroup vs single", ratio(job, "cgroup", "single"), 0.95))
+    rows = [(what, f"{v:.2f}x", f">= {want:.2f}x", "yes" if v >= want else "NO")
+            for what, v, want in checks if v is not None]
+    if "cgroup" in iso:
+        c = iso["cgroup"]
+        for flood in ("seqread", "seqwrite"):
+            v = c[flood] / c["alone"]
+            rows.append((f"B p99 under {flood} / alone", f"{v:.2f}x", "<= 2x",
+                         "yes" if v <= 2 else "NO"))
+            if "single" in iso:
+                v = c[flood] / iso["single"][flood]
+                rows.append((f"B p99 under {flood}, cgroup / single", f"{v:.2f}x", "<= 0.2x",
+                             "yes" if v <= 0.2 else "NO"))
+    if rows:
+        print()
+        print("| target | measured | wanted | met |")
+        print("|---|---|---|---|")
+        for r in rows:
+            print("| " + " | ".join(r) + " |")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ const std::vector<OptionSpec> mount_option_table = {
 	{"idle_timeout", "SECONDS", "reap an idle cgroup worker after this (60; 1..86400)", true},
 	{"max_workers", "N", "cap on per-cgroup workers (64; 1..4096)", true},
 	{"worker_depth", "N", "parallel requests per worker (4; 1..64)", true},
+	{"request_timeout", "SECONDS", "answer EIO to a request stuck this long (30; 1..3600)", true},
+	{"max_queued", "SIZE", "cap on queued write payloads (256M; 16M..64G)", true},
 	{"dispatch", "cgroup|single", "worker per caller cgroup, or one queue (cgroup)", true},
 	{"cache", "direct|kernel", "bypass or use the kernel page cache (direct)", true},
 	{"control", "PATH", "control socket (/run/cgloopfs/MOUNT.sock)", true},
@@ -93,6 +95,17 @@ void apply_one(MountOptions &opts, std::string_view item)
 		opts.max_workers = parse_bounded(key, value, 1, 4096);
 	} else if (key == "worker_depth") {
 		opts.worker_depth = parse_bounded(key, value, 1, 64);
+	} else if (key == "request_timeout") {
+		opts.request_timeout = parse_bounded(key, value, 1, 3600);
+	} else if (key == "max_queued") {
+		std::string why;
+		auto v = parse_size(value, &why);
+		if (!v)
+			throw UsageError(fmt::format("option \"{}={}\": {}", key, value, why));
+		if (*v < (16ULL << 20) || *v > (64ULL << 30))
+			throw UsageError(fmt::format(
+				"option \"{}={}\": must be between 16M and 64G", key, value));
+		opts.max_queued = *v;
 	} else if (key == "dispatch") {
 		if (value == "cgroup")
 			opts.dispatch = DispatchMode::cgroup;

@@ -28,6 +28,8 @@ struct MountOptions {
 	uint32_t idle_timeout = 60; /* seconds */
 	uint32_t max_workers = 64;
 	uint32_t worker_depth = 4;
+	uint32_t request_timeout = 30; /* seconds; a request still unanswered then gets EIO */
+	uint64_t max_queued = 256ULL << 20; /* bytes of write payloads waiting in queues */
 	DispatchMode dispatch = DispatchMode::cgroup;
 	CacheMode cache = CacheMode::direct;
 	std::string control; /* "" : the default path for the mount point */

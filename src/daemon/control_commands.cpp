@@ -76,6 +76,8 @@ json stats_json(fuse::Filesystem &fs)
 		{"workers_reaped", t.workers_reaped},
 		{"root_fallbacks", t.root_fallbacks},
 		{"spawn_failures", t.spawn_failures},
+		{"timeouts", t.timeouts},
+		{"interrupted", t.interrupted},
 	};
 }
 

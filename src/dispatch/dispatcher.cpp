@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include "common/log.hpp"
 #include "worker.hpp"
 
 namespace cgloopfs::dispatch {
@@ -157,18 +158,48 @@ size_t Dispatcher::reap()
 	return dead.size();
 }
 
+void Dispatcher::expire()
+{
+	int64_t now = clock_.now_ns();
+	Worker::Expired total;
+	auto add = [&](Worker &w) {
+		auto ex = w.expire(now, config_.request_timeout_ns, config_.interrupt_grace_ns);
+		total.timeouts += ex.timeouts;
+		total.interrupted += ex.interrupted;
+	};
+	std::lock_guard<std::mutex> l(mutex_);
+	if (stopped_.load())
+		return;
+	for (auto &[id, w] : workers_)
+		add(*w);
+	add(*root_raw_);
+	totals_.timeouts += total.timeouts;
+	totals_.interrupted += total.interrupted;
+	if (total.timeouts > 0 && timeout_log_.allow())
+		log::warning("{} request(s) unanswered after {} s were answered EIO",
+			     total.timeouts, config_.request_timeout_ns / 1000000000);
+}
+
 void Dispatcher::reaper_main(std::stop_token stop)
 {
 	pthread_setname_np(pthread_self(), "cgl-reaper");
+	/* Expiry runs every 250 ms; reaping at a quarter of idle_timeout (0.1 .. 1 s). */
+	constexpr int64_t expire_period = 250000000;
+	int64_t next_reap = clock_.now_ns();
 	std::unique_lock<std::mutex> l(reaper_mutex_);
 	while (!stop.stop_requested()) {
-		int64_t period = std::clamp<int64_t>(idle_timeout_ns_.load() / 4, 100000000,
-						     1000000000);
-		reaper_cv_.wait_for(l, stop, std::chrono::nanoseconds(period), [] { return false; });
+		int64_t reap_period = std::clamp<int64_t>(idle_timeout_ns_.load() / 4, 100000000,
+							  1000000000);
+		int64_t wait = std::min(reap_period, expire_period);
+		reaper_cv_.wait_for(l, stop, std::chrono::nanoseconds(wait), [] { return false; });
 		if (stop.stop_requested())
 			break;
 		l.unlock();
-		(void)reap();
+		expire();
+		if (clock_.now_ns() >= next_reap) {
+			(void)reap();
+			next_reap = clock_.now_ns() + reap_period;
+		}
 		l.lock();
 	}
 }

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "clock.hpp"
+#include "common/log.hpp"
 #include "job.hpp"
 #include "stats.hpp"
 
@@ -46,6 +47,10 @@ struct Config {
 	bool reaper_thread = true;
 	/* At most this many statistics entries are kept (oldest idle dropped first). */
 	size_t max_stats = 4096;
+	/* A job unanswered this long is answered EIO (0: never). */
+	int64_t request_timeout_ns = 0;
+	/* A running job whose caller was interrupted this long ago is answered EINTR. */
+	int64_t interrupt_grace_ns = 1000000000;
 };
 
 enum class WorkerState { active, idle };
@@ -69,6 +74,8 @@ struct DispatchTotals {
 	uint64_t workers_reaped = 0;
 	uint64_t root_fallbacks = 0; /* jobs of a known cgroup served by the root queue */
 	uint64_t spawn_failures = 0;
+	uint64_t timeouts = 0;	      /* jobs answered EIO at request_timeout */
+	uint64_t interrupted = 0;     /* running jobs answered EINTR after an interrupt */
 };
 
 class Worker;
@@ -92,6 +99,13 @@ public:
 
 	/* Reap workers idle for at least idle_timeout; returns how many. */
 	size_t reap();
+
+	/*
+	 * Answer the jobs past request_timeout (EIO) and the running jobs
+	 * interrupted more than interrupt_grace ago (EINTR); queued ones are
+	 * dropped from their queue. The reaper thread calls it every 250 ms.
+	 */
+	void expire();
 
 	/*
 	 * Stop: no new jobs, every queued job runs, every worker is joined. Jobs
@@ -134,6 +148,7 @@ private:
 	std::atomic<int64_t> idle_timeout_ns_;
 	std::atomic<unsigned> fail_spawns_{0};
 	std::atomic<bool> stopped_{false};
+	log::RateLimit timeout_log_{5, 10};
 
 	std::mutex reaper_mutex_;
 	std::condition_variable_any reaper_cv_;

@@ -56,14 +56,24 @@ public:
 
 	/* Do the work and answer the caller (unless cancel() answered first). */
 	virtual JobOutcome run(WorkerContext &ctx) noexcept = 0;
-	/* Answer the caller now with -err if nobody has; any thread, under worker locks. */
-	virtual void cancel(int err) noexcept = 0;
+	/*
+	 * Answer the caller now with -err if nobody has; any thread, under
+	 * worker locks. True when this call answered.
+	 */
+	virtual bool cancel(int err) noexcept = 0;
+	/* Answered already (e.g. interrupted while queued)? */
+	virtual bool answered() noexcept = 0;
 	/* Give the job back to its owner. */
 	virtual void release() noexcept = 0;
 
 	uint64_t cgroup_id = 0; /* 0: unknown, served by the root queue */
 	int caller_pid = 0;	/* for naming a new worker's cgroup */
 	int64_t submitted_ns = 0;
+	/*
+	 * When the caller was interrupted while the job ran (0: not): the
+	 * dispatcher answers it EINTR if it is still running a while later.
+	 */
+	std::atomic<int64_t> interrupted_ns{0};
 
 private:
 	friend class Worker;
@@ -71,6 +81,7 @@ private:
 	 * the in-flight list next_ and prev_. */
 	Job *next_ = nullptr;
 	Job *prev_ = nullptr;
+	bool expired_ = false; /* dropped from the queue by expire() for its deadline */
 };
 
 } /* namespace cgloopfs::dispatch */

@@ -147,6 +147,60 @@ void Worker::thread_main(std::stop_token)
 	drained_.notify_all();
 }
 
+Worker::Expired Worker::expire(int64_t now_ns, int64_t timeout_ns, int64_t interrupt_grace_ns)
+{
+	Expired ex;
+	auto overdue = [&](const Job *job) {
+		return timeout_ns > 0 && now_ns - job->submitted_ns >= timeout_ns;
+	};
+	/* Unlinked from the queue, answered (unless they were) after the unlock. */
+	Job *dropped = nullptr;
+	std::unique_lock<std::mutex> l(mutex_);
+	Job *prev = nullptr;
+	for (Job *job = head_; job;) {
+		Job *next = job->next_;
+		/* Answered already (interrupted while queued) or overdue: out of the queue. */
+		if (job->answered() || overdue(job)) {
+			job->expired_ = !job->answered();
+			if (prev)
+				prev->next_ = next;
+			else
+				head_ = next;
+			if (tail_ == job)
+				tail_ = prev;
+			queued_--;
+			job->next_ = dropped;
+			dropped = job;
+		} else {
+			prev = job;
+		}
+		job = next;
+	}
+	for (Job *job = inflight_; job; job = job->next_) {
+		int64_t intr = job->interrupted_ns.load(std::memory_order_relaxed);
+		if (job->answered())
+			continue;
+		if (overdue(job)) {
+			if (job->cancel(EIO))
+				ex.timeouts++;
+		} else if (intr > 0 && now_ns - intr >= interrupt_grace_ns) {
+			if (job->cancel(EINTR))
+				ex.interrupted++;
+		}
+	}
+	if (!head_ && in_flight_ == 0 && dropped)
+		last_active_ns_ = now_ns;
+	l.unlock();
+	while (dropped) {
+		Job *job = dropped;
+		dropped = job->next_;
+		if (job->expired_ && job->cancel(EIO))
+			ex.timeouts++;
+		job->release();
+	}
+	return ex;
+}
+
 bool Worker::idle_since(int64_t since_ns)
 {
 	std::lock_guard<std::mutex> l(mutex_);

@@ -32,6 +32,12 @@ public:
 	[[nodiscard]] bool start();
 	/* Queue a job; starts another thread when all are busy and depth allows. */
 	void enqueue(Job *job);
+	/* What expire() answered. */
+	struct Expired {
+		uint64_t timeouts = 0, interrupted = 0;
+	};
+	/* See Dispatcher::expire(). */
+	Expired expire(int64_t now_ns, int64_t timeout_ns, int64_t interrupt_grace_ns);
 	/* Idle (nothing queued or running) since at least `since_ns`? */
 	bool idle_since(int64_t since_ns);
 	/* Let the threads drain the queue and end; wait up to grace_ns. */

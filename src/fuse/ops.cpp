@@ -20,6 +20,10 @@ namespace {
 
 constexpr double entry_timeout = 1.0;
 constexpr double attr_timeout = 1.0;
+/* Reads from this size up are spliced; smaller ones cost less copied. */
+constexpr size_t splice_threshold = 64 * 1024;
+/* Writes from this size up keep their payload where it arrived; smaller ones are copied. */
+constexpr size_t adopt_threshold = 64 * 1024;
 
 /* One open file: holds its image alive until release, even after a detach. */
 struct OpenFile {
@@ -85,7 +89,7 @@ void op_init(void *userdata, struct fuse_conn_info *conn) noexcept
 {
 	auto &fs = *static_cast<Filesystem *>(userdata);
 	/* 1 MiB requests: libfuse negotiates max_pages from max_write. */
-	conn->max_write = 1024 * 1024;
+	conn->max_write = PayloadPool::max_payload;
 	conn->max_readahead = fs.options.cache == config::CacheMode::kernel ? 1024 * 1024 : 0;
 	conn->max_background = 64;
 	conn->congestion_threshold = 48;
@@ -93,7 +97,16 @@ void op_init(void *userdata, struct fuse_conn_info *conn) noexcept
 	/* The writeback cache would hide callers (pid 0) and acknowledge early. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+	/*
+	 * Requests are read into memory (a large write's payload then stays in
+	 * the buffer it arrived in); large reads are answered by splicing from
+	 * the backing file, when pipes can hold a whole reply.
+	 */
 	conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+	if ((conn->capable & FUSE_CAP_SPLICE_WRITE) && splice_pipes_available()) {
+		conn->want |= FUSE_CAP_SPLICE_WRITE;
+		fs.splice_min = splice_threshold;
+	}
 	if (conn->capable & FUSE_CAP_ASYNC_DIO)
 		conn->want |= FUSE_CAP_ASYNC_DIO;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
@@ -248,7 +261,7 @@ IoRequest *new_request(Filesystem &fs, fuse_req_t req, IoOp op, fuse_file_info *
 		fuse_reply_err(req, ENOMEM);
 		return nullptr;
 	}
-	r->prepare(req, op, file_of(fi)->image.get());
+	r->prepare(req, op, file_of(fi)->image.get(), fs.splice_min);
 	return r;
 }
 
@@ -265,6 +278,29 @@ void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info 
 	r->pos = static_cast<uint64_t>(off);
 	r->len = size;
 	submit(fs, req, r);
+}
+
+/*
+ * Keep a write's payload in the session thread's buffer, which the request
+ * takes over; the thread reads on into a fresh one. Waits while the parked
+ * payloads fill max_queued. False when the payload must be copied instead.
+ */
+bool adopt_payload(Filesystem &fs, const fuse_bufvec *in, IoRequest *r)
+{
+	char *base = current_read_buffer;
+	if (!base || in->count != 1 || (in->buf[0].flags & FUSE_BUF_IS_FD) ||
+	    in->buf[0].mem != PayloadPool::write_payload(base))
+		return false;
+	char *fresh = fs.payloads.get_for_reading();
+	if (!fresh)
+		return false;
+	if (!fs.payloads.reserve_parked(fs.session)) {
+		fs.payloads.put(fresh);
+		return false;
+	}
+	r->adopt_payload(fs.payloads, base);
+	current_read_buffer = fresh;
+	return true;
 }
 
 void op_write_buf(fuse_req_t req, fuse_ino_t, struct fuse_bufvec *in, off_t off,
@@ -284,6 +320,12 @@ void op_write_buf(fuse_req_t req, fuse_ino_t, struct fuse_bufvec *in, off_t off,
 	IoRequest *r = new_request(fs, req, IoOp::write, fi);
 	if (!r)
 		return;
+	r->pos = static_cast<uint64_t>(off);
+	r->len = size;
+	if (size >= adopt_threshold && adopt_payload(fs, in, r)) {
+		submit(fs, req, r);
+		return;
+	}
 	if (!r->payload.reserve(size)) {
 		r->cancel(ENOMEM);
 		r->release();
@@ -298,8 +340,6 @@ void op_write_buf(fuse_req_t req, fuse_ino_t, struct fuse_bufvec *in, off_t off,
 		r->release();
 		return;
 	}
-	r->pos = static_cast<uint64_t>(off);
-	r->len = size;
 	submit(fs, req, r);
 }
 

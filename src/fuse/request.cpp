@@ -3,7 +3,12 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <new>
+
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 #include "common/log.hpp"
 
@@ -27,32 +32,71 @@ int errno_for_caller(int err)
 	}
 }
 
-void IoRequest::prepare(fuse_req_t req, IoOp op, image::BackingImage *image)
+bool splice_pipes_available()
+{
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return false;
+	bool ok = fcntl(fds[1], F_SETPIPE_SZ, static_cast<int>(splice_pipe_size)) >= 0;
+	::close(fds[0]);
+	::close(fds[1]);
+	return ok;
+}
+
+void IoRequest::prepare(fuse_req_t req, IoOp op, image::BackingImage *image, size_t splice_min)
 {
 	std::lock_guard<std::mutex> l(mutex_);
 	req_ = req;
 	op_ = op;
 	image_ = image;
+	splice_min_ = splice_min;
 	state_ = State::queued;
+	interrupted_ns.store(0, std::memory_order_relaxed);
 	pos = len = 0;
 	mode = 0;
 	datasync = false;
 }
+
+void IoRequest::adopt_payload(PayloadPool &pool, char *base)
+{
+	parked_ = base;
+	parked_pool_ = &pool;
+}
+
+namespace {
+
+int64_t monotonic_ns()
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+} /* namespace */
 
 void IoRequest::on_interrupt(fuse_req_t req, void *data)
 {
 	auto *self = static_cast<IoRequest *>(data);
 	std::unique_lock<std::mutex> l(self->mutex_);
 	/*
-	 * Only a request still queued, or a read (whose result can be dropped),
-	 * is answered early; a write that started runs to its end. req_ is
-	 * compared because this object may already serve another request.
+	 * A request still queued never starts: it is answered now, so an
+	 * interrupted write never reaches the backing file. So is a running
+	 * read, whose result can be dropped. A running write, fsync or discard
+	 * usually ends soon and its caller should see how it ended: it is only
+	 * marked, and the dispatcher answers it EINTR if it is still running a
+	 * second later (a caller stuck on a stalled backing store can be
+	 * killed). req_ is compared because this object may serve another
+	 * request by now.
 	 */
 	if (self->req_ != req)
 		return;
 	bool queued = self->state_ == State::queued;
-	bool running_read = self->state_ == State::running && self->op_ == IoOp::read;
-	if (!queued && !running_read)
+	bool running = self->state_ == State::running;
+	if (running && self->op_ != IoOp::read) {
+		self->interrupted_ns.store(monotonic_ns(), std::memory_order_relaxed);
+		return;
+	}
+	if (!queued && !running)
 		return;
 	self->state_ = State::answered;
 	l.unlock();
@@ -73,15 +117,23 @@ bool IoRequest::claim_answer()
 	return true;
 }
 
-void IoRequest::answer_error(int err)
+bool IoRequest::answer_error(int err)
 {
-	if (claim_answer())
-		fuse_reply_err(req_, err);
+	if (!claim_answer())
+		return false;
+	fuse_reply_err(req_, err);
+	return true;
 }
 
-void IoRequest::cancel(int err) noexcept
+bool IoRequest::cancel(int err) noexcept
 {
-	answer_error(err);
+	return answer_error(err);
+}
+
+bool IoRequest::answered() noexcept
+{
+	std::lock_guard<std::mutex> l(mutex_);
+	return state_ == State::answered;
 }
 
 void IoRequest::release() noexcept
@@ -92,12 +144,74 @@ void IoRequest::release() noexcept
 		state_ = State::idle;
 		image_ = nullptr;
 	}
+	if (parked_) {
+		parked_pool_->put_parked(parked_);
+		parked_ = nullptr;
+		parked_pool_ = nullptr;
+	}
 	pool_.put(this);
 }
 
 namespace {
 
 log::RateLimit io_error_limit(10, 5);
+
+/*
+ * A worker thread's pipe for reads answered by splice: backing file ->
+ * this pipe -> /dev/fuse (libfuse moves the pages on). The data is not
+ * copied in userspace, and the pipe tells apart a backing-store error (the
+ * caller gets EIO and it is counted) from a reply that could not be sent.
+ */
+struct SplicePipe {
+	int rd = -1, wr = -1;
+	size_t capacity = 0;
+	bool unusable = false;
+
+	~SplicePipe()
+	{
+		if (rd >= 0)
+			::close(rd);
+		if (wr >= 0)
+			::close(wr);
+	}
+
+	/* Room for `len` bytes at any page offset? Makes the pipe on first use. */
+	bool fits(size_t len)
+	{
+		if (unusable)
+			return false;
+		if (rd < 0) {
+			int fds[2];
+			if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) {
+				unusable = true;
+				return false;
+			}
+			rd = fds[0];
+			wr = fds[1];
+			int got = fcntl(wr, F_SETPIPE_SZ, static_cast<int>(splice_pipe_size));
+			if (got < 0)
+				got = fcntl(wr, F_GETPIPE_SZ);
+			capacity = got > 0 ? static_cast<size_t>(got) : 0;
+		}
+		return len + 4096 <= capacity;
+	}
+
+	/* Throw away what is left in the pipe (after an error or a dropped answer). */
+	void drain(AlignedBuffer &buf)
+	{
+		int n = 0;
+		if (ioctl(rd, FIONREAD, &n) == 0 && n == 0)
+			return;
+		if (!buf.reserve(65536)) {
+			unusable = true; /* cannot empty it: stop using it */
+			return;
+		}
+		while (::read(rd, buf.data(), buf.capacity()) > 0) {
+		}
+	}
+};
+
+thread_local SplicePipe splice_pipe;
 
 void log_io_error(const image::BackingImage &img, const char *what, uint64_t pos, int err)
 {
@@ -107,6 +221,58 @@ void log_io_error(const image::BackingImage &img, const char *what, uint64_t pos
 }
 
 } /* namespace */
+
+bool IoRequest::splice_read(dispatch::WorkerContext &ctx, dispatch::JobOutcome &out)
+{
+	image::BackingImage &img = *image_;
+	auto range = img.splice_range(pos, len);
+	if (!range || !splice_pipe.fits(range->len))
+		return false;
+	loff_t off = static_cast<loff_t>(range->offset);
+	size_t have = 0;
+	int err = 0;
+	while (have < range->len) {
+		ssize_t n = splice(range->fd, &off, splice_pipe.wr, nullptr, range->len - have,
+				   SPLICE_F_NONBLOCK);
+		if (n > 0) {
+			have += static_cast<size_t>(n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno != EAGAIN)
+			err = errno;
+		break;
+	}
+	if (err == EINVAL && have == 0) {
+		splice_pipe.unusable = true; /* this kernel cannot splice from it */
+		return false;
+	}
+	if (err) {
+		splice_pipe.drain(ctx.data);
+		out.failed = true;
+		log_io_error(img, "read", pos, err);
+		ctx.answering();
+		answer_error(errno_for_caller(err));
+		return true;
+	}
+	if (have < range->len) {
+		/* The file shrank under us, or the pipe filled: copy instead. */
+		splice_pipe.drain(ctx.data);
+		return false;
+	}
+	ctx.answering();
+	if (claim_answer()) {
+		fuse_bufvec bv = FUSE_BUFVEC_INIT(have);
+		bv.buf[0].flags = FUSE_BUF_IS_FD;
+		bv.buf[0].fd = splice_pipe.rd;
+		if (fuse_reply_data(req_, &bv, static_cast<fuse_buf_copy_flags>(0)) == 0)
+			out.bytes = have;
+	}
+	/* Dropped (interrupted) or not all sent: nothing may stay for the next reply. */
+	splice_pipe.drain(ctx.data);
+	return true;
+}
 
 dispatch::JobOutcome IoRequest::run(dispatch::WorkerContext &ctx) noexcept
 {
@@ -122,6 +288,8 @@ dispatch::JobOutcome IoRequest::run(dispatch::WorkerContext &ctx) noexcept
 		switch (op_) {
 		case IoOp::read: {
 			out.kind = dispatch::JobKind::read;
+			if (splice_min_ && len >= splice_min_ && splice_read(ctx, out))
+				break;
 			auto r = img.read(pos, len, ctx.data);
 			if (!r.ok()) {
 				out.failed = true;
@@ -138,7 +306,7 @@ dispatch::JobOutcome IoRequest::run(dispatch::WorkerContext &ctx) noexcept
 		}
 		case IoOp::write: {
 			out.kind = dispatch::JobKind::write;
-			auto r = img.write(pos, std::span<const char>(payload.data(), len), ctx.scratch);
+			auto r = img.write(pos, std::span<const char>(payload_data(), len), ctx.scratch);
 			if (!r.ok()) {
 				out.failed = true;
 				if (r.error() != -ENOSPC && r.error() != -EROFS)

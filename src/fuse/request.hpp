@@ -19,6 +19,7 @@
 
 #include "dispatch/job.hpp"
 #include "image/backing_image.hpp"
+#include "payload_pool.hpp"
 
 namespace cgloopfs::fuse {
 
@@ -31,11 +32,24 @@ class IoRequest final : public dispatch::Job
 public:
 	explicit IoRequest(RequestPool &pool) : pool_(pool) {}
 
-	/* Bind to a FUSE request; the image outlives the request (its file is open). */
-	void prepare(fuse_req_t req, IoOp op, image::BackingImage *image);
+	/*
+	 * Bind to a FUSE request; the image outlives the request (its file is
+	 * open). Reads of at least `splice_min` bytes are answered by splicing
+	 * from the backing file (0: never).
+	 */
+	void prepare(fuse_req_t req, IoOp op, image::BackingImage *image, size_t splice_min);
+
+	/* Keep the payload in the session thread's buffer `base` (a parked one of `pool`). */
+	void adopt_payload(PayloadPool &pool, char *base);
+	/* The write data: `len` bytes, in the adopted buffer or in `payload`. */
+	const char *payload_data() const
+	{
+		return parked_ ? PayloadPool::write_payload(parked_) : payload.data();
+	}
 
 	dispatch::JobOutcome run(dispatch::WorkerContext &ctx) noexcept override;
-	void cancel(int err) noexcept override;
+	bool cancel(int err) noexcept override;
+	bool answered() noexcept override;
 	void release() noexcept override;
 
 	/* Register for FUSE interrupts: a request interrupted while queued is answered EINTR. */
@@ -45,15 +59,17 @@ public:
 	uint64_t len = 0;
 	int mode = 0;	       /* fallocate */
 	bool datasync = false; /* fsync */
-	AlignedBuffer payload; /* write data, `len` bytes */
+	AlignedBuffer payload; /* write data, `len` bytes, when not adopted */
 
 private:
 	enum class State : uint8_t { idle, queued, running, answered };
 
 	/* Take the right to answer; false when someone already has. */
 	bool claim_answer();
-	void answer_error(int err);
+	bool answer_error(int err);
 	static void on_interrupt(fuse_req_t req, void *data);
+	/* Serve a read by splicing; false when it must be served by copying instead. */
+	bool splice_read(dispatch::WorkerContext &ctx, dispatch::JobOutcome &out);
 
 	RequestPool &pool_;
 	std::mutex mutex_;		     /* guards req_ and state_ against interrupts */
@@ -61,6 +77,9 @@ private:
 	State state_ = State::idle;
 	IoOp op_ = IoOp::read;
 	image::BackingImage *image_ = nullptr;
+	size_t splice_min_ = 0;
+	char *parked_ = nullptr;	    /* adopted buffer, or nullptr */
+	PayloadPool *parked_pool_ = nullptr; /* where it goes back */
 };
 
 /*
@@ -87,6 +106,11 @@ private:
 	std::vector<IoRequest *> free_; /* guarded by mutex_ */
 	size_t max_cached_;
 };
+
+/* The pipe a worker thread splices reads through: 1 MiB at any page offset, and a header. */
+inline constexpr size_t splice_pipe_size = 2 << 20;
+/* Can this process make pipes that large (CAP_SYS_RESOURCE, or fs.pipe-max-size)? */
+bool splice_pipes_available();
 
 /* The errno FUSE callers see for a backing-store error (loop.c: most become EIO). */
 int errno_for_caller(int err);

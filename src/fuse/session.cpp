@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "session.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -54,6 +56,7 @@ std::string escape_opt(const std::string &s)
 
 struct SessionThreads {
 	fuse_session *se = nullptr;
+	PayloadPool *payloads = nullptr;
 	int ended_fd = -1; /* eventfd: a session thread ended */
 	std::atomic<unsigned> running{0};
 	std::atomic<bool> failed{false};
@@ -68,8 +71,20 @@ struct SessionThreads {
 		sigaddset(&wake, wake_signal);
 		pthread_sigmask(SIG_UNBLOCK, &wake, nullptr);
 
+		/*
+		 * Requests are read into a PayloadPool buffer; a write callback may
+		 * keep it (with its payload) and leave a fresh one in
+		 * current_read_buffer.
+		 */
+		current_read_buffer = payloads->get_for_reading();
+		if (!current_read_buffer) {
+			log::error("reading /dev/fuse: {}", std::strerror(ENOMEM));
+			failed = true;
+			fuse_session_exit(se);
+		}
 		struct fuse_buf buf {};
-		while (!fuse_session_exited(se)) {
+		while (current_read_buffer && !fuse_session_exited(se)) {
+			buf.mem = PayloadPool::read_area(current_read_buffer);
 			int res = fuse_session_receive_buf(se, &buf);
 			if (res == -EINTR || res == -EAGAIN)
 				continue;
@@ -83,7 +98,8 @@ struct SessionThreads {
 			}
 			fuse_session_process_buf(se, &buf);
 		}
-		std::free(buf.mem);
+		payloads->put(current_read_buffer);
+		current_read_buffer = nullptr;
 		sigprocmask(SIG_BLOCK, &wake, nullptr);
 		running--;
 		uint64_t one = 1;
@@ -152,6 +168,39 @@ std::string status_line(const image::ImageTable &table, const dispatch::Dispatch
 			   plural(live, "cgroup worker", "cgroup workers"), busy);
 }
 
+/* A sysctl of the kernel's FUSE request timeouts, in seconds (0: none or unknown). */
+unsigned kernel_fuse_timeout(const char *name)
+{
+	std::string path = std::string("/proc/sys/fs/fuse/") + name;
+	FILE *f = std::fopen(path.c_str(), "re");
+	if (!f)
+		return 0;
+	unsigned v = 0;
+	if (std::fscanf(f, "%u", &v) != 1)
+		v = 0;
+	std::fclose(f);
+	return v;
+}
+
+/*
+ * Our request timeout: the option, but at most half the kernel's own (the
+ * kernel aborts the whole connection when a request outlives that).
+ */
+int64_t request_timeout_s(unsigned wanted)
+{
+	unsigned kernel = kernel_fuse_timeout("default_request_timeout");
+	unsigned kmax = kernel_fuse_timeout("max_request_timeout");
+	if (kmax && (!kernel || kmax < kernel))
+		kernel = kmax;
+	if (kernel && wanted > kernel / 2) {
+		unsigned lowered = std::max(1u, kernel / 2);
+		log::info("request_timeout lowered from {} to {} s: the kernel's FUSE request "
+			  "timeout is {} s", wanted, lowered, kernel);
+		return lowered;
+	}
+	return wanted;
+}
+
 } /* namespace */
 
 int run_session(const config::MountOptions &opts, image::ImageTable &table, SessionHooks hooks)
@@ -212,6 +261,7 @@ int run_session(const config::MountOptions &opts, image::ImageTable &table, Sess
 	dc.idle_timeout_ns = static_cast<int64_t>(opts.idle_timeout) * 1000000000;
 	dc.max_workers = opts.max_workers;
 	dc.worker_depth = opts.worker_depth;
+	dc.request_timeout_ns = request_timeout_s(opts.request_timeout) * 1000000000LL;
 	dispatch::SteadyClock clock;
 	dispatch::Dispatcher dispatcher(dc, clock, [&resolver](const dispatch::Job &job) {
 		return resolver.path(job.caller_pid);
@@ -256,6 +306,7 @@ int run_session(const config::MountOptions &opts, image::ImageTable &table, Sess
 	UniqueFd sigfd(signalfd(-1, &term, SFD_CLOEXEC | SFD_NONBLOCK));
 	SessionThreads threads;
 	threads.se = se;
+	threads.payloads = &fs.payloads;
 	threads.ended_fd = ended.get();
 
 	bool started = ended && sigfd && dispatcher.start();

@@ -299,6 +299,22 @@ Result<std::span<const char>> BackingImage::read(uint64_t pos, size_t len, Align
 	return std::span<const char>(buf.data(), n);
 }
 
+std::optional<BackingImage::BackingRange> BackingImage::splice_range(uint64_t pos,
+									size_t len) const
+{
+	if (spec_.direct_io)
+		return std::nullopt;
+	uint64_t n = clamp_to_window(size(), pos, len);
+	if (n == 0)
+		return std::nullopt;
+	uint64_t bpos = spec_.offset + pos;
+	struct stat st;
+	if (fstat(fd_.get(), &st) < 0 || !S_ISREG(st.st_mode) ||
+	    static_cast<uint64_t>(st.st_size) < bpos + n)
+		return std::nullopt;
+	return BackingRange{fd_.get(), bpos, static_cast<size_t>(n)};
+}
+
 Result<std::span<const char>> BackingImage::read_direct(uint64_t bpos, size_t len,
 							AlignedBuffer &buf)
 {

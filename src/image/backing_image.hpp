@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -112,6 +113,20 @@ public:
 	 * inside `buf` (not necessarily at its start), or -errno.
 	 */
 	Result<std::span<const char>> read(uint64_t pos, size_t len, AlignedBuffer &buf);
+
+	/* Bytes of the backing file, as a splice(2) source. */
+	struct BackingRange {
+		int fd;
+		uint64_t offset;
+		size_t len;
+	};
+	/*
+	 * Where the `len` bytes at exported position `pos` (cut to the window)
+	 * lie in the backing file, when all of them are there to be spliced:
+	 * a regular file, buffered I/O, inside the file's current size. Empty
+	 * otherwise: read() serves those (zeros past the file's end).
+	 */
+	std::optional<BackingRange> splice_range(uint64_t pos, size_t len) const;
 
 	/*
 	 * Write `data` at exported position `pos`: the part inside the window

@@ -150,12 +150,19 @@ public:
 		return outcome_;
 	}
 
-	void cancel(int err) noexcept override
+	bool cancel(int err) noexcept override
 	{
 		std::lock_guard<std::mutex> l(log_.mutex);
 		cancels_++;
 		cancel_err_ = err;
 		log_.cv.notify_all();
+		return cancels_ == 1;
+	}
+
+	bool answered() noexcept override
+	{
+		std::lock_guard<std::mutex> l(log_.mutex);
+		return cancels_ > 0;
 	}
 
 	void release() noexcept override
@@ -933,4 +940,78 @@ TEST_CASE("submit after a shutdown that left the root worker stuck answers EIO")
 	CAPTURE(status);
 	CHECK(WIFEXITED(status));
 	CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("expire: past request_timeout, queued jobs leave their queue and running ones are answered EIO")
+{
+	Config c = config_with(1);
+	c.request_timeout_ns = 10 * second;
+	Harness h(c);
+	Gate &g = h.gate();
+	FakeJob &running = h.submit(7, &g);
+	REQUIRE(h.wait_started(running));
+	FakeJob &queued = h.submit(7);
+	FakeJob &other = h.submit(8); /* another cgroup, done at once */
+	REQUIRE(h.wait_released(other));
+
+	h.clock.advance_ns(9 * second);
+	h.dispatcher->expire();
+	CHECK(running.cancels() == 0);
+	CHECK(queued.cancels() == 0);
+	CHECK(h.dispatcher->totals().timeouts == 0);
+
+	h.clock.advance_ns(1 * second);
+	h.dispatcher->expire();
+	CHECK(running.cancels() == 1);
+	CHECK(running.cancel_err() == EIO);
+	CHECK(queued.cancels() == 1);
+	CHECK(queued.cancel_err() == EIO);
+	REQUIRE(h.wait_released(queued)); /* out of the queue, never run */
+	CHECK(queued.runs() == 0);
+	CHECK(h.worker(7)->queued == 0);
+	CHECK(h.dispatcher->totals().timeouts == 2);
+	CHECK(other.cancels() == 0);
+
+	/* A second pass answers nobody twice; the late completion is only released. */
+	h.dispatcher->expire();
+	CHECK(running.cancels() == 1);
+	CHECK(h.dispatcher->totals().timeouts == 2);
+	g.open();
+	REQUIRE(h.wait_released(running));
+	CHECK(running.runs() == 1);
+}
+
+TEST_CASE("expire: a running job interrupted a grace ago is answered EINTR, a queued answered one is dropped")
+{
+	Config c = config_with(1);
+	c.request_timeout_ns = 0; /* no deadline */
+	c.interrupt_grace_ns = 1 * second;
+	Harness h(c);
+	Gate &g = h.gate();
+	FakeJob &running = h.submit(7, &g);
+	REQUIRE(h.wait_started(running));
+	FakeJob &queued = h.submit(7);
+	running.interrupted_ns.store(h.clock.now_ns());
+	(void)queued.cancel(EINTR); /* what an interrupt does to a queued request */
+
+	h.clock.advance_ns(second / 2);
+	h.dispatcher->expire();
+	CHECK(running.cancels() == 0);
+	REQUIRE(h.wait_released(queued));
+	CHECK(queued.runs() == 0);
+	CHECK(queued.cancel_err() == EINTR);
+
+	h.clock.advance_ns(second / 2);
+	h.dispatcher->expire();
+	CHECK(running.cancels() == 1);
+	CHECK(running.cancel_err() == EINTR);
+	CHECK(h.dispatcher->totals().interrupted == 1);
+	CHECK(h.dispatcher->totals().timeouts == 0);
+
+	/* Days later, still no deadline: nothing else happens. */
+	h.clock.advance_ns(86400 * second);
+	h.dispatcher->expire();
+	CHECK(running.cancels() == 1);
+	g.open();
+	REQUIRE(h.wait_released(running));
 }

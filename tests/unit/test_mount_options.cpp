@@ -448,8 +448,10 @@ TEST_CASE("mount_option_table: every option in it is accepted")
 		std::string item(spec.name);
 		if (!spec.metavar.empty()) {
 			if (spec.name == "idle_timeout" || spec.name == "max_workers" ||
-			    spec.name == "worker_depth")
+			    spec.name == "worker_depth" || spec.name == "request_timeout")
 				item += "=3";
+			else if (spec.name == "max_queued")
+				item += "=64M";
 			else if (spec.name == "dispatch")
 				item += "=single";
 			else if (spec.name == "cache")
@@ -494,7 +496,8 @@ TEST_CASE("help_text: fits 80 columns and shows every documented option")
 		std::string shown(spec.name);
 		if (!spec.metavar.empty())
 			shown += "=" + std::string(spec.metavar);
-		CHECK(contains(help, "  " + shown + " "));
+		/* A long one stands on a line of its own, its help below it. */
+		CHECK((contains(help, "  " + shown + " ") || contains(help, "  " + shown + "\n")));
 		CHECK(contains(help, std::string(spec.help)));
 	}
 }
@@ -507,5 +510,31 @@ TEST_CASE("help_text: a long program name still fits")
 	while (std::getline(in, line)) {
 		CAPTURE(line);
 		CHECK(line.size() <= 80);
+	}
+}
+
+TEST_CASE("request_timeout and max_queued: defaults, values and refusals")
+{
+	Argv d({"cgloopfs", "s", "m"});
+	auto def = parse_command_line(d.argc(), d.argv());
+	CHECK(def.request_timeout == 30);
+	CHECK(def.max_queued == (256ULL << 20));
+
+	Argv a({"cgloopfs", "-o", "request_timeout=5,max_queued=1G", "s", "m"});
+	auto o = parse_command_line(a.argc(), a.argv());
+	CHECK(o.request_timeout == 5);
+	CHECK(o.max_queued == (1ULL << 30));
+
+	for (const char *bad : {"request_timeout=0", "request_timeout=3601", "request_timeout=x",
+				"max_queued=15M", "max_queued=65G", "max_queued=lots"}) {
+		CAPTURE(bad);
+		Argv b({"cgloopfs", "-o", bad, "s", "m"});
+		std::string key = std::string(bad).substr(0, std::string(bad).find('='));
+		try {
+			(void)parse_command_line(b.argc(), b.argv());
+			FAIL("accepted");
+		} catch (const UsageError &e) {
+			CHECK(contains(e.what(), key));
+		}
 	}
 }

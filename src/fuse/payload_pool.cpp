@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "payload_pool.hpp"
+
+#include <chrono>
+#include <cstdlib>
+
+#include <linux/fuse.h>
+
+namespace cgloopfs::fuse {
+
+namespace {
+
+constexpr size_t page = 4096;
+/* What precedes a WRITE's payload in the message. */
+constexpr size_t write_header = sizeof(fuse_in_header) + sizeof(fuse_write_in);
+static_assert(write_header < page);
+/*
+ * The read area starts `page - write_header` bytes into the buffer, so a
+ * payload lands at `page`; after it there must be room for the largest
+ * message the kernel sends (a WRITE of max_payload bytes).
+ */
+constexpr size_t read_offset = page - write_header;
+constexpr size_t buffer_size = page + PayloadPool::max_payload + page;
+static_assert(buffer_size - read_offset >= write_header + PayloadPool::max_payload);
+
+} /* namespace */
+
+PayloadPool::PayloadPool(size_t max_parked, size_t max_spare)
+	: max_parked_(max_parked), max_spare_(max_spare)
+{
+	spare_.reserve(max_spare);
+}
+
+PayloadPool::~PayloadPool()
+{
+	for (char *b : spare_)
+		std::free(b);
+}
+
+char *PayloadPool::read_area(char *base)
+{
+	return base + read_offset;
+}
+
+const char *PayloadPool::write_payload(char *base)
+{
+	return base + page;
+}
+
+char *PayloadPool::allocate() noexcept
+{
+	void *p = nullptr;
+	if (posix_memalign(&p, page, buffer_size) != 0)
+		return nullptr;
+	return static_cast<char *>(p);
+}
+
+char *PayloadPool::get_for_reading() noexcept
+{
+	{
+		std::lock_guard<std::mutex> l(mutex_);
+		if (!spare_.empty()) {
+			char *b = spare_.back();
+			spare_.pop_back();
+			return b;
+		}
+	}
+	return allocate();
+}
+
+thread_local char *current_read_buffer = nullptr;
+
+bool PayloadPool::reserve_parked(fuse_session *se)
+{
+	std::unique_lock<std::mutex> l(mutex_);
+	while (parked_ >= max_parked_) {
+		if (fuse_session_exited(se))
+			return false;
+		room_.wait_for(l, std::chrono::milliseconds(100));
+	}
+	parked_++;
+	return true;
+}
+
+void PayloadPool::put(char *base) noexcept
+{
+	if (!base)
+		return;
+	{
+		std::lock_guard<std::mutex> l(mutex_);
+		if (spare_.size() < max_spare_) {
+			spare_.push_back(base); /* capacity reserved: never throws */
+			return;
+		}
+	}
+	std::free(base);
+}
+
+void PayloadPool::put_parked(char *base) noexcept
+{
+	{
+		std::lock_guard<std::mutex> l(mutex_);
+		parked_--;
+	}
+	room_.notify_one();
+	put(base);
+}
+
+size_t PayloadPool::parked() const
+{
+	std::lock_guard<std::mutex> l(mutex_);
+	return parked_;
+}
+
+} /* namespace cgloopfs::fuse */

@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * PayloadPool: the buffers session threads read /dev/fuse into, and the
+ * budget of write payloads parked in the dispatcher's queues.
+ *
+ * A large write is not copied out of the buffer it arrived in: the IoRequest
+ * keeps that buffer (its payload stays where the kernel put it) and the
+ * session thread takes a fresh one from this pool for its next read. Every
+ * buffer is laid out so a write's payload starts on a page boundary, which
+ * O_DIRECT backing files need.
+ *
+ * The buffers held by requests are bounded by `max_parked`: when that many
+ * are parked, a session thread waits for one to come back before it parks
+ * another (the kernel then holds further requests; nothing is dropped).
+ * At most `max_spare` returned buffers are kept for reuse. Thread-safe.
+ */
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+#include <fuse_lowlevel.h>
+
+namespace cgloopfs::fuse {
+
+class PayloadPool
+{
+public:
+	/* The largest write the daemon negotiates (FUSE max_write). */
+	static constexpr size_t max_payload = 1024 * 1024;
+
+	PayloadPool(size_t max_parked, size_t max_spare);
+	~PayloadPool();
+	PayloadPool(const PayloadPool &) = delete;
+	PayloadPool &operator=(const PayloadPool &) = delete;
+
+	/* Where a session thread reads a request into, inside buffer `base`. */
+	static char *read_area(char *base);
+	/* The payload of a WRITE read into buffer `base`. */
+	static const char *write_payload(char *base);
+
+	/* A buffer for a session thread; nullptr on ENOMEM. */
+	char *get_for_reading() noexcept;
+	/*
+	 * The session thread is about to park its buffer with a request: wait
+	 * until the parked budget has room, then count it. False when the
+	 * session ends while waiting.
+	 */
+	bool reserve_parked(fuse_session *se);
+	/* A parked buffer comes back (its request ended). */
+	void put_parked(char *base) noexcept;
+	/* A session thread's buffer comes back (the thread ends). */
+	void put(char *base) noexcept;
+
+	size_t parked() const;
+	size_t max_parked() const { return max_parked_; }
+
+private:
+	char *allocate() noexcept;
+
+	const size_t max_parked_;
+	const size_t max_spare_;
+	mutable std::mutex mutex_;
+	std::condition_variable room_;
+	std::vector<char *> spare_; /* guarded by mutex_ */
+	size_t parked_ = 0;	    /* guarded by mutex_ */
+};
+
+/*
+ * The buffer the calling session thread has read its current request into
+ * (nullptr on other threads). A callback that parks it sets it to the
+ * replacement; the session thread reads its next request there.
+ */
+extern thread_local char *current_read_buffer;
+
+} /* namespace cgloopfs::fuse */
