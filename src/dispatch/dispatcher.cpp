@@ -95,7 +95,17 @@ void Dispatcher::submit(Job *job)
 		return;
 	}
 
-	std::unique_lock<std::mutex> l(mutex_);
+	{
+		/* The common case: the cgroup has a worker. Submitters do not wait on each other. */
+		std::shared_lock<std::shared_mutex> shared(mutex_);
+		auto it = workers_.find(job->cgroup_id);
+		if (it != workers_.end()) {
+			it->second->enqueue(job);
+			return;
+		}
+	}
+
+	std::unique_lock<std::shared_mutex> l(mutex_);
 	/* Queue to the cgroup's worker if it has one, or to the root queue when it
 	 * cannot have one; false when a worker should be made. */
 	auto queued = [&] {
@@ -141,7 +151,7 @@ size_t Dispatcher::reap()
 	int64_t cutoff = clock_.now_ns() - idle_timeout_ns_.load();
 	std::vector<std::unique_ptr<Worker>> dead;
 	{
-		std::lock_guard<std::mutex> l(mutex_);
+		std::lock_guard<std::shared_mutex> l(mutex_);
 		for (auto it = workers_.begin(); it != workers_.end();) {
 			/* Under both locks: no job can be queued to it after this check. */
 			if (it->second->idle_since(cutoff)) {
@@ -167,7 +177,7 @@ void Dispatcher::expire()
 		total.timeouts += ex.timeouts;
 		total.interrupted += ex.interrupted;
 	};
-	std::lock_guard<std::mutex> l(mutex_);
+	std::lock_guard<std::shared_mutex> l(mutex_);
 	if (stopped_.load())
 		return;
 	for (auto &[id, w] : workers_)
@@ -210,7 +220,7 @@ bool Dispatcher::shutdown(int64_t grace_ns)
 		return true;
 	std::vector<std::unique_ptr<Worker>> all;
 	{
-		std::lock_guard<std::mutex> l(mutex_);
+		std::lock_guard<std::shared_mutex> l(mutex_);
 		stopping_ = true;
 		for (auto &[id, w] : workers_)
 			all.push_back(std::move(w));
@@ -239,7 +249,7 @@ bool Dispatcher::shutdown(int64_t grace_ns)
 std::vector<WorkerInfo> Dispatcher::workers() const
 {
 	std::vector<WorkerInfo> out;
-	std::lock_guard<std::mutex> l(mutex_);
+	std::lock_guard<std::shared_mutex> l(mutex_);
 	if (root_ && !stopped_.load())
 		out.push_back(root_->info());
 	for (const auto &[id, w] : workers_)
@@ -252,7 +262,7 @@ std::vector<WorkerInfo> Dispatcher::workers() const
 std::vector<std::shared_ptr<const CgroupStats>> Dispatcher::stats() const
 {
 	std::vector<std::shared_ptr<const CgroupStats>> out;
-	std::lock_guard<std::mutex> l(mutex_);
+	std::lock_guard<std::shared_mutex> l(mutex_);
 	for (const auto &[id, s] : stats_)
 		out.push_back(s);
 	/* The root queue first, then by path. */
@@ -264,19 +274,19 @@ std::vector<std::shared_ptr<const CgroupStats>> Dispatcher::stats() const
 
 Config Dispatcher::config() const
 {
-	std::lock_guard<std::mutex> l(mutex_);
+	std::lock_guard<std::shared_mutex> l(mutex_);
 	return config_;
 }
 
 DispatchTotals Dispatcher::totals() const
 {
-	std::lock_guard<std::mutex> l(mutex_);
+	std::lock_guard<std::shared_mutex> l(mutex_);
 	return totals_;
 }
 
 void Dispatcher::set_limits(int64_t idle_timeout_ns, unsigned max_workers, unsigned worker_depth)
 {
-	std::lock_guard<std::mutex> l(mutex_);
+	std::lock_guard<std::shared_mutex> l(mutex_);
 	idle_timeout_ns_.store(idle_timeout_ns);
 	config_.idle_timeout_ns = idle_timeout_ns;
 	config_.max_workers = max_workers;

@@ -14,7 +14,8 @@
  * cgroup's parallel requests run in parallel; workers never wait on each
  * other.
  *
- * Thread-safe. Lock order: Dispatcher::mutex_ before Worker::mutex_; no
+ * Thread-safe. Lock order: Dispatcher::mutex_ (shared or exclusive) before
+ * Worker::mutex_; no
  * other lock is taken under either, and jobs run with none held.
  */
 #pragma once
@@ -24,6 +25,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -137,7 +139,8 @@ private:
 	const Clock &clock_;
 	PathFn path_of_;
 
-	mutable std::mutex mutex_;
+	/* Shared by submit() looking up a worker; exclusive for everything else. */
+	mutable std::shared_mutex mutex_;
 	std::unordered_map<uint64_t, std::unique_ptr<Worker>> workers_; /* guarded by mutex_ */
 	std::unordered_map<uint64_t, std::shared_ptr<CgroupStats>> stats_; /* guarded by mutex_ */
 	DispatchTotals totals_;	    /* guarded by mutex_ */

@@ -75,7 +75,10 @@ void Worker::enqueue(Job *job)
 		idle_threads_ + starting_threads_ + finishing_.load(std::memory_order_relaxed);
 	if (queued_ > free_threads && threads_.size() < dispatcher_.depth_.load() && !stopping_)
 		(void)spawn_locked(); /* a failure leaves the job to the running threads */
-	if (idle_threads_ > 0)
+	bool wake = idle_threads_ > 0;
+	l.unlock();
+	/* Signalled after the unlock, so the woken thread does not wait for our mutex. */
+	if (wake)
 		cv_.notify_one();
 }
 
@@ -105,9 +108,18 @@ void Worker::thread_main(std::stop_token)
 	WorkerContext ctx;
 	ctx.finishing = &finishing_;
 	const Clock &clock = dispatcher_.clock_;
+	Job *done = nullptr; /* the last job: released after the next one is taken */
 	std::unique_lock<std::mutex> l(mutex_);
 	starting_threads_--;
 	for (;;) {
+		if (!head_ && done) {
+			/* Nothing to take: give the job back before sleeping. */
+			l.unlock();
+			done->release();
+			done = nullptr;
+			l.lock();
+			continue;
+		}
 		while (!head_ && !stopping_) {
 			idle_threads_++;
 			cv_.wait(l);
@@ -117,11 +129,15 @@ void Worker::thread_main(std::stop_token)
 			break; /* stopping, and the queue is drained */
 		Job *job = pop_locked();
 		l.unlock();
+		if (done)
+			done->release();
 
 		JobOutcome outcome = job->run(ctx);
 		int64_t now = clock.now_ns();
 		int64_t latency = now - job->submitted_ns;
+		stats_->record(outcome, latency > 0 ? static_cast<uint64_t>(latency) : 0, now);
 
+		/* One lock per job: take it off the in-flight list, then look for the next. */
 		l.lock();
 		if (ctx.announced) {
 			finishing_.fetch_sub(1, std::memory_order_relaxed);
@@ -137,11 +153,7 @@ void Worker::thread_main(std::stop_token)
 		served_++;
 		if (!head_ && in_flight_ == 0)
 			last_active_ns_ = now;
-		l.unlock();
-
-		stats_->record(outcome, latency > 0 ? static_cast<uint64_t>(latency) : 0, now);
-		job->release();
-		l.lock();
+		done = job;
 	}
 	live_threads_--;
 	drained_.notify_all();

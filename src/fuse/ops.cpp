@@ -20,8 +20,6 @@ namespace {
 
 constexpr double entry_timeout = 1.0;
 constexpr double attr_timeout = 1.0;
-/* Reads from this size up are spliced; smaller ones cost less copied. */
-constexpr size_t splice_threshold = 64 * 1024;
 /* Writes from this size up keep their payload where it arrived; smaller ones are copied. */
 constexpr size_t adopt_threshold = 64 * 1024;
 
@@ -98,15 +96,12 @@ void op_init(void *userdata, struct fuse_conn_info *conn) noexcept
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
 	/*
-	 * Requests are read into memory (a large write's payload then stays in
-	 * the buffer it arrived in); large reads are answered by splicing from
-	 * the backing file, when pipes can hold a whole reply.
+	 * No splice: requests are read into memory (a large write's payload
+	 * then stays in the buffer it arrived in), and large reads are answered
+	 * from a mapping of the backing file. A spliced 1 MiB reply needs a
+	 * pipe larger than 1 MiB, which takes CAP_SYS_RESOURCE.
 	 */
 	conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
-	if ((conn->capable & FUSE_CAP_SPLICE_WRITE) && splice_pipes_available()) {
-		conn->want |= FUSE_CAP_SPLICE_WRITE;
-		fs.splice_min = splice_threshold;
-	}
 	if (conn->capable & FUSE_CAP_ASYNC_DIO)
 		conn->want |= FUSE_CAP_ASYNC_DIO;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
@@ -261,7 +256,7 @@ IoRequest *new_request(Filesystem &fs, fuse_req_t req, IoOp op, fuse_file_info *
 		fuse_reply_err(req, ENOMEM);
 		return nullptr;
 	}
-	r->prepare(req, op, file_of(fi)->image.get(), fs.splice_min);
+	r->prepare(req, op, file_of(fi)->image.get());
 	return r;
 }
 

@@ -38,7 +38,6 @@ struct Filesystem {
 	const cgroup::Resolver &resolver;
 	RequestPool pool{256};
 	PayloadPool payloads{static_cast<size_t>(options.max_queued / PayloadPool::max_payload), 16};
-	size_t splice_min = 0; /* reads this large are spliced (0: none); set by init */
 	std::string control_path; /* shown as an xattr of the root directory */
 	fuse_session *session = nullptr; /* for invalidations; set once mounted */
 	dev_t mount_dev = 0;		  /* st_dev of files in this mount */

@@ -6,9 +6,6 @@
 #include <ctime>
 #include <new>
 
-#include <fcntl.h>
-#include <sys/ioctl.h>
-#include <unistd.h>
 
 #include "common/log.hpp"
 
@@ -32,24 +29,12 @@ int errno_for_caller(int err)
 	}
 }
 
-bool splice_pipes_available()
-{
-	int fds[2];
-	if (pipe2(fds, O_CLOEXEC) < 0)
-		return false;
-	bool ok = fcntl(fds[1], F_SETPIPE_SZ, static_cast<int>(splice_pipe_size)) >= 0;
-	::close(fds[0]);
-	::close(fds[1]);
-	return ok;
-}
-
-void IoRequest::prepare(fuse_req_t req, IoOp op, image::BackingImage *image, size_t splice_min)
+void IoRequest::prepare(fuse_req_t req, IoOp op, image::BackingImage *image)
 {
 	std::lock_guard<std::mutex> l(mutex_);
 	req_ = req;
 	op_ = op;
 	image_ = image;
-	splice_min_ = splice_min;
 	state_ = State::queued;
 	interrupted_ns.store(0, std::memory_order_relaxed);
 	pos = len = 0;
@@ -156,62 +141,6 @@ namespace {
 
 log::RateLimit io_error_limit(10, 5);
 
-/*
- * A worker thread's pipe for reads answered by splice: backing file ->
- * this pipe -> /dev/fuse (libfuse moves the pages on). The data is not
- * copied in userspace, and the pipe tells apart a backing-store error (the
- * caller gets EIO and it is counted) from a reply that could not be sent.
- */
-struct SplicePipe {
-	int rd = -1, wr = -1;
-	size_t capacity = 0;
-	bool unusable = false;
-
-	~SplicePipe()
-	{
-		if (rd >= 0)
-			::close(rd);
-		if (wr >= 0)
-			::close(wr);
-	}
-
-	/* Room for `len` bytes at any page offset? Makes the pipe on first use. */
-	bool fits(size_t len)
-	{
-		if (unusable)
-			return false;
-		if (rd < 0) {
-			int fds[2];
-			if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) {
-				unusable = true;
-				return false;
-			}
-			rd = fds[0];
-			wr = fds[1];
-			int got = fcntl(wr, F_SETPIPE_SZ, static_cast<int>(splice_pipe_size));
-			if (got < 0)
-				got = fcntl(wr, F_GETPIPE_SZ);
-			capacity = got > 0 ? static_cast<size_t>(got) : 0;
-		}
-		return len + 4096 <= capacity;
-	}
-
-	/* Throw away what is left in the pipe (after an error or a dropped answer). */
-	void drain(AlignedBuffer &buf)
-	{
-		int n = 0;
-		if (ioctl(rd, FIONREAD, &n) == 0 && n == 0)
-			return;
-		if (!buf.reserve(65536)) {
-			unusable = true; /* cannot empty it: stop using it */
-			return;
-		}
-		while (::read(rd, buf.data(), buf.capacity()) > 0) {
-		}
-	}
-};
-
-thread_local SplicePipe splice_pipe;
 
 void log_io_error(const image::BackingImage &img, const char *what, uint64_t pos, int err)
 {
@@ -222,55 +151,22 @@ void log_io_error(const image::BackingImage &img, const char *what, uint64_t pos
 
 } /* namespace */
 
-bool IoRequest::splice_read(dispatch::WorkerContext &ctx, dispatch::JobOutcome &out)
+bool IoRequest::mapped_read(dispatch::WorkerContext &ctx, dispatch::JobOutcome &out)
 {
-	image::BackingImage &img = *image_;
-	auto range = img.splice_range(pos, len);
-	if (!range || !splice_pipe.fits(range->len))
+	auto bytes = image_->mapped_range(pos, len);
+	if (!bytes)
 		return false;
-	loff_t off = static_cast<loff_t>(range->offset);
-	size_t have = 0;
-	int err = 0;
-	while (have < range->len) {
-		ssize_t n = splice(range->fd, &off, splice_pipe.wr, nullptr, range->len - have,
-				   SPLICE_F_NONBLOCK);
-		if (n > 0) {
-			have += static_cast<size_t>(n);
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno != EAGAIN)
-			err = errno;
-		break;
-	}
-	if (err == EINVAL && have == 0) {
-		splice_pipe.unusable = true; /* this kernel cannot splice from it */
-		return false;
-	}
-	if (err) {
-		splice_pipe.drain(ctx.data);
-		out.failed = true;
-		log_io_error(img, "read", pos, err);
-		ctx.answering();
-		answer_error(errno_for_caller(err));
-		return true;
-	}
-	if (have < range->len) {
-		/* The file shrank under us, or the pipe filled: copy instead. */
-		splice_pipe.drain(ctx.data);
-		return false;
-	}
 	ctx.answering();
 	if (claim_answer()) {
-		fuse_bufvec bv = FUSE_BUFVEC_INIT(have);
-		bv.buf[0].flags = FUSE_BUF_IS_FD;
-		bv.buf[0].fd = splice_pipe.rd;
-		if (fuse_reply_data(req_, &bv, static_cast<fuse_buf_copy_flags>(0)) == 0)
-			out.bytes = have;
+		/* The kernel copies straight from the backing file's pages to the caller. */
+		int r = fuse_reply_buf(req_, bytes->data(), bytes->size());
+		if (r == 0) {
+			out.bytes = bytes->size();
+		} else if (r != -ENOENT) { /* ENOENT: the caller went away (interrupted) */
+			out.failed = true;
+			log_io_error(*image_, "read", pos, -r);
+		}
 	}
-	/* Dropped (interrupted) or not all sent: nothing may stay for the next reply. */
-	splice_pipe.drain(ctx.data);
 	return true;
 }
 
@@ -288,7 +184,7 @@ dispatch::JobOutcome IoRequest::run(dispatch::WorkerContext &ctx) noexcept
 		switch (op_) {
 		case IoOp::read: {
 			out.kind = dispatch::JobKind::read;
-			if (splice_min_ && len >= splice_min_ && splice_read(ctx, out))
+			if (len >= mapped_read_min && mapped_read(ctx, out))
 				break;
 			auto r = img.read(pos, len, ctx.data);
 			if (!r.ok()) {

@@ -32,12 +32,8 @@ class IoRequest final : public dispatch::Job
 public:
 	explicit IoRequest(RequestPool &pool) : pool_(pool) {}
 
-	/*
-	 * Bind to a FUSE request; the image outlives the request (its file is
-	 * open). Reads of at least `splice_min` bytes are answered by splicing
-	 * from the backing file (0: never).
-	 */
-	void prepare(fuse_req_t req, IoOp op, image::BackingImage *image, size_t splice_min);
+	/* Bind to a FUSE request; the image outlives the request (its file is open). */
+	void prepare(fuse_req_t req, IoOp op, image::BackingImage *image);
 
 	/* Keep the payload in the session thread's buffer `base` (a parked one of `pool`). */
 	void adopt_payload(PayloadPool &pool, char *base);
@@ -68,8 +64,8 @@ private:
 	bool claim_answer();
 	bool answer_error(int err);
 	static void on_interrupt(fuse_req_t req, void *data);
-	/* Serve a read by splicing; false when it must be served by copying instead. */
-	bool splice_read(dispatch::WorkerContext &ctx, dispatch::JobOutcome &out);
+	/* Serve a read from the image's mapping; false when read() must serve it. */
+	bool mapped_read(dispatch::WorkerContext &ctx, dispatch::JobOutcome &out);
 
 	RequestPool &pool_;
 	std::mutex mutex_;		     /* guards req_ and state_ against interrupts */
@@ -77,7 +73,6 @@ private:
 	State state_ = State::idle;
 	IoOp op_ = IoOp::read;
 	image::BackingImage *image_ = nullptr;
-	size_t splice_min_ = 0;
 	char *parked_ = nullptr;	    /* adopted buffer, or nullptr */
 	PayloadPool *parked_pool_ = nullptr; /* where it goes back */
 };
@@ -107,10 +102,12 @@ private:
 	size_t max_cached_;
 };
 
-/* The pipe a worker thread splices reads through: 1 MiB at any page offset, and a header. */
-inline constexpr size_t splice_pipe_size = 2 << 20;
-/* Can this process make pipes that large (CAP_SYS_RESOURCE, or fs.pipe-max-size)? */
-bool splice_pipes_available();
+/*
+ * Reads from this size up are answered from the image's mapping of the
+ * backing file (one copy, in the kernel); smaller ones are copied through a
+ * buffer, which costs less than the mapping's page-table walk.
+ */
+inline constexpr size_t mapped_read_min = 32 * 1024;
 
 /* The errno FUSE callers see for a backing-store error (loop.c: most become EIO). */
 int errno_for_caller(int err);

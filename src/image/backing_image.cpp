@@ -11,6 +11,7 @@
 #include <linux/fs.h>
 #include <linux/stat.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -136,6 +137,8 @@ std::shared_ptr<SharedBacking> SharedBacking::of(dev_t dev, ino_t ino)
 
 BackingImage::~BackingImage()
 {
+	if (map_)
+		munmap(const_cast<char *>(map_), map_len_);
 	if (shared_ && spec_.direct_io)
 		shared_->direct_users.fetch_sub(1);
 }
@@ -229,7 +232,26 @@ std::shared_ptr<BackingImage> BackingImage::open(const config::ImageSpec &spec,
 			who, spec.path, *bsize, spec.offset, spec.size_limit));
 	img->backing_size_ = *bsize;
 	img->size_ = size;
+	img->map_window();
 	return img;
+}
+
+void BackingImage::map_window()
+{
+	/* Regular files with buffered I/O; windows of up to 1 TiB (address space is finite). */
+	constexpr uint64_t max_map = 1ULL << 40;
+	uint64_t size = size_.load();
+	if (spec_.direct_io || is_block_device_ || size == 0 || size > max_map)
+		return;
+	uint64_t start = spec_.offset & ~uint64_t{4095};
+	uint64_t len = (spec_.offset - start + size + 4095) & ~uint64_t{4095};
+	void *p = mmap(nullptr, len, PROT_READ, MAP_SHARED | MAP_NORESERVE, fd_.get(),
+		       static_cast<off_t>(start));
+	if (p == MAP_FAILED)
+		return; /* read() serves everything */
+	map_ = static_cast<const char *>(p);
+	map_offset_ = start;
+	map_len_ = len;
 }
 
 Result<uint64_t> BackingImage::backing_size() const
@@ -299,20 +321,20 @@ Result<std::span<const char>> BackingImage::read(uint64_t pos, size_t len, Align
 	return std::span<const char>(buf.data(), n);
 }
 
-std::optional<BackingImage::BackingRange> BackingImage::splice_range(uint64_t pos,
-									size_t len) const
+std::optional<std::span<const char>> BackingImage::mapped_range(uint64_t pos, size_t len) const
 {
-	if (spec_.direct_io)
+	if (!map_)
 		return std::nullopt;
 	uint64_t n = clamp_to_window(size(), pos, len);
 	if (n == 0)
 		return std::nullopt;
 	uint64_t bpos = spec_.offset + pos;
-	struct stat st;
-	if (fstat(fd_.get(), &st) < 0 || !S_ISREG(st.st_mode) ||
-	    static_cast<uint64_t>(st.st_size) < bpos + n)
+	if (bpos < map_offset_ || bpos - map_offset_ > map_len_ || n > map_len_ - (bpos - map_offset_))
 		return std::nullopt;
-	return BackingRange{fd_.get(), bpos, static_cast<size_t>(n)};
+	struct stat st;
+	if (fstat(fd_.get(), &st) < 0 || static_cast<uint64_t>(st.st_size) < bpos + n)
+		return std::nullopt;
+	return std::span<const char>(map_ + (bpos - map_offset_), n);
 }
 
 Result<std::span<const char>> BackingImage::read_direct(uint64_t bpos, size_t len,

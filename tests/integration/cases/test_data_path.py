@@ -159,6 +159,37 @@ def test_reads_at_and_past_the_end(t):
         check_outside_window(backing, "after reads")
 
 
+def test_large_reads_and_a_backing_file_that_shrinks(t):
+    """Reads of 32 KiB and more are answered from a mapping of the backing file:
+    right bytes at an unaligned offset; past a shrunken file's end, zeros (never
+    stale or foreign bytes) and a daemon that lives on."""
+    manifest, backing = windowed_image(t)
+    with t.mount(manifest) as m:
+        fd = os.open(m.path("win"), os.O_RDONLY)
+        try:
+            check_bytes(os.pread(fd, WIN, 0), WIN_DATA, "1 MiB read of the whole window")
+            for off, n in ((777, 65536), (4095, 32768), (WIN - 40000, 65536),
+                           (12345, 300000)):
+                check_bytes(os.pread(fd, n, off), WIN_DATA[off:off + n], f"read {n} at {off}")
+            cut = WIN // 2
+            os.truncate(backing, OFF + cut)
+            a = cut - 100000
+            got = os.pread(fd, 262144, a)
+            check_eq(len(got), 262144, "read across the shrunken end: full length")
+            check_bytes(got, WIN_DATA[a:cut] + bytes(262144 - (cut - a)),
+                        "read across the shrunken end: data, then zeros")
+            check_bytes(os.pread(fd, 65536, cut + 4096), bytes(65536),
+                        "read past the shrunken end: zeros")
+            check(m.proc.poll() is None, "the daemon lives on")
+            with open(backing, "r+b") as f:
+                f.truncate(OFF + WIN + TAIL)
+                f.seek(OFF + cut)
+                f.write(WIN_DATA[cut:])
+            check_bytes(os.pread(fd, WIN, 0), WIN_DATA, "after the file grew back")
+        finally:
+            os.close(fd)
+
+
 def check_writes_at_end(t, opts):
     manifest, backing = windowed_image(t)
     model = bytearray(WIN_DATA)
