@@ -12,6 +12,12 @@ int reply_open(fuse_req_t req, uint64_t fh, bool direct_io, bool keep_cache)
 {
 	struct fuse_open_out out {};
 	out.fh = fh;
+	/*
+	 * No flush on close: writes reach the backing file as they come (our
+	 * FLUSH has nothing to do), and the kernel would otherwise make every
+	 * close wait for the inode's whole writeback, whoever's it is.
+	 */
+	out.open_flags |= FOPEN_NOFLUSH;
 	if (direct_io)
 		out.open_flags |= FOPEN_DIRECT_IO | FOPEN_PARALLEL_DIRECT_WRITES;
 	if (keep_cache)

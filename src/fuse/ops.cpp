@@ -27,6 +27,14 @@ constexpr size_t adopt_threshold = 64 * 1024;
 struct OpenFile {
 	std::shared_ptr<image::BackingImage> image;
 	bool writable;
+	/*
+	 * The opener's cgroup and pid: requests on this handle that carry no
+	 * caller of a cgroup (writeback from the kernel's flusher, pid 0 or a
+	 * kernel thread) are served by the opener's worker, so a stall there
+	 * holds up only that cgroup, never the shared root queue.
+	 */
+	uint64_t opener_cgroup;
+	pid_t opener_pid;
 };
 
 /* A directory handle: the listing as it was at opendir. */
@@ -206,7 +214,11 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) noexcept
 	}
 	OpenFile *file = nullptr;
 	try {
-		file = new OpenFile{img, writable};
+		const fuse_ctx *ctx = fuse_req_ctx(req);
+		uint64_t cg = fs.dispatch.mode() == dispatch::Mode::cgroup
+				      ? fs.resolver.cgroup_id(ctx->pid)
+				      : 0;
+		file = new OpenFile{img, writable, cg, ctx->pid};
 		std::lock_guard<std::mutex> l(fs.files_mutex);
 		fs.open_files.insert(file);
 	} catch (const std::bad_alloc &) {
@@ -234,13 +246,20 @@ void op_flush(fuse_req_t req, fuse_ino_t, fuse_file_info *) noexcept
 	fuse_reply_err(req, 0);
 }
 
-/* Hand an I/O request to the dispatcher, keyed by its caller's cgroup. */
-void submit(Filesystem &fs, fuse_req_t req, IoRequest *r)
+/*
+ * Hand an I/O request to the dispatcher, keyed by its caller's cgroup, or
+ * by its opener's when the caller has none (kernel writeback).
+ */
+void submit(Filesystem &fs, fuse_req_t req, IoRequest *r, const OpenFile *file)
 {
 	if (fs.dispatch.mode() == dispatch::Mode::cgroup) {
 		const fuse_ctx *ctx = fuse_req_ctx(req);
 		r->caller_pid = ctx->pid;
-		r->cgroup_id = fs.resolver.cgroup_id(ctx->pid);
+		r->cgroup_id = ctx->pid > 0 ? fs.resolver.cgroup_id(ctx->pid) : 0;
+		if (r->cgroup_id == 0 && file->opener_cgroup != 0) {
+			r->cgroup_id = file->opener_cgroup;
+			r->caller_pid = file->opener_pid;
+		}
 	} else {
 		r->caller_pid = 0;
 		r->cgroup_id = 0;
@@ -272,7 +291,7 @@ void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info 
 		return;
 	r->pos = static_cast<uint64_t>(off);
 	r->len = size;
-	submit(fs, req, r);
+	submit(fs, req, r, file_of(fi));
 }
 
 /*
@@ -318,7 +337,7 @@ void op_write_buf(fuse_req_t req, fuse_ino_t, struct fuse_bufvec *in, off_t off,
 	r->pos = static_cast<uint64_t>(off);
 	r->len = size;
 	if (size >= adopt_threshold && adopt_payload(fs, in, r)) {
-		submit(fs, req, r);
+		submit(fs, req, r, file_of(fi));
 		return;
 	}
 	if (!r->payload.reserve(size)) {
@@ -335,7 +354,7 @@ void op_write_buf(fuse_req_t req, fuse_ino_t, struct fuse_bufvec *in, off_t off,
 		r->release();
 		return;
 	}
-	submit(fs, req, r);
+	submit(fs, req, r, file_of(fi));
 }
 
 void op_fsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info *fi) noexcept
@@ -345,7 +364,7 @@ void op_fsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info *fi) noex
 	if (!r)
 		return;
 	r->datasync = datasync != 0;
-	submit(fs, req, r);
+	submit(fs, req, r, file_of(fi));
 }
 
 void op_fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t length,
@@ -362,7 +381,7 @@ void op_fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t leng
 	r->mode = mode;
 	r->pos = static_cast<uint64_t>(offset);
 	r->len = static_cast<uint64_t>(length);
-	submit(fs, req, r);
+	submit(fs, req, r, file_of(fi));
 }
 
 void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) noexcept
