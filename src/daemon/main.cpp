@@ -16,7 +16,7 @@
  */
 #include <config.h>
 
-#include <climits>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -30,6 +30,7 @@
 #include "control/protocol.hpp"
 #include "control/server.hpp"
 #include "daemon/control_commands.hpp"
+#include "daemon/mount_point.hpp"
 #include "fuse/session.hpp"
 #include "image/image_table.hpp"
 
@@ -71,13 +72,15 @@ int main(int argc, char **argv)
 		return EXIT_FAILURE;
 	}
 
-	/* The control socket is bound before mounting: a conflict leaves nothing mounted. */
-	char real[PATH_MAX];
-	if (!realpath(opts.mountpoint.c_str(), real)) {
-		log::error("mount point \"{}\": {}", opts.mountpoint, std::strerror(errno));
+	/* A dead mount of a killed daemon is cleared; a live one refused. */
+	std::string why;
+	auto real = daemon::prepare_mount_point(opts.mountpoint, &why);
+	if (!real) {
+		log::error("{}", why);
 		return EXIT_FAILURE;
 	}
-	opts.mountpoint = real;
+	opts.mountpoint = *real;
+	/* The control socket is bound before mounting: a conflict leaves nothing mounted. */
 	std::string socket_path = opts.control.empty()
 					  ? control::default_socket_path(CGLOOPFS_RUNSTATEDIR,
 									 opts.mountpoint, getuid())
@@ -87,7 +90,6 @@ int main(int argc, char **argv)
 				      [&serving](const control::Request &r, const control::Peer &p) {
 					      return daemon::handle_control(r, p, *serving);
 				      });
-	std::string why;
 	if (server.bind_socket(&why) < 0) {
 		log::error("{}", why);
 		return EXIT_FAILURE;
