@@ -22,6 +22,7 @@
 #include <cstring>
 #include <memory>
 
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "common/log.hpp"
@@ -57,6 +58,14 @@ int main(int argc, char **argv)
 	}
 	if (opts.debug)
 		log::set_max_level(log::Level::debug);
+
+	/*
+	 * Memory reclaim must not wait on I/O that needs this daemon (its files
+	 * may back a loop device or swap): PF_MEMALLOC_NOIO|PF_LOCAL_THROTTLE,
+	 * inherited by every thread made from here on. Needs CAP_SYS_RESOURCE.
+	 */
+	if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) < 0)
+		log::debug("prctl(PR_SET_IO_FLUSHER): {}, running without it", std::strerror(errno));
 
 	image::ImageTable table;
 	try {
