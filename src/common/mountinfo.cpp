@@ -1,9 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "mountinfo.hpp"
 
+#include <cerrno>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+
+#include <spawn.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
 
 #include "strings.hpp"
 
@@ -59,6 +64,43 @@ std::string read_mountinfo()
 	std::ostringstream ss;
 	ss << in.rdbuf();
 	return ss.str();
+}
+
+const MountEntry *top_mount_at(const std::vector<MountEntry> &entries, std::string_view path)
+{
+	const MountEntry *found = nullptr;
+	for (const auto &e : entries)
+		if (e.mountpoint == path)
+			found = &e;
+	return found;
+}
+
+bool has_device(const std::vector<MountEntry> &entries, unsigned major, unsigned minor)
+{
+	for (const auto &e : entries)
+		if (e.major == major && e.minor == minor)
+			return true;
+	return false;
+}
+
+int unmount_lazily(const std::string &path)
+{
+	if (umount2(path.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) == 0)
+		return 0;
+	if (errno != EPERM)
+		return -errno;
+	std::string prog = "fusermount3";
+	std::string u = "-u", z = "-z", dashes = "--", p = path;
+	char *argv[] = {prog.data(), u.data(), z.data(), dashes.data(), p.data(), nullptr};
+	pid_t pid;
+	int r = posix_spawnp(&pid, "fusermount3", nullptr, nullptr, argv, environ);
+	if (r != 0)
+		return -r;
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EPERM;
 }
 
 } /* namespace cgloopfs */

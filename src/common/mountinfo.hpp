@@ -23,4 +23,17 @@ std::vector<MountEntry> parse_mountinfo(std::string_view text);
 /* The text of /proc/self/mountinfo ("" when it cannot be read). */
 std::string read_mountinfo();
 
+/* The mount seen at `path` (the last one mounted there), or nullptr. */
+const MountEntry *top_mount_at(const std::vector<MountEntry> &entries, std::string_view path);
+
+/* Is a file system of device major:minor mounted anywhere in `entries`? */
+bool has_device(const std::vector<MountEntry> &entries, unsigned major, unsigned minor);
+
+/*
+ * Detach the mount at `path` (umount2 MNT_DETACH, not following a symlink);
+ * without the privilege for that, through "fusermount3 -u -z", which lets a
+ * user unmount the FUSE mounts they made. Returns 0 or -errno.
+ */
+int unmount_lazily(const std::string &path);
+
 } /* namespace cgloopfs */

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <optional>
 
+#include <sys/prctl.h>
+
 #include <fmt/core.h>
 
 #include "config/manifest.hpp"
@@ -95,6 +97,8 @@ json status_json(fuse::Filesystem &fs)
 		{"idle_timeout", fs.dispatch.config().idle_timeout_ns / 1000000000},
 		{"max_workers", fs.dispatch.config().max_workers},
 		{"worker_depth", fs.dispatch.config().worker_depth},
+		/* Set at start-up on the main thread and inherited: this thread shows it. */
+		{"io_flusher", prctl(PR_GET_IO_FLUSHER, 0, 0, 0, 0) == 1},
 	};
 }
 

@@ -16,12 +16,13 @@
  */
 #include <config.h>
 
-#include <climits>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "common/log.hpp"
@@ -30,6 +31,7 @@
 #include "control/protocol.hpp"
 #include "control/server.hpp"
 #include "daemon/control_commands.hpp"
+#include "daemon/mount_point.hpp"
 #include "fuse/session.hpp"
 #include "image/image_table.hpp"
 
@@ -57,6 +59,14 @@ int main(int argc, char **argv)
 	if (opts.debug)
 		log::set_max_level(log::Level::debug);
 
+	/*
+	 * Memory reclaim must not wait on I/O that needs this daemon (its files
+	 * may back a loop device or swap): PF_MEMALLOC_NOIO|PF_LOCAL_THROTTLE,
+	 * inherited by every thread made from here on. Needs CAP_SYS_RESOURCE.
+	 */
+	if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) < 0)
+		log::debug("prctl(PR_SET_IO_FLUSHER): {}, running without it", std::strerror(errno));
+
 	image::ImageTable table;
 	try {
 		auto specs = config::load_source(opts.source);
@@ -71,13 +81,15 @@ int main(int argc, char **argv)
 		return EXIT_FAILURE;
 	}
 
-	/* The control socket is bound before mounting: a conflict leaves nothing mounted. */
-	char real[PATH_MAX];
-	if (!realpath(opts.mountpoint.c_str(), real)) {
-		log::error("mount point \"{}\": {}", opts.mountpoint, std::strerror(errno));
+	/* A dead mount of a killed daemon is cleared; a live one refused. */
+	std::string why;
+	auto real = daemon::prepare_mount_point(opts.mountpoint, &why);
+	if (!real) {
+		log::error("{}", why);
 		return EXIT_FAILURE;
 	}
-	opts.mountpoint = real;
+	opts.mountpoint = *real;
+	/* The control socket is bound before mounting: a conflict leaves nothing mounted. */
 	std::string socket_path = opts.control.empty()
 					  ? control::default_socket_path(CGLOOPFS_RUNSTATEDIR,
 									 opts.mountpoint, getuid())
@@ -87,7 +99,6 @@ int main(int argc, char **argv)
 				      [&serving](const control::Request &r, const control::Peer &p) {
 					      return daemon::handle_control(r, p, *serving);
 				      });
-	std::string why;
 	if (server.bind_socket(&why) < 0) {
 		log::error("{}", why);
 		return EXIT_FAILURE;

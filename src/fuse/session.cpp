@@ -233,10 +233,12 @@ int run_session(const config::MountOptions &opts, image::ImageTable &table, Sess
 	}
 
 	/* Mount options for libfuse: ours were taken out by the parser. */
-	std::string fuse_opts = "fsname=" + escape_opt(opts.source) + ",subtype=cgloopfs";
+	std::string fuse_opts =
+		"fsname=" + escape_opt(opts.source) + ",subtype=cgloopfs,nosuid,nodev";
+	/* Other users are let in only with the kernel checking modes and owners. */
 	if (opts.allow_other)
-		fuse_opts += ",allow_other";
-	if (opts.default_permissions)
+		fuse_opts += ",allow_other,default_permissions";
+	else if (opts.default_permissions)
 		fuse_opts += ",default_permissions";
 	if (opts.read_only)
 		fuse_opts += ",ro";
@@ -364,7 +366,35 @@ int run_session(const config::MountOptions &opts, image::ImageTable &table, Sess
 	if (threads.failed)
 		exit_code = EXIT_FAILURE;
 	bool clean = dispatcher.shutdown(shutdown_grace_ns);
+	/*
+	 * The connection ended but the mount is still there: it was aborted
+	 * (fusectl abort, a kernel request timeout), not unmounted. libfuse leaves
+	 * such a dead mount in place; take it away and say so.
+	 */
+	bool aborted = false;
+	if (fs.mount_dev != 0) {
+		struct pollfd pfd = {fuse_session_fd(se), 0, 0};
+		auto entries = parse_mountinfo(read_mountinfo());
+		aborted = poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR) &&
+			  has_device(entries, major(fs.mount_dev), minor(fs.mount_dev));
+	}
 	fuse_session_unmount(se);
+	if (aborted) {
+		exit_code = EXIT_FAILURE;
+		auto entries = parse_mountinfo(read_mountinfo());
+		const MountEntry *top = top_mount_at(entries, opts.mountpoint);
+		int r = top && makedev(top->major, top->minor) == fs.mount_dev
+				? unmount_lazily(opts.mountpoint)
+				: -EBUSY;
+		if (r < 0)
+			log::error("the FUSE connection of \"{}\" was aborted; its dead mount stays "
+				   "(unmount it with: umount -l {}): {}",
+				   opts.mountpoint, opts.mountpoint, std::strerror(-r));
+		else
+			log::error("the FUSE connection of \"{}\" was aborted (fusectl abort or a "
+				   "kernel request timeout); unmounted it",
+				   opts.mountpoint);
+	}
 	if (!clean) {
 		log::warning("requests stuck in backing I/O were answered with EIO after {} s",
 			     shutdown_grace_ns / 1000000000);

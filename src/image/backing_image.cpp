@@ -342,9 +342,20 @@ Result<std::span<const char>> BackingImage::read_direct(uint64_t bpos, size_t le
 {
 	uint64_t a0 = align_down(bpos, dio_align_);
 	uint64_t a1 = align_up(bpos + len, dio_align_);
+	int fd = fd_.get();
+	if (a1 > backing_size_.load(std::memory_order_relaxed)) {
+		/*
+		 * The last block of the backing file is partial: read it buffered,
+		 * as write_direct() writes it. Its aligned end may not even be an
+		 * off_t (a file ending near 2^63).
+		 */
+		a0 = bpos;
+		a1 = bpos + len;
+		fd = buffered_fd_.get();
+	}
 	if (!buf.reserve(a1 - a0))
 		return Errno{-ENOMEM};
-	ssize_t got = pread_full(fd_.get(), buf.data(), a1 - a0, a0);
+	ssize_t got = pread_full(fd, buf.data(), a1 - a0, a0);
 	if (got < 0)
 		return Errno{static_cast<int>(got)};
 	uint64_t have = static_cast<uint64_t>(got);

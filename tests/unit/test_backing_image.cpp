@@ -835,3 +835,49 @@ TEST_CASE("direct_io: two windows sharing a block do not lose each other's write
 	}
 	CHECK(lost == 0);
 }
+
+/*
+ * A backing file of 2^63 - 1 bytes (sparse, on tmpfs) and a window at its
+ * very end: the last aligned block of the file is not an off_t, so an
+ * O_DIRECT read of it would fail with EINVAL. Every byte of the window reads
+ * and writes, buffered and direct; the 511 bytes after it never change.
+ */
+TEST_CASE("a window ending near 2^63: the last bytes read and write")
+{
+	std::string dir;
+	for (const auto &d : direct_io_dirs())
+		if (d == "/dev/shm")
+			dir = d;
+	if (dir.empty()) {
+		MESSAGE("/dev/shm has no O_DIRECT here: skipped");
+		return;
+	}
+	TempFile file(dir, 0);
+	file.resize(INT64_MAX);
+	const uint64_t offset = (uint64_t{1} << 63) - (uint64_t{1} << 21);
+	for (bool direct : {false, true}) {
+		CAPTURE(direct);
+		ImageSpec spec = spec_for(file.path(), offset, 0);
+		spec.direct_io = direct;
+		auto img = open_image(spec);
+		const uint64_t size = img->size();
+		CHECK(size == (uint64_t{1} << 21) - 512);
+		std::string data(300, direct ? 'D' : 'B');
+		CHECK(write_at(*img, size - 300, data) == 300);
+		CHECK(read_at(*img, size - 300, 300) == data);
+		CHECK(read_at(*img, size - 1000, 4096).size() == 1000);
+		CHECK(write_at(*img, size - 10, std::string(100, 'x')) == 10);
+		CHECK(read_at(*img, size - 10, 10) == std::string(10, 'x'));
+		CHECK(write_at(*img, size, "y") == -ENOSPC);
+		CHECK(read_at(*img, size, 1).empty());
+		CHECK(read_at(*img, 0, 512) == std::string(512, '\0'));
+	}
+	/* Past the window, up to the last byte of the file: never written. */
+	int fd = ::open(file.path().c_str(), O_RDONLY | O_CLOEXEC);
+	REQUIRE(fd >= 0);
+	std::string tail(511, '?');
+	CHECK(::pread(fd, tail.data(), tail.size(), INT64_MAX - 511) == 511);
+	CHECK(tail == std::string(511, '\0'));
+	(void)::close(fd);
+	CHECK(file.size() == static_cast<uint64_t>(INT64_MAX));
+}

@@ -2,6 +2,7 @@
 /*
  * cgroup/proc_cgroup: find_cgroup2_mount on pure-v2 and hybrid mountinfo
  * samples, parse_v2_path on /proc/PID/cgroup samples, path_is_reachable.
+ * common/mountinfo: the mount seen at a path, a device still mounted.
  */
 #include <fstream>
 #include <sstream>
@@ -12,6 +13,7 @@
 #include <doctest/doctest.h>
 
 #include "cgroup/proc_cgroup.hpp"
+#include "common/mountinfo.hpp"
 
 using namespace cgloopfs::cgroup;
 
@@ -101,6 +103,29 @@ TEST_CASE("find_cgroup2_mount: escaped mount points")
 	/* Not an escape: kept as written. */
 	CHECK(find_cgroup2_mount("50 1 0:40 / /mnt/x\\9y rw - cgroup2 none rw\n") ==
 	      "/mnt/x\\9y");
+}
+
+TEST_CASE("top_mount_at: the last mount at a path; has_device anywhere")
+{
+	auto entries = cgloopfs::parse_mountinfo(
+		"28 1 259:2 / / rw - ext4 /dev/vda rw\n"
+		"40 28 0:39 / /srv/img rw,nosuid,nodev - fuse.cgloopfs m.toml rw\n"
+		"41 40 0:45 / /srv/img rw - tmpfs tmpfs rw\n"
+		"42 28 0:46 / /srv/img\\040x rw - fuse.cgloopfs a.img rw\n");
+	REQUIRE(entries.size() == 4);
+	const auto *top = cgloopfs::top_mount_at(entries, "/srv/img");
+	REQUIRE(top != nullptr);
+	CHECK(top->fstype == "tmpfs");
+	CHECK(top->minor == 45);
+	top = cgloopfs::top_mount_at(entries, "/srv/img x");
+	REQUIRE(top != nullptr);
+	CHECK(top->fstype == "fuse.cgloopfs");
+	CHECK(cgloopfs::top_mount_at(entries, "/srv") == nullptr);
+	CHECK(cgloopfs::top_mount_at(entries, "/srv/img/") == nullptr);
+	CHECK(cgloopfs::has_device(entries, 0, 39));
+	CHECK(cgloopfs::has_device(entries, 259, 2));
+	CHECK_FALSE(cgloopfs::has_device(entries, 0, 40));
+	CHECK_FALSE(cgloopfs::has_device(entries, 1, 39));
 }
 
 TEST_CASE("find_cgroup2_mount: any number of optional fields")
