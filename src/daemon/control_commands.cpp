@@ -80,6 +80,8 @@ json stats_json(fuse::Filesystem &fs)
 		{"spawn_failures", t.spawn_failures},
 		{"timeouts", t.timeouts},
 		{"interrupted", t.interrupted},
+		{"queued_write_buffers", fs.payloads.parked()},
+		{"max_queued_write_buffers", fs.payloads.max_parked()},
 	};
 }
 

@@ -2,7 +2,8 @@
 #include "payload_pool.hpp"
 
 #include <chrono>
-#include <cstdlib>
+
+#include <sys/mman.h>
 
 #include <linux/fuse.h>
 
@@ -34,7 +35,12 @@ PayloadPool::PayloadPool(size_t max_parked, size_t max_spare)
 PayloadPool::~PayloadPool()
 {
 	for (char *b : spare_)
-		std::free(b);
+		release_memory(b);
+}
+
+void PayloadPool::release_memory(char *base) noexcept
+{
+	munmap(base, buffer_size);
 }
 
 char *PayloadPool::read_area(char *base)
@@ -49,10 +55,10 @@ const char *PayloadPool::write_payload(char *base)
 
 char *PayloadPool::allocate() noexcept
 {
-	void *p = nullptr;
-	if (posix_memalign(&p, page, buffer_size) != 0)
-		return nullptr;
-	return static_cast<char *>(p);
+	/* Mapped, not malloc'ed: what a flood took goes back to the system after it. */
+	void *p = mmap(nullptr, buffer_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
+	return p == MAP_FAILED ? nullptr : static_cast<char *>(p);
 }
 
 char *PayloadPool::get_for_reading() noexcept
@@ -93,7 +99,7 @@ void PayloadPool::put(char *base) noexcept
 			return;
 		}
 	}
-	std::free(base);
+	release_memory(base);
 }
 
 void PayloadPool::put_parked(char *base) noexcept

@@ -11,8 +11,9 @@
  *
  * The buffers held by requests are bounded by `max_parked`: when that many
  * are parked, a session thread waits for one to come back before it parks
- * another (the kernel then holds further requests; nothing is dropped).
- * At most `max_spare` returned buffers are kept for reuse. Thread-safe.
+ * another (the kernel then holds further requests, of every cgroup, in its
+ * queue; nothing is dropped). At most `max_spare` returned buffers are kept
+ * for reuse; the others go back to the system. Thread-safe.
  */
 #pragma once
 
@@ -60,6 +61,7 @@ public:
 
 private:
 	char *allocate() noexcept;
+	static void release_memory(char *base) noexcept;
 
 	const size_t max_parked_;
 	const size_t max_spare_;
