@@ -103,7 +103,7 @@ void Dispatcher::submit(Job *job)
 			it->second->enqueue(job);
 			return true;
 		}
-		if (stopping_ || workers_.size() >= config_.max_workers) {
+		if (stopping_ || workers_.size() + reaping_ >= config_.max_workers) {
 			totals_.root_fallbacks++;
 			l.unlock();
 			root_raw_->enqueue(job);
@@ -151,9 +151,14 @@ size_t Dispatcher::reap()
 			}
 		}
 		totals_.workers_reaped += dead.size();
+		reaping_ += dead.size();
 	}
-	for (auto &w : dead)
+	for (auto &w : dead) {
 		(void)w->stop_and_join(INT64_MAX / 2); /* idle: its threads end at once */
+		w.reset();
+		std::lock_guard<std::mutex> l(mutex_);
+		reaping_--;
+	}
 	return dead.size();
 }
 

@@ -12,7 +12,9 @@
  *
  * A Worker serves its queue FIFO with up to `depth` threads, so one
  * cgroup's parallel requests run in parallel; workers never wait on each
- * other.
+ * other. Reaped workers count against max_workers until their threads are
+ * joined, so the threads never exceed max_workers * worker_depth plus the
+ * root worker's.
  *
  * Thread-safe. Lock order: Dispatcher::mutex_ before Worker::mutex_; no
  * other lock is taken under either, and jobs run with none held.
@@ -128,6 +130,7 @@ private:
 	std::unordered_map<uint64_t, std::shared_ptr<CgroupStats>> stats_; /* guarded by mutex_ */
 	DispatchTotals totals_;	    /* guarded by mutex_ */
 	bool stopping_ = false;	    /* guarded by mutex_ */
+	size_t reaping_ = 0;	    /* reaped, threads not yet joined; guarded by mutex_ */
 	std::unique_ptr<Worker> root_; /* set by start(); released (leaked) when stuck */
 	Worker *root_raw_ = nullptr;   /* set by start(), then constant: submit() uses it */
 	std::atomic<unsigned> depth_;
