@@ -604,9 +604,13 @@ TEST_CASE("a worker that cannot be made: the root worker serves the job")
 
 TEST_CASE("worker creation failing is reported once per episode, not per job")
 {
-	/* reap() calls back on this thread (no reaper thread here). */
+	/*
+	 * reap() calls back on this thread (no reaper thread here). Depth 1: the
+	 * root worker never starts a second thread, which would take one of the
+	 * failures fail_next_spawns() hands out.
+	 */
 	std::vector<SpawnTrouble> events;
-	Harness h(config_with(), [&](const SpawnTrouble &t) { events.push_back(t); });
+	Harness h(config_with(1), [&](const SpawnTrouble &t) { events.push_back(t); });
 	auto served_by = [&](uint64_t cgroup) {
 		FakeJob &j = h.submit(cgroup);
 		REQUIRE(h.wait_released(j));
