@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <optional>
 
 #include <pthread.h>
 #include <signal.h>
@@ -30,8 +31,10 @@ bool Dispatcher::start()
 	auto stats = stats_for(0, "/");
 	root_ = std::make_unique<Worker>(*this, 0, "/", std::move(stats), true);
 	root_raw_ = root_.get();
-	if (!root_->start())
+	if (int err = root_->start(); err != 0) {
+		errno = err;
 		return false;
+	}
 	if (config_.reaper_thread) {
 		sigset_t all, old;
 		sigfillset(&all);
@@ -114,7 +117,7 @@ void Dispatcher::submit(Job *job)
 			it->second->enqueue(job);
 			return true;
 		}
-		if (stopping_ || workers_.size() >= config_.max_workers) {
+		if (stopping_ || workers_.size() + reaping_ >= config_.max_workers) {
 			totals_.root_fallbacks++;
 			l.unlock();
 			root_raw_->enqueue(job);
@@ -132,10 +135,12 @@ void Dispatcher::submit(Job *job)
 	if (queued())
 		return;
 	auto stats = stats_for(job->cgroup_id, path);
-	auto worker = std::make_unique<Worker>(*this, job->cgroup_id, std::move(path),
-					       std::move(stats), false);
-	if (!worker->start()) {
+	auto worker = std::make_unique<Worker>(*this, job->cgroup_id, path, std::move(stats),
+					       false);
+	if (int err = worker->start(); err != 0) {
 		totals_.spawn_failures++;
+		last_spawn_error_ = err;
+		last_spawn_path_ = std::move(path);
 		totals_.root_fallbacks++;
 		l.unlock();
 		root_raw_->enqueue(job);
@@ -150,6 +155,7 @@ size_t Dispatcher::reap()
 {
 	int64_t cutoff = clock_.now_ns() - idle_timeout_ns_.load();
 	std::vector<std::unique_ptr<Worker>> dead;
+	std::optional<SpawnTrouble> trouble;
 	{
 		std::lock_guard<std::shared_mutex> l(mutex_);
 		for (auto it = workers_.begin(); it != workers_.end();) {
@@ -162,9 +168,17 @@ size_t Dispatcher::reap()
 			}
 		}
 		totals_.workers_reaped += dead.size();
+		reaping_ += dead.size();
+		trouble = spawn_trouble_locked();
 	}
-	for (auto &w : dead)
+	if (trouble && on_spawn_trouble_)
+		on_spawn_trouble_(*trouble);
+	for (auto &w : dead) {
 		(void)w->stop_and_join(INT64_MAX / 2); /* idle: its threads end at once */
+		w.reset();
+		std::lock_guard<std::shared_mutex> l(mutex_);
+		reaping_--;
+	}
 	return dead.size();
 }
 
@@ -188,6 +202,26 @@ void Dispatcher::expire()
 	if (total.timeouts > 0 && timeout_log_.allow())
 		log::warning("{} request(s) unanswered after {} s were answered EIO",
 			     total.timeouts, config_.request_timeout_ns / 1000000000);
+}
+
+std::optional<SpawnTrouble> Dispatcher::spawn_trouble_locked()
+{
+	std::optional<SpawnTrouble> event;
+	bool failed = totals_.spawn_failures > trouble_seen_failures_;
+	bool created = totals_.workers_created > trouble_seen_created_;
+	if (!spawn_trouble_ && failed) {
+		spawn_trouble_ = true;
+		trouble_base_failures_ = trouble_seen_failures_;
+		event = SpawnTrouble{true, last_spawn_error_, last_spawn_path_,
+				     totals_.spawn_failures - trouble_base_failures_};
+	} else if (spawn_trouble_ && !failed && created) {
+		spawn_trouble_ = false;
+		event = SpawnTrouble{false, last_spawn_error_, last_spawn_path_,
+				     totals_.spawn_failures - trouble_base_failures_};
+	}
+	trouble_seen_failures_ = totals_.spawn_failures;
+	trouble_seen_created_ = totals_.workers_created;
+	return event;
 }
 
 void Dispatcher::reaper_main(std::stop_token stop)

@@ -12,7 +12,13 @@
  *
  * A Worker serves its queue FIFO with up to `depth` threads, so one
  * cgroup's parallel requests run in parallel; workers never wait on each
- * other.
+ * other. Reaped workers count against max_workers until their threads are
+ * joined, so the threads never exceed max_workers * worker_depth plus the
+ * root worker's.
+ *
+ * When worker creation starts failing, and when it works again, reap()
+ * tells the on_spawn_trouble() callback once, so the daemon logs each
+ * episode once rather than per request.
  *
  * Thread-safe. Lock order: Dispatcher::mutex_ (shared or exclusive) before
  * Worker::mutex_; no
@@ -25,6 +31,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <thread>
@@ -80,6 +87,14 @@ struct DispatchTotals {
 	uint64_t interrupted = 0;     /* running jobs answered EINTR after an interrupt */
 };
 
+/* Worker creation began failing, or works again; see on_spawn_trouble(). */
+struct SpawnTrouble {
+	bool failing;	   /* true: began failing; false: a worker was made again */
+	int error;	   /* errno of the latest failure */
+	std::string path;  /* cgroup of the latest failure */
+	uint64_t failures; /* creations that failed in this episode so far */
+};
+
 class Worker;
 
 class Dispatcher
@@ -129,10 +144,20 @@ public:
 	/* Test hook: make the next `n` worker thread creations fail. */
 	void fail_next_spawns(unsigned n);
 
+	/*
+	 * Set before start(). reap() (the reaper thread) calls `fn`, with no lock
+	 * held, when worker creations failed since its last run and no episode
+	 * was open (failing), and when workers were made again with no failure
+	 * since its last run (recovered): once per episode, not per request.
+	 */
+	using SpawnTroubleFn = std::function<void(const SpawnTrouble &)>;
+	void on_spawn_trouble(SpawnTroubleFn fn) { on_spawn_trouble_ = std::move(fn); }
+
 private:
 	friend class Worker;
 	std::shared_ptr<CgroupStats> stats_for(uint64_t id, const std::string &path);
 	bool spawn_allowed();
+	std::optional<SpawnTrouble> spawn_trouble_locked();
 	void reaper_main(std::stop_token stop);
 
 	Config config_;
@@ -145,6 +170,15 @@ private:
 	std::unordered_map<uint64_t, std::shared_ptr<CgroupStats>> stats_; /* guarded by mutex_ */
 	DispatchTotals totals_;	    /* guarded by mutex_ */
 	bool stopping_ = false;	    /* guarded by mutex_ */
+	size_t reaping_ = 0;	    /* reaped, threads not yet joined; guarded by mutex_ */
+	/* Spawn-failure episodes, as reap() last saw them; guarded by mutex_. */
+	bool spawn_trouble_ = false;
+	uint64_t trouble_seen_failures_ = 0;
+	uint64_t trouble_seen_created_ = 0;
+	uint64_t trouble_base_failures_ = 0; /* spawn_failures when the episode began */
+	int last_spawn_error_ = 0;
+	std::string last_spawn_path_;
+	SpawnTroubleFn on_spawn_trouble_; /* set before start(), then constant */
 	std::unique_ptr<Worker> root_; /* set by start(); released (leaked) when stuck */
 	Worker *root_raw_ = nullptr;   /* set by start(), then constant: submit() uses it */
 	std::atomic<unsigned> depth_;

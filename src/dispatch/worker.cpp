@@ -28,30 +28,30 @@ Worker::~Worker()
 			t.join();
 }
 
-bool Worker::start()
+int Worker::start()
 {
 	std::lock_guard<std::mutex> l(mutex_);
 	return spawn_locked();
 }
 
-bool Worker::spawn_locked()
+int Worker::spawn_locked()
 {
 	if (!dispatcher_.spawn_allowed())
-		return false;
+		return EAGAIN;
 	/* New threads start with every signal blocked; signals are the main thread's. */
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	bool ok = true;
+	int err = 0;
 	try {
 		threads_.emplace_back([this](std::stop_token st) { thread_main(st); });
 		live_threads_++;
 		starting_threads_++;
-	} catch (const std::system_error &) {
-		ok = false;
+	} catch (const std::system_error &e) {
+		err = e.code().value() > 0 ? e.code().value() : EAGAIN;
 	}
 	pthread_sigmask(SIG_SETMASK, &old, nullptr);
-	return ok;
+	return err;
 }
 
 void Worker::enqueue(Job *job)

@@ -28,8 +28,8 @@ public:
 	Worker(const Worker &) = delete;
 	Worker &operator=(const Worker &) = delete;
 
-	/* Start the first thread; false when it cannot be created. */
-	[[nodiscard]] bool start();
+	/* Start the first thread; 0, or the errno when it cannot be created. */
+	[[nodiscard]] int start();
 	/* Queue a job; starts another thread when all are busy and depth allows. */
 	void enqueue(Job *job);
 	/* What expire() answered. */
@@ -48,7 +48,7 @@ public:
 
 private:
 	void thread_main(std::stop_token stop);
-	bool spawn_locked();
+	int spawn_locked();
 	Job *pop_locked();
 
 	Dispatcher &dispatcher_;

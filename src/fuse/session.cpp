@@ -268,6 +268,17 @@ int run_session(const config::MountOptions &opts, image::ImageTable &table, Sess
 	dispatch::Dispatcher dispatcher(dc, clock, [&resolver](const dispatch::Job &job) {
 		return resolver.path(job.caller_pid);
 	});
+	/* Once per episode (the reaper notices), never per request. */
+	dispatcher.on_spawn_trouble([](const dispatch::SpawnTrouble &t) {
+		if (t.failing)
+			log::warning("cannot start a worker thread (cgroup \"{}\": {}): cgroups "
+				     "without a worker are served by the root queue until threads "
+				     "can be started again",
+				     t.path, std::strerror(t.error));
+		else
+			log::notice("worker threads start again, after {} failed attempt(s)",
+				    t.failures);
+	});
 
 	Filesystem fs(opts, table, dispatcher, resolver);
 	fs.root_uid = getuid();

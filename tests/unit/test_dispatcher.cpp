@@ -215,13 +215,15 @@ private:
 class Harness
 {
 public:
-	explicit Harness(Config config)
+	explicit Harness(Config config, Dispatcher::SpawnTroubleFn on_trouble = {})
 	{
 		config.reaper_thread = false;
 		dispatcher = std::make_unique<Dispatcher>(config, clock, [this](const Job &job) {
 			path_calls++;
 			return "/cg/" + std::to_string(job.cgroup_id);
 		});
+		if (on_trouble)
+			dispatcher->on_spawn_trouble(std::move(on_trouble));
 		REQUIRE(dispatcher->start());
 	}
 
@@ -602,6 +604,82 @@ TEST_CASE("a worker that cannot be made: the root worker serves the job")
 	CHECK(t.spawn_failures == 1);
 	CHECK(t.workers_created == 1);
 	CHECK(h.dispatcher->workers().size() == 2);
+
+	CHECK(h.dispatcher->shutdown(5 * second));
+	h.check_every_job_once();
+}
+
+TEST_CASE("worker creation failing is reported once per episode, not per job")
+{
+	/*
+	 * reap() calls back on this thread (no reaper thread here). Depth 1: the
+	 * root worker never starts a second thread, which would take one of the
+	 * failures fail_next_spawns() hands out.
+	 */
+	std::vector<SpawnTrouble> events;
+	Harness h(config_with(1), [&](const SpawnTrouble &t) { events.push_back(t); });
+	auto served_by = [&](uint64_t cgroup) {
+		FakeJob &j = h.submit(cgroup);
+		REQUIRE(h.wait_released(j));
+		return j.thread_name();
+	};
+
+	/* Five cgroups cannot get a worker: the root worker serves them, one event. */
+	h.dispatcher->fail_next_spawns(5);
+	for (uint64_t c = 10; c < 15; c++)
+		CHECK(served_by(c) == "cgl-root");
+	CHECK(h.dispatcher->totals().spawn_failures == 5);
+	CHECK(h.dispatcher->reap() == 0);
+	REQUIRE(events.size() == 1);
+	CHECK(events[0].failing);
+	CHECK(events[0].error == EAGAIN);
+	CHECK(events[0].path == "/cg/14");
+	CHECK(events[0].failures == 5);
+
+	/* Still failing: more failures, no second report. */
+	h.dispatcher->fail_next_spawns(2);
+	CHECK(served_by(20) == "cgl-root");
+	CHECK(served_by(20) == "cgl-root");
+	CHECK(h.dispatcher->reap() == 0);
+	CHECK(h.dispatcher->reap() == 0);
+	CHECK(events.size() == 1);
+
+	/* A worker is made again: one recovery report, with the episode's count. */
+	CHECK(served_by(20) == "cgl:20");
+	CHECK(h.dispatcher->reap() == 0);
+	REQUIRE(events.size() == 2);
+	CHECK_FALSE(events[1].failing);
+	CHECK(events[1].failures == 7);
+	CHECK(h.dispatcher->reap() == 0);
+	CHECK(events.size() == 2);
+
+	/*
+	 * A new episode is reported anew. Failures and successes in one reaper
+	 * period keep it open (no flapping reports); a period with successes
+	 * only closes it.
+	 */
+	h.dispatcher->fail_next_spawns(1);
+	CHECK(served_by(30) == "cgl-root");
+	CHECK(h.dispatcher->reap() == 0);
+	REQUIRE(events.size() == 3);
+	CHECK(events[2].failing);
+	CHECK(events[2].path == "/cg/30");
+	CHECK(events[2].failures == 1);
+	h.dispatcher->fail_next_spawns(1);
+	CHECK(served_by(31) == "cgl-root");
+	CHECK(served_by(32) == "cgl:32");
+	CHECK(h.dispatcher->reap() == 0);
+	CHECK(events.size() == 3);
+	CHECK(served_by(33) == "cgl:33");
+	CHECK(h.dispatcher->reap() == 0);
+	REQUIRE(events.size() == 4);
+	CHECK_FALSE(events[3].failing);
+	CHECK(events[3].failures == 2);
+
+	/* Nothing failed: the reaper stays quiet. */
+	CHECK(served_by(34) == "cgl:34");
+	CHECK(h.dispatcher->reap() == 0);
+	CHECK(events.size() == 4);
 
 	CHECK(h.dispatcher->shutdown(5 * second));
 	h.check_every_job_once();
