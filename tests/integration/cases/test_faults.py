@@ -11,11 +11,13 @@ Each nbdkit runs in the foreground as our child (killed by pid at the end);
 each nbdfuse mount lives under the test's temporary directory and is unmounted
 at the end, before its nbdkit stops."""
 
+import calendar
 import errno
 import hashlib
 import json
 import os
 import random
+import re
 import select
 import socket
 import subprocess
@@ -66,7 +68,6 @@ def sha(b):
 
 
 def io_error_lines(m):
-    import re
     pat = re.compile(IO_ERROR_LINE)
     return [ln for ln in m.stderr().splitlines() if pat.search(ln)]
 
@@ -142,10 +143,11 @@ class Nbd:
         if log:
             cmd.append(f"logfile={self.log}")
         with open(self.out, "wb") as out:
-            # The cache filter keeps its (unlinked) file in $TMPDIR: ours.
+            # The cache filter keeps its (unlinked) file in $TMPDIR: ours. The log
+            # filter's times are local: UTC, whatever the machine's zone.
             self.server = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
                                            stderr=subprocess.STDOUT, start_new_session=True,
-                                           env=dict(os.environ, TMPDIR=t.tmp))
+                                           env=dict(os.environ, TMPDIR=t.tmp, TZ="UTC"))
         t.defer(self._stop_server)
         if not harness.wait_for(lambda: os.path.exists(self.pidfile) or
                                 self.server.poll() is not None, 10):
@@ -568,10 +570,10 @@ def _covered(tx, begin, end):
 
 
 def _log_time(line):
-    """The wall-clock time of a log filter line ("YYYY-MM-DD HH:MM:SS.ffffff ...")."""
+    """The time of a log filter line ("YYYY-MM-DD HH:MM:SS.ffffff ...", UTC)."""
     day, clock = line.split()[:2]
     whole, frac = clock.split(".")
-    return time.mktime(time.strptime(f"{day} {whole}", "%Y-%m-%d %H:%M:%S")) + \
+    return calendar.timegm(time.strptime(f"{day} {whole}", "%Y-%m-%d %H:%M:%S")) + \
         float("0." + frac)
 
 
@@ -710,7 +712,7 @@ def test_backing_file_shrinks_and_grows_underneath(t):
         for name in ("b.img", "d.img"):
             f, backing = m.path(name), paths[name]
             stop = threading.Event()
-            bad = []
+            bad, reads = [], [0]
 
             def reader():
                 fd = os.open(f, os.O_RDONLY)
@@ -719,6 +721,7 @@ def test_backing_file_shrinks_and_grows_underneath(t):
                     while not stop.is_set():
                         off = rng.randrange(0, win - 65536)
                         got = os.pread(fd, 65536, off)
+                        reads[0] += 1
                         own = pat[win_off + off:win_off + off + len(got)]
                         for i in range(0, len(got), 512):
                             g = got[i:i + 512]
@@ -742,6 +745,7 @@ def test_backing_file_shrinks_and_grows_underneath(t):
                 th.join(30)
             check(not bad, f"{name}: foreign bytes or an error while the backing file "
                   f"changed: {bad[:3]}")
+            check(reads[0] > 10, f"{name}: only {reads[0]} reads during the changes")
             # The last truncate regrew it: what was cut is zeros now.
             check_eq(os.stat(f).st_size, win, f"{name}: size before set-capacity")
             _expect_bytes(f, 0, pat[win_off:512 * KiB], f"{name}: the part never cut")
