@@ -11,6 +11,7 @@ packages="
   scdoc groff-base man-db
   python3 util-linux e2fsprogs fio procps kmod
   systemd strace
+  nbdkit libnbd-bin
 "
 
 missing=""

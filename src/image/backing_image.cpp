@@ -37,7 +37,15 @@ int64_t now_ns()
 	return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-/* pread until `len` bytes or end of file; returns bytes read or -errno. */
+/*
+ * pread until `len` bytes or end of file; returns bytes read (short only at
+ * the end of the file) or -errno. An error after some bytes is still an
+ * error: a short count would read as the end of the file, and the caller
+ * would get zeros where the backing store failed (a FUSE or network backing
+ * file returns the bytes before a bad range, then fails). Only at the end
+ * of a regular file, where an O_DIRECT read may refuse the unaligned
+ * position a short read left, does it stop short.
+ */
 ssize_t pread_full(int fd, char *buf, size_t len, uint64_t pos)
 {
 	size_t done = 0;
@@ -46,7 +54,12 @@ ssize_t pread_full(int fd, char *buf, size_t len, uint64_t pos)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return done > 0 ? static_cast<ssize_t>(done) : -errno;
+			int err = errno;
+			struct stat st;
+			if (done > 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+			    pos + done >= static_cast<uint64_t>(st.st_size))
+				break;
+			return -err;
 		}
 		if (n == 0)
 			break;
@@ -383,8 +396,18 @@ Result<size_t> BackingImage::write(uint64_t pos, std::span<const char> data,
 Result<size_t> BackingImage::write_backing(uint64_t bpos, std::span<const char> data,
 					   AlignedBuffer &scratch)
 {
-	if (spec_.direct_io)
-		return write_direct(bpos, data, scratch);
+	Result<size_t> r = spec_.direct_io ? write_direct(bpos, data, scratch)
+					   : write_buffered(bpos, data);
+	if (!r.ok()) {
+		/* Keep the first error until a sync reports it. */
+		int none = 0;
+		write_error_.compare_exchange_strong(none, r.error(), std::memory_order_acq_rel);
+	}
+	return r;
+}
+
+Result<size_t> BackingImage::write_buffered(uint64_t bpos, std::span<const char> data)
+{
 	/* Another window of this file does direct I/O: order against its RMWs. */
 	std::optional<BlockRangeLock::Guard> guard;
 	if (shared_->direct_users.load(std::memory_order_relaxed) > 0) {
@@ -449,7 +472,15 @@ Result<size_t> BackingImage::write_direct(uint64_t bpos, std::span<const char> d
 int BackingImage::sync(bool datasync)
 {
 	int r = datasync ? ::fdatasync(fd_.get()) : ::fsync(fd_.get());
-	return r < 0 ? -errno : 0;
+	int err = r < 0 ? -errno : 0;
+	/*
+	 * A write that failed since the last sync lost data that the flush of
+	 * the backing file cannot bring back (a failed write through a file
+	 * system leaves nothing dirty to fail again): report it, once, as
+	 * fsync(2) reports a lost writeback.
+	 */
+	int lost = write_error_.exchange(0, std::memory_order_acq_rel);
+	return err != 0 ? err : lost;
 }
 
 int BackingImage::zero_fill(uint64_t bpos, uint64_t len, AlignedBuffer &scratch)

@@ -133,7 +133,12 @@ public:
 	 */
 	Result<size_t> write(uint64_t pos, std::span<const char> data, AlignedBuffer &scratch);
 
-	/* fsync (datasync: fdatasync) of the backing file. */
+	/*
+	 * fsync (datasync: fdatasync) of the backing file. Also fails, once,
+	 * when a write to the backing file failed since the last sync (with
+	 * that write's error), as fsync(2) reports a lost writeback; the
+	 * error is then forgotten.
+	 */
 	int sync(bool datasync);
 
 	/*
@@ -168,6 +173,7 @@ private:
 	/* Write at a backing position, under the block lock where one is needed. */
 	Result<size_t> write_backing(uint64_t bpos, std::span<const char> data,
 				     AlignedBuffer &scratch);
+	Result<size_t> write_buffered(uint64_t bpos, std::span<const char> data);
 	Result<size_t> write_direct(uint64_t bpos, std::span<const char> data,
 				    AlignedBuffer &scratch);
 	int zero_fill(uint64_t bpos, uint64_t len, AlignedBuffer &scratch);
@@ -192,6 +198,7 @@ private:
 	std::atomic<uint64_t> backing_size_{0};
 	std::atomic<int64_t> mtime_ns_{0};
 	std::atomic<uint32_t> open_count_{0};
+	std::atomic<int> write_error_{0}; /* -errno of a failed write since the last sync */
 	std::shared_ptr<SharedBacking> shared_;
 };
 

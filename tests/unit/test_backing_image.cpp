@@ -3,7 +3,8 @@
  * image/backing_image: BackingImage on temporary files. Windows (offset and
  * size limit) with sentinel bytes around them, the end of the window,
  * read-only images, refused opens, O_DIRECT with unaligned requests (also
- * from several threads at once), discard, set_capacity.
+ * from several threads at once), discard, set_capacity, a failed write
+ * reported by the next sync.
  *
  * Every check of the backing file compares all of it with a model, so a
  * byte touched outside the window is caught.
@@ -21,8 +22,11 @@
 #include <thread>
 #include <vector>
 
+#include <csignal>
+
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -880,4 +884,47 @@ TEST_CASE("a window ending near 2^63: the last bytes read and write")
 	CHECK(tail == std::string(511, '\0'));
 	(void)::close(fd);
 	CHECK(file.size() == static_cast<uint64_t>(INT64_MAX));
+}
+
+/*
+ * A failed write leaves nothing dirty for the backing file's fsync to fail
+ * on: sync() reports it itself, once, with the write's error. The write is
+ * made to fail with RLIMIT_FSIZE (EFBIG for writes past the limit).
+ */
+TEST_CASE("sync reports a write that failed since the last sync, once")
+{
+	for (bool direct : {false, true}) {
+		std::string dir = "/tmp";
+		if (direct) {
+			auto dirs = direct_io_dirs();
+			if (dirs.empty())
+				continue;
+			dir = dirs.front();
+		}
+		CAPTURE(direct);
+		TempFile file(dir, 65536);
+		ImageSpec spec = spec_for(file.path());
+		spec.direct_io = direct;
+		auto img = open_image(spec);
+		CHECK(img->sync(false) == 0);
+
+		struct rlimit old {};
+		REQUIRE(getrlimit(RLIMIT_FSIZE, &old) == 0);
+		auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+		struct rlimit tight = old;
+		tight.rlim_cur = 16384;
+		REQUIRE(setrlimit(RLIMIT_FSIZE, &tight) == 0);
+		int64_t failed = write_at(*img, 32768, std::string(4096, 'w'));
+		int64_t fine = write_at(*img, 0, std::string(4096, 'v'));
+		REQUIRE(setrlimit(RLIMIT_FSIZE, &old) == 0);
+		std::signal(SIGXFSZ, old_handler);
+
+		CHECK(failed == -EFBIG);
+		CHECK(fine == 4096);
+		CHECK(img->sync(false) == -EFBIG); /* a later good write does not hide it */
+		CHECK(img->sync(false) == 0);	   /* reported once */
+		CHECK(write_at(*img, 32768, std::string(4096, 'w')) == 4096);
+		CHECK(img->sync(true) == 0);
+		CHECK(file.contents().substr(32768, 4096) == std::string(4096, 'w'));
+	}
 }
