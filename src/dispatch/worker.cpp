@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "worker.hpp"
 
+#include "common/sched.hpp"
+
 #include <cerrno>
 #include <chrono>
 #include <signal.h>
@@ -104,6 +106,7 @@ void Worker::thread_main(std::stop_token)
 	if (name.size() > 15)
 		name.resize(15);
 	pthread_setname_np(pthread_self(), name.c_str());
+	request_short_slice();
 
 	WorkerContext ctx;
 	ctx.finishing = &finishing_;

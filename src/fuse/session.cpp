@@ -28,6 +28,7 @@
 #include "cgroup/resolver.hpp"
 #include "common/log.hpp"
 #include "common/mountinfo.hpp"
+#include "common/sched.hpp"
 #include "common/unique_fd.hpp"
 #include "dispatch/dispatcher.hpp"
 #include "ops.hpp"
@@ -66,6 +67,7 @@ struct SessionThreads {
 	void loop()
 	{
 		pthread_setname_np(pthread_self(), "cgl-fuse");
+		request_short_slice();
 		sigset_t wake;
 		sigemptyset(&wake);
 		sigaddset(&wake, wake_signal);

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "sched.hpp"
+
+#include <cstdint>
+#include <cstdlib>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace cgloopfs {
+
+namespace {
+
+/* struct sched_attr of linux/sched/types.h, whose header clashes with glibc's. */
+struct SchedAttr {
+	uint32_t size;
+	uint32_t sched_policy;
+	uint64_t sched_flags;
+	int32_t sched_nice;
+	uint32_t sched_priority;
+	uint64_t sched_runtime, sched_deadline, sched_period;
+	uint32_t sched_util_min, sched_util_max;
+};
+static_assert(sizeof(SchedAttr) == 56, "SCHED_ATTR_SIZE_VER1");
+
+} /* namespace */
+
+void request_short_slice() noexcept
+{
+	if (std::getenv("CGL_NO_SLICE"))
+		return;
+	SchedAttr attr{};
+	attr.size = sizeof(attr);
+	attr.sched_policy = SCHED_OTHER;
+	attr.sched_runtime = 100 * 1000; /* ns: the shortest slice the kernel takes */
+	(void)syscall(SYS_sched_setattr, 0, &attr, 0);
+}
+
+} /* namespace cgloopfs */

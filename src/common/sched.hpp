@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Scheduling hints for the daemon's I/O threads.
+ */
+#pragma once
+
+namespace cgloopfs {
+
+/*
+ * Ask the scheduler for a short time slice for the calling thread (EEVDF's
+ * custom slice, Linux 6.12+): a thread that wakes for one small request then
+ * runs before threads busy with bulk copies, so a light cgroup's requests are
+ * not held up behind a heavy one's on the CPU. Best effort: older kernels
+ * ignore it.
+ */
+void request_short_slice() noexcept;
+
+} /* namespace cgloopfs */
