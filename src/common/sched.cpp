@@ -2,8 +2,8 @@
 #include "sched.hpp"
 
 #include <cstdint>
-#include <cstdlib>
 #include <sched.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -27,13 +27,20 @@ static_assert(sizeof(SchedAttr) == 56, "SCHED_ATTR_SIZE_VER1");
 
 void request_short_slice() noexcept
 {
-	if (std::getenv("CGL_NO_SLICE"))
-		return;
 	SchedAttr attr{};
 	attr.size = sizeof(attr);
 	attr.sched_policy = SCHED_OTHER;
 	attr.sched_runtime = 100 * 1000; /* ns: the shortest slice the kernel takes */
 	(void)syscall(SYS_sched_setattr, 0, &attr, 0);
+}
+
+bool yield_cpu(bool lower) noexcept
+{
+	constexpr int heavy_nice = 10;
+	pid_t tid = static_cast<pid_t>(syscall(SYS_gettid));
+	if (setpriority(PRIO_PROCESS, static_cast<id_t>(tid), lower ? heavy_nice : 0) == 0)
+		return lower;
+	return !lower;
 }
 
 } /* namespace cgloopfs */

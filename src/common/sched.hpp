@@ -15,4 +15,13 @@ namespace cgloopfs {
  */
 void request_short_slice() noexcept;
 
+/*
+ * Lower (true) or restore (false) the calling thread's CPU priority: a
+ * worker busy with several requests of one cgroup runs at nice 10, so a
+ * worker that wakes for a lone request of another cgroup gets the CPU
+ * first. Returns the state now in effect (restoring needs CAP_SYS_NICE;
+ * without it the thread stays where it is).
+ */
+bool yield_cpu(bool lower) noexcept;
+
 } /* namespace cgloopfs */

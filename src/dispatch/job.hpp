@@ -38,6 +38,7 @@ struct WorkerContext {
 
 	std::atomic<unsigned> *finishing = nullptr; /* the worker's count */
 	bool announced = false;
+	bool yielding = false; /* the thread runs at a lower priority (see yield_cpu) */
 };
 
 enum class JobKind : uint8_t { read, write, sync, discard, other };

@@ -131,9 +131,13 @@ void Worker::thread_main(std::stop_token)
 		if (!head_)
 			break; /* stopping, and the queue is drained */
 		Job *job = pop_locked();
+		/* Several of this cgroup's requests at once: a heavy user, let lighter ones go first. */
+		bool heavy = in_flight_ + queued_ >= 2;
 		l.unlock();
 		if (done)
 			done->release();
+		if (heavy != ctx.yielding)
+			ctx.yielding = yield_cpu(heavy);
 
 		JobOutcome outcome = job->run(ctx);
 		int64_t now = clock.now_ns();
