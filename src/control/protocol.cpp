@@ -34,6 +34,38 @@ std::variant<Request, std::string> parse_request(std::string_view line)
 	return r;
 }
 
+void LineReader::append(std::string_view data)
+{
+	if (start_ > 0 && start_ == in_.size()) {
+		in_.clear();
+		start_ = 0;
+	} else if (start_ > 0 && start_ >= in_.size() / 2) {
+		in_.erase(0, start_);
+		start_ = 0;
+	}
+	in_.append(data);
+}
+
+std::optional<std::string> LineReader::next_line()
+{
+	size_t nl = in_.find('\n', start_ + scanned_);
+	if (nl == std::string::npos) {
+		scanned_ = in_.size() - start_;
+		return std::nullopt;
+	}
+	std::string line = in_.substr(start_, nl - start_);
+	start_ = nl + 1;
+	scanned_ = 0;
+	return line;
+}
+
+void LineReader::clear()
+{
+	in_.clear();
+	start_ = 0;
+	scanned_ = 0;
+}
+
 std::string format_request(const Request &request)
 {
 	nlohmann::json j = {
