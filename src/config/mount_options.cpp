@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "mount_options.hpp"
 
+#include <cstring>
+
 #include <getopt.h>
 
 #include <fmt/core.h>
@@ -180,6 +182,19 @@ MountOptions parse_command_line(int argc, char **argv)
 	optind = 0; /* 0, not 1: a full reset of getopt's state */
 	opterr = 0;
 	for (;;) {
+		/*
+		 * "--" ends the options: the rest are operands. Handled here, not
+		 * by getopt: after a "--" glibc's getopt moves optind back to the
+		 * first operand at every call, so the scan below never ended
+		 * (found by tests/fuzz/fuzz_mount_options). argv[next] is what
+		 * getopt reads next, or the cluster it is in (-fd, never "--").
+		 */
+		int next = optind == 0 ? 1 : optind;
+		if (next < argc && std::strcmp(argv[next], "--") == 0) {
+			for (int i = next + 1; i < argc; i++)
+				positional.emplace_back(argv[i]);
+			break;
+		}
 		int c = getopt_long(argc, argv, "+fdhVo:", long_options, nullptr);
 		if (c == -1) {
 			if (optind >= argc)

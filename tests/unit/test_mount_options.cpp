@@ -509,3 +509,26 @@ TEST_CASE("help_text: a long program name still fits")
 		CHECK(line.size() <= 80);
 	}
 }
+
+/*
+ * Regression (fixed; found by tests/fuzz/fuzz_mount_options): after "--",
+ * glibc's getopt moved optind back to the first operand at every call, so
+ * "cgloopfs -- SOURCE MOUNTPOINT" collected operands until memory ran out.
+ */
+TEST_CASE("parse_command_line: -- ends the options")
+{
+	MountOptions o = parse({"cgloopfs", "--", "s", "m"});
+	CHECK(o.source == "s");
+	CHECK(o.mountpoint == "m");
+	o = parse({"cgloopfs", "-f", "-o", "ro", "s", "--", "-m"});
+	CHECK(o.foreground);
+	CHECK(o.read_only);
+	CHECK(o.source == "s");
+	CHECK(o.mountpoint == "-m");
+	/* "--" as -o's value is an option, not the end of them. */
+	CHECK(contains(usage_error({"cgloopfs", "-o", "--", "s", "m"}), "unknown option \"--\""));
+	CHECK(contains(usage_error({"cgloopfs", "--", "-o", "ro", "s"}), "unexpected argument \"s\""));
+	CHECK(contains(usage_error({"cgloopfs", "--", "", "", "", "x", "y"}),
+		       "unexpected argument"));
+	CHECK(contains(usage_error({"cgloopfs", "s", "--"}), "expected SOURCE and MOUNTPOINT"));
+}
