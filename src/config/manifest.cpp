@@ -88,7 +88,7 @@ public:
 			       const std::string &why) const
 	{
 		throw ConfigError(fmt::format("{}{}: {}", describe(where(node), s.name.value_or("")),
-					      key, why));
+					      printable(key), why));
 	}
 
 private:
@@ -119,7 +119,7 @@ private:
 			std::string why;
 			if (auto v = parse_size(str->get(), &why))
 				return *v;
-			fail(node, s, key, fmt::format("\"{}\": {}", str->get(), why));
+			fail(node, s, key, fmt::format("\"{}\": {}", printable(str->get()), why));
 		}
 		fail(node, s, key, "must be an integer or a string like \"512MiB\"");
 	}
@@ -131,7 +131,7 @@ private:
 			std::string why;
 			if (auto v = parse_mode(str->get(), &why))
 				return *v;
-			fail(node, s, key, fmt::format("\"{}\": {}", str->get(), why));
+			fail(node, s, key, fmt::format("\"{}\": {}", printable(str->get()), why));
 		}
 		if (auto i = node.as_integer()) {
 			int64_t v = i->get();
@@ -158,7 +158,7 @@ private:
 		if (auto str = node.as_string()) {
 			if (auto v = parse_uint(str->get(), 0, UINT32_MAX - 1, &why))
 				return static_cast<uint32_t>(*v);
-			fail(node, s, key, fmt::format("\"{}\": {}", str->get(), why));
+			fail(node, s, key, fmt::format("\"{}\": {}", printable(str->get()), why));
 		}
 		fail(node, s, key, "must be a number");
 	}
@@ -204,7 +204,7 @@ std::vector<ImageSpec> parse_manifest(std::string_view text, const std::string &
 		} else {
 			throw ConfigError(fmt::format(
 				"{}: {}: unknown key (a manifest has [defaults] and [[image]] tables)",
-				at, k));
+				at, printable(k)));
 		}
 	}
 

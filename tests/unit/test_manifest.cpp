@@ -421,3 +421,23 @@ TEST_CASE("parse_manifest: a name with an escaped NUL gets a whole message")
 	std::string msg = refusal("[[image]]\nname = \"a\\u0000b\"\npath = \"/x\"\n");
 	CHECK(contains(msg, "NUL"));
 }
+
+/* Every refusal is one line, whatever the text quoted in it holds (found by tests/fuzz). */
+TEST_CASE("parse_manifest: messages are one line")
+{
+	const char *texts[] = {
+		"\"un\\nknown\" = 1\n",				      /* an unknown key */
+		"[[image]]\npath = \"/a\"\n\"x\\ny\" = 1\n",	      /* an unknown setting */
+		"[[image]]\npath = \"/a\"\noffset = \"1\\nMiB\"\n", /* a bad size */
+		"[[image]]\npath = \"/a\"\nmode = \"06\\n0\"\n",    /* a bad mode */
+		"[[image]]\npath = \"/a\"\nuid = \"1\\r\"\n",	      /* a bad id */
+	};
+	for (const char *text : texts) {
+		CAPTURE(text);
+		std::string msg = refusal(text);
+		CAPTURE(msg);
+		CHECK(!msg.empty());
+		CHECK(msg.find('\n') == std::string::npos);
+		CHECK(msg.find('\r') == std::string::npos);
+	}
+}

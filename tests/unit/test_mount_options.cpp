@@ -532,3 +532,22 @@ TEST_CASE("parse_command_line: -- ends the options")
 		       "unexpected argument"));
 	CHECK(contains(usage_error({"cgloopfs", "s", "--"}), "expected SOURCE and MOUNTPOINT"));
 }
+
+/* Found by tests/fuzz/fuzz_mount_options: messages quote what they were given, escaped. */
+TEST_CASE("parse_command_line: messages are one line")
+{
+	for (auto args : {std::initializer_list<const char *>{"cgloopfs", "-o", "a\nb", "s", "m"},
+			  {"cgloopfs", "-o", "max_workers=1\n", "s", "m"},
+			  {"cgloopfs", "-o", "dispatch=\r", "s", "m"},
+			  {"cgloopfs", "-o", "control=\n/x", "s", "m"},
+			  {"cgloopfs", "--fore\nground", "s", "m"},
+			  {"cgloopfs", "-\n", "s", "m"},
+			  {"cgloopfs", "s", "m", "x\ny"}}) {
+		std::string msg = usage_error(args);
+		CAPTURE(msg);
+		CHECK(!msg.empty());
+		CHECK(msg.find('\n') == std::string::npos);
+		CHECK(msg.find('\r') == std::string::npos);
+	}
+	CHECK(contains(usage_error({"cgloopfs", "-o", "a\nb", "s", "m"}), "a\\x0ab"));
+}
