@@ -441,3 +441,71 @@ TEST_CASE("parse_manifest: messages are one line")
 		CHECK(msg.find('\r') == std::string::npos);
 	}
 }
+
+/*
+ * toml++ 3.3.0 has undefined behaviour on some non-ASCII characters where
+ * TOML allows only ASCII (found by tests/fuzz/fuzz_manifest): they are
+ * refused with their line before toml++ reads them as they are. In strings
+ * and comments they are fine.
+ */
+TEST_CASE("parse_manifest: non-ASCII in strings and comments, refused elsewhere")
+{
+	auto specs = parse("# Gr\xc3\xbc\xc3\x9f" "e \xe2\x82\xac\n[[image]]\n"
+			   "name = \"gr\xc3\xb6\xc3\x9f" "e\" # \xc2\xa7\n"
+			   "path = '/srv/\xe6\x97\xa5\xe6\x9c\xac.img'\n");
+	REQUIRE(specs.size() == 1);
+	CHECK(specs[0].name == "gr\xc3\xb6\xc3\x9f" "e");
+	CHECK(specs[0].path == "/srv/\xe6\x97\xa5\xe6\x9c\xac.img");
+	/* A byte order mark is skipped. */
+	CHECK(parse("\xef\xbb\xbf[[image]]\npath = \"/a\"\n").size() == 1);
+	/* Multi-line strings: quotes inside, escapes, a line-ending backslash. */
+	specs = parse("[[image]]\nname = \"\"\"\xc3\xa9\"\"\"\"\"\n"
+		      "path = \"\"\"/a/\\\n    b/\xc3\xa9\\\\.img\"\"\"\n");
+	REQUIRE(specs.size() == 1);
+	CHECK(specs[0].name == "\xc3\xa9\"\"");
+	CHECK(specs[0].path == "/a/b/\xc3\xa9\\.img");
+	specs = parse("[[image]]\nname = 'n'\npath = '''\n/x/\xc3\xa9\\\n\xc3\xa9'''\n");
+	REQUIRE(specs.size() == 1);
+	CHECK(specs[0].path == "/x/\xc3\xa9\\\n\xc3\xa9");
+
+	struct {
+		const char *text;
+		int line;
+		const char *why;
+	} refused[] = {
+		{"\xef\xb1\xbf", 1, "non-ASCII"},			/* the fuzzer's first: U+FC7F */
+		{"\n\n\xc3\xa9 = 1\n", 3, "non-ASCII"},		/* a bare key */
+		{"[[image]]\npath = \"/a\" \xc2\xa0\n", 2, "non-ASCII"}, /* after a value */
+		{"a = 1\xc2\xa7\n", 1, "non-ASCII"},			/* in a bare value */
+		/* A bare value that toml++ scans over quotes: its own message. */
+		{"a = -D[\"\xc2\xa7\"]\n", 1, "malformed manifest"},
+		/* First after a line-ending backslash; after an escaping one. */
+		{"s = \"\"\"\\\n\n  \xc2\xa7\"\"\"\n", 3, "non-ASCII"},
+		{"s = \"\"\"\\\xc2\xa7\"\"\"\n", 1, "non-ASCII"},
+	};
+	for (const auto &r : refused) {
+		CAPTURE(r.text);
+		std::string msg = refusal(r.text);
+		CAPTURE(msg);
+		CHECK(contains(msg, "m.toml:" + std::to_string(r.line) + ":"));
+		CHECK(contains(msg, r.why));
+	}
+}
+
+/* Found by tests/fuzz/fuzz_manifest: toml++ asserted (debug builds) on these. */
+TEST_CASE("parse_manifest: malformed table headers are refused cleanly")
+{
+	for (const char *text : {"\n[\x03", "[[[1]]]", "[&", "[[="}) {
+		CAPTURE(text);
+		CHECK(contains(refusal(text), "malformed manifest"));
+	}
+}
+
+/* toml++ quotes what it read in its messages, line breaks too (found by tests/fuzz). */
+TEST_CASE("parse_manifest: toml++'s messages are made one line")
+{
+	std::string msg = refusal("a = tr\nue\n");
+	CAPTURE(msg);
+	CHECK(contains(msg, "m.toml:1:"));
+	CHECK(msg.find('\n') == std::string::npos);
+}
