@@ -395,8 +395,16 @@ std::string format_manifest(const std::vector<ImageSpec> &specs)
 	}
 	if (!images.empty())
 		root.insert("image", std::move(images));
+	/*
+	 * Basic strings only: toml++ 3.3.0 picks a multi-line literal string for
+	 * text with a line break even when it holds three single quotes, and
+	 * that reads back as something else or not at all (found by
+	 * tests/fuzz/fuzz_manifest).
+	 */
+	constexpr auto flags = toml::format_flags::allow_unicode_strings |
+			       toml::format_flags::indentation;
 	std::ostringstream ss;
-	ss << root << "\n";
+	ss << toml::toml_formatter(root, flags) << "\n";
 	return ss.str();
 }
 

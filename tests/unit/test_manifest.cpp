@@ -509,3 +509,28 @@ TEST_CASE("parse_manifest: toml++'s messages are made one line")
 	CHECK(contains(msg, "m.toml:1:"));
 	CHECK(msg.find('\n') == std::string::npos);
 }
+
+/*
+ * Found by tests/fuzz/fuzz_manifest: toml++ wrote a path with a line break
+ * and three single quotes as a multi-line literal string, which reads back
+ * as something else. Basic strings with escapes read back exactly.
+ */
+TEST_CASE("format_manifest: line breaks, quotes and control characters round-trip")
+{
+	std::vector<ImageSpec> specs(5);
+	specs[0].path = "/a\nb'''c";
+	specs[1].path = "/a\r\nb";
+	specs[2].path = "/a\tb\x7f\x01";
+	specs[3].path = "/'''\n\"\"\"\n\\";
+	specs[4].path = "\nrelative";
+	for (size_t i = 0; i < specs.size(); i++)
+		specs[i].name = "i" + std::to_string(i);
+	std::string text = format_manifest(specs);
+	CAPTURE(text);
+	auto again = parse_manifest(text, "again.toml", "");
+	REQUIRE(again.size() == specs.size());
+	for (size_t i = 0; i < specs.size(); i++) {
+		CAPTURE(i);
+		CHECK(same_settings(specs[i], again[i]));
+	}
+}
