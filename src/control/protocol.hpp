@@ -23,6 +23,8 @@ namespace cgloopfs::control {
 inline constexpr int protocol_version = 1;
 /* The longest message either side accepts, newline included. */
 inline constexpr size_t max_message = 64 * 1024;
+/* How deep arrays and objects may nest in a request (commands need 3). */
+inline constexpr size_t max_nesting = 32;
 
 struct Request {
 	std::string command;

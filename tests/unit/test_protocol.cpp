@@ -15,6 +15,22 @@ using namespace cgloopfs::control;
 
 namespace {
 
+/* The refusal of `line`; fails the test when it is accepted. */
+std::string refusal(const std::string &line)
+{
+	auto r = parse_request(line);
+	if (auto *why = std::get_if<std::string>(&r))
+		return *why;
+	FAIL_CHECK("accepted: " << line);
+	return "";
+}
+
+std::string nested(size_t depth)
+{
+	return R"({"version":1,"command":"x","args":{"a":)" + std::string(depth - 2, '[') +
+	       std::string(depth - 2, ']') + "}}";
+}
+
 /* Feed `chunks` to a reader with `limit`; lines as they come, "!" for an overflow. */
 std::vector<std::string> frame(const std::vector<std::string> &chunks, size_t limit)
 {
@@ -51,6 +67,38 @@ TEST_CASE("parse_request: a request and its round trip")
 	r = parse_request(R"({"version":1,"command":"status"})");
 	REQUIRE(std::holds_alternative<Request>(r));
 	CHECK(std::get<Request>(r).args.is_object());
+}
+
+TEST_CASE("parse_request: refusals")
+{
+	CHECK(refusal("") == "malformed message: not JSON");
+	CHECK(refusal("[1]") == "malformed message: not a JSON object");
+	CHECK(refusal(R"({"command":"x"})") == "malformed message: no version");
+	CHECK(refusal(R"({"version":"1","command":"x"})") == "malformed message: no version");
+	CHECK(refusal(R"({"version":1,"command":""})") == "malformed message: no command");
+	CHECK(refusal(R"({"version":1,"command":"x","args":[]})") ==
+	      "malformed message: args must be an object");
+	CHECK(refusal(std::string(max_message, ' ')) == "message too long");
+	/* The version as it was sent, not wrapped to a signed number. */
+	CHECK(refusal(R"({"version":18446744073709551615,"command":"x"})") ==
+	      "unsupported protocol version 18446744073709551615 (this daemon speaks 1)");
+	CHECK(refusal(R"({"version":2,"command":"x"})").find("version 2 ") != std::string::npos);
+}
+
+/*
+ * Regression (fixed; found by tests/fuzz/fuzz_control_request): a request
+ * nested 30000 deep, within max_message, overflowed the stack when its args
+ * were copied (the ASan build's control thread crashed).
+ */
+TEST_CASE("parse_request: nesting is bounded")
+{
+	CHECK(std::holds_alternative<Request>(parse_request(nested(max_nesting))));
+	CHECK(refusal(nested(max_nesting + 1)) == "malformed message: nested more than 32 deep");
+	CHECK(refusal(nested(30000)) == "malformed message: nested more than 32 deep");
+	/* Brackets in strings do not count, escaped quotes do not end them. */
+	std::string in_strings = R"({"version":1,"command":"[[[[","args":{"a":"\"[[[[)" +
+				 std::string(100, '{') + R"("}})";
+	CHECK(std::holds_alternative<Request>(parse_request(in_strings)));
 }
 
 TEST_CASE("replies are one line of JSON, whatever bytes they carry")
