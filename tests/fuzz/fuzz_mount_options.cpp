@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * libFuzzer harness: the daemon's command line and -o option lists
- * (config::parse_command_line, config::apply_option_string). The input is
- * NUL-separated arguments; a first byte with the low bit set makes it one
- * -o list instead. Refusals are UsageError with a one-line message; what is
- * accepted stays within the documented bounds, and only libfuse's own
- * options are passed through to it.
+ * libFuzzer harness: the command lines and -o option lists
+ * (config::parse_command_line, config::apply_option_string, and cgloopctl's
+ * cli::parse_command_line, which shares the getopt handling). The input is
+ * NUL-separated arguments after a first byte: low bit set, one -o list
+ * instead; else high bit set, cgloopctl's arguments; else cgloopfs's.
+ * Refusals are UsageError with a one-line message; what is accepted stays
+ * within the documented bounds, only libfuse's own options are passed
+ * through to it, and cgloopctl's options and operands fit its command.
  */
 #include <cstddef>
 #include <cstdint>
@@ -15,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cli/options.hpp"
 #include "config/mount_options.hpp"
 
 using namespace cgloopfs::config;
@@ -51,11 +54,35 @@ void check(const MountOptions &o)
 	}
 }
 
-void check_message(const UsageError &e)
+template <typename Error> void check_message(const Error &e)
 {
 	std::string_view why = e.what();
 	if (why.empty() || why.find('\n') != std::string_view::npos)
 		broken("error message is not one line", e.what());
+}
+
+/* cgloopctl: every option is one of its command's or a global one, operands in range. */
+void check(const cgloopfs::cli::Invocation &inv)
+{
+	using namespace cgloopfs::cli;
+	if (!inv.command) {
+		if (!inv.help && !inv.version)
+			broken("cgloopctl: no command accepted", "");
+		return;
+	}
+	for (const auto &[name, value] : inv.options) {
+		bool known = false;
+		for (const auto &o : global_options)
+			known |= o.long_name == name;
+		for (const auto &o : inv.command->options)
+			known |= o.long_name == name;
+		if (!known)
+			broken("cgloopctl: unknown option accepted", name);
+	}
+	if (!inv.help && !inv.version &&
+	    (inv.operands.size() < inv.command->min_operands ||
+	     inv.operands.size() > inv.command->max_operands))
+		broken("cgloopctl: operand count", std::string(inv.command->name));
 }
 
 } /* namespace */
@@ -78,7 +105,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 
-	std::vector<std::string> args{"cgloopfs"};
+	bool ctl = data[0] & 0x80;
+	std::vector<std::string> args{ctl ? "cgloopctl" : "cgloopfs"};
 	size_t start = 0;
 	for (size_t i = 0; i <= in.size(); i++) {
 		if (i == in.size() || in[i] == '\0') {
@@ -90,6 +118,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (auto &a : args)
 		argv.push_back(a.data());
 	argv.push_back(nullptr);
+	if (ctl) {
+		cgloopfs::cli::Invocation inv;
+		try {
+			inv = cgloopfs::cli::parse_command_line(static_cast<int>(args.size()),
+								argv.data());
+		} catch (const cgloopfs::cli::UsageError &e) {
+			check_message(e);
+			return 0;
+		}
+		check(inv);
+		return 0;
+	}
 	MountOptions opts;
 	try {
 		opts = parse_command_line(static_cast<int>(args.size()), argv.data());
