@@ -1,7 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0-or-later
 # Install everything cgloopfs needs to build, test and benchmark, from
-# Debian's packages. Run as root on Debian 12.
+# Debian's packages. Run as root on Debian 12. clang with compiler-rt's
+# libFuzzer (libclang-rt-14-dev) builds tests/fuzz; llvm brings the
+# symbolizer for sanitizer stack traces.
 set -eu
 
 packages="
@@ -11,6 +13,7 @@ packages="
   scdoc groff-base man-db
   python3 util-linux e2fsprogs fio procps kmod
   systemd strace
+  clang libclang-rt-14-dev llvm
 "
 
 missing=""
