@@ -1,7 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0-or-later
 # Install everything cgloopfs needs to build, test and benchmark, from
-# Debian's packages. Run as root on Debian 12.
+# Debian's packages. Run as root on Debian 12. clang with compiler-rt's
+# libFuzzer (libclang-rt-14-dev) builds tests/fuzz; llvm brings the
+# symbolizer for sanitizer stack traces.
 set -eu
 
 packages="
@@ -12,6 +14,7 @@ packages="
   python3 util-linux e2fsprogs fio procps kmod
   systemd strace
   nbdkit libnbd-bin
+  clang libclang-rt-14-dev llvm
 "
 
 missing=""

@@ -3,11 +3,13 @@
 
 #include <cctype>
 #include <cstdint>
+#include <cstring>
 
 #include <getopt.h>
 
 #include <fmt/core.h>
 
+#include "config/image_spec.hpp"
 #include "config/mount_options.hpp"
 
 namespace cgloopfs::cli {
@@ -92,6 +94,20 @@ void run_getopt(int argc, char **argv, const std::vector<const OptSpec *> &specs
 	optind = 0;
 	opterr = 0;
 	for (;;) {
+		/*
+		 * "--" ends the options, handled before getopt sees it: after a
+		 * "--" glibc's getopt moves optind back to the first operand at
+		 * every call, and the scan below stepped over the same operands
+		 * forever ("cgloopctl detach -- NAME" ran out of memory; see
+		 * config/mount_options.cpp). argv[next] is what getopt reads
+		 * next, or the cluster it is in (-rn, never "--").
+		 */
+		int next = optind == 0 ? 1 : optind;
+		if (next < argc && std::strcmp(argv[next], "--") == 0) {
+			for (int i = next + 1; i < argc; i++)
+				rest.emplace_back(argv[i]);
+			return;
+		}
 		int c = getopt_long(argc, argv, shortopts.c_str(), longopts.data(), nullptr);
 		if (c == -1) {
 			if (optind >= argc || stop_at_operand)
@@ -133,7 +149,7 @@ Invocation parse_command_line(int argc, char **argv)
 	}
 	inv.command = find_command(rest[0]);
 	if (!inv.command)
-		throw UsageError(fmt::format("unknown command \"{}\"", rest[0]));
+		throw UsageError(fmt::format("unknown command \"{}\"", config::printable(rest[0])));
 
 	/* The command's own options, and the global ones again, anywhere after it. */
 	for (const auto &o : inv.command->options)
@@ -155,7 +171,7 @@ Invocation parse_command_line(int argc, char **argv)
 		throw UsageError(fmt::format("{}: expected {}", c.name, c.operands));
 	if (inv.operands.size() > c.max_operands)
 		throw UsageError(fmt::format("{}: unexpected argument \"{}\"", c.name,
-					     inv.operands[c.max_operands]));
+					     config::printable(inv.operands[c.max_operands])));
 	return inv;
 }
 

@@ -88,7 +88,7 @@ public:
 			       const std::string &why) const
 	{
 		throw ConfigError(fmt::format("{}{}: {}", describe(where(node), s.name.value_or("")),
-					      key, why));
+					      printable(key), why));
 	}
 
 private:
@@ -119,7 +119,7 @@ private:
 			std::string why;
 			if (auto v = parse_size(str->get(), &why))
 				return *v;
-			fail(node, s, key, fmt::format("\"{}\": {}", str->get(), why));
+			fail(node, s, key, fmt::format("\"{}\": {}", printable(str->get()), why));
 		}
 		fail(node, s, key, "must be an integer or a string like \"512MiB\"");
 	}
@@ -131,7 +131,7 @@ private:
 			std::string why;
 			if (auto v = parse_mode(str->get(), &why))
 				return *v;
-			fail(node, s, key, fmt::format("\"{}\": {}", str->get(), why));
+			fail(node, s, key, fmt::format("\"{}\": {}", printable(str->get()), why));
 		}
 		if (auto i = node.as_integer()) {
 			int64_t v = i->get();
@@ -158,7 +158,7 @@ private:
 		if (auto str = node.as_string()) {
 			if (auto v = parse_uint(str->get(), 0, UINT32_MAX - 1, &why))
 				return static_cast<uint32_t>(*v);
-			fail(node, s, key, fmt::format("\"{}\": {}", str->get(), why));
+			fail(node, s, key, fmt::format("\"{}\": {}", printable(str->get()), why));
 		}
 		fail(node, s, key, "must be a number");
 	}
@@ -166,6 +166,147 @@ private:
 	const std::string &filename_;
 	const std::string &base_dir_;
 };
+
+/*
+ * toml++ 3.3.0 (Debian 12's) has undefined behaviour when it asks whether
+ * some non-ASCII characters are whitespace (marzer/tomlplusplus#190, #295;
+ * found by tests/fuzz/fuzz_manifest). In valid TOML it asks that of a
+ * non-ASCII character only at the first one after a line-ending backslash
+ * in a multi-line basic string; in invalid TOML anywhere (outside strings,
+ * after any backslash, in a bare value that scans over quotes).
+ *
+ * Where non-ASCII characters may be in a TOML text that is valid once they
+ * are made ASCII: the one that is not inside a string or comment, or is
+ * first after a line-ending backslash or after a backslash. Exact for such
+ * texts (their quotes, backslashes, '#' and line breaks are where TOML's
+ * grammar says); only a hint for others. Returns the 1-based line and why,
+ * or line 0.
+ */
+struct Misplaced {
+	size_t line = 0;
+	const char *why = "";
+};
+
+Misplaced find_misplaced_non_ascii(std::string_view text)
+{
+	enum { outside, comment, basic, literal, ml_basic, ml_literal } state = outside;
+	auto non_ascii = [&](size_t i) {
+		return i < text.size() && static_cast<unsigned char>(text[i]) >= 0x80;
+	};
+	auto blank = [&](size_t i) {
+		return i < text.size() &&
+		       (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n');
+	};
+	auto run_of = [&](size_t i, char c) {
+		size_t n = 0;
+		while (i + n < text.size() && text[i + n] == c)
+			n++;
+		return n;
+	};
+	size_t line = 1;
+	size_t i = text.substr(0, 3) == "\xef\xbb\xbf" ? 3 : 0; /* a UTF-8 byte order mark */
+	while (i < text.size()) {
+		char c = text[i];
+		if (c == '\n')
+			line++;
+		switch (state) {
+		case outside:
+			if (non_ascii(i))
+				return {line, "a non-ASCII character outside a string or comment"};
+			if (c == '#') {
+				state = comment;
+			} else if (c == '"' || c == '\'') {
+				bool multi = run_of(i, c) >= 3;
+				state = c == '"' ? (multi ? ml_basic : basic) : (multi ? ml_literal : literal);
+				i += multi ? 3 : 1;
+				continue;
+			}
+			break;
+		case comment:
+			if (c == '\n')
+				state = outside;
+			break;
+		case basic:
+		case literal:
+			if (c == '\n' || c == (state == basic ? '"' : '\''))
+				state = outside;
+			else if (c == '\\' && state == basic && i + 1 < text.size() && text[i + 1] != '\n')
+				i++; /* an escaped character */
+			break;
+		case ml_basic:
+		case ml_literal:
+			if (c == (state == ml_basic ? '"' : '\'') && run_of(i, c) >= 3) {
+				/* One or two quotes may end the content just inside the closing three. */
+				i += std::min<size_t>(run_of(i, c), 5);
+				state = outside;
+				continue;
+			}
+			if (c != '\\' || state != ml_basic)
+				break;
+			if (non_ascii(i + 1))
+				return {line, "a non-ASCII character after a backslash"};
+			if (blank(i + 1)) {
+				/* A line-ending backslash: the whitespace after it is skipped. */
+				for (i++; blank(i); i++)
+					line += text[i] == '\n';
+				if (non_ascii(i))
+					return {line, "a non-ASCII character first after a line-ending "
+						      "backslash (not supported)"};
+				continue;
+			}
+			i++; /* an escaped character */
+			break;
+		}
+		i++;
+	}
+	return {};
+}
+
+[[noreturn]] void malformed(const std::string &filename, const toml::parse_error &e)
+{
+	/* toml++ quotes what it read, line breaks too: keep the message one line. */
+	std::string why;
+	for (char c : e.description()) {
+		auto u = static_cast<unsigned char>(c);
+		why += u < 0x20 || u == 0x7f ? fmt::format("\\x{:02x}", u) : std::string(1, c);
+	}
+	const auto &b = e.source().begin;
+	throw ConfigError(fmt::format("{}:{}:{}: malformed manifest: {}", filename, b.line, b.column,
+				      why));
+}
+
+/*
+ * toml::parse, kept clear of toml++'s undefined behaviour on non-ASCII text
+ * (see find_misplaced_non_ascii): a text with non-ASCII characters is first
+ * parsed with each of their bytes made 'x', where toml++ meets none; only a
+ * text valid that way, with its non-ASCII characters where TOML allows them,
+ * reaches toml++ as it is.
+ */
+toml::table parse_toml(std::string_view text, const std::string &filename)
+{
+	auto non_ascii = [](char c) { return static_cast<unsigned char>(c) >= 0x80; };
+	if (std::any_of(text.begin(), text.end(), non_ascii)) {
+		std::string ascii(text);
+		size_t bom = ascii.compare(0, 3, "\xef\xbb\xbf") == 0 ? 3 : 0; /* toml++ skips it */
+		std::replace_if(ascii.begin() + static_cast<long>(bom), ascii.end(), non_ascii, 'x');
+		auto misplaced = find_misplaced_non_ascii(text);
+		try {
+			(void)toml::parse(ascii, filename);
+		} catch (const toml::parse_error &e) {
+			/* A non-ASCII character there is likely what toml++ saw as 'x'. */
+			if (!misplaced.line || misplaced.line > e.source().begin.line)
+				malformed(filename, e);
+		}
+		if (misplaced.line)
+			throw ConfigError(fmt::format("{}:{}: malformed manifest: {}", filename,
+						      misplaced.line, misplaced.why));
+	}
+	try {
+		return toml::parse(text, filename);
+	} catch (const toml::parse_error &e) {
+		malformed(filename, e);
+	}
+}
 
 } /* namespace */
 
@@ -177,14 +318,7 @@ std::vector<ImageSpec> parse_manifest(std::string_view text, const std::string &
 		throw ConfigError(fmt::format("{}:{}: malformed manifest: contains a NUL byte",
 					      filename, line));
 	}
-	toml::table root;
-	try {
-		root = toml::parse(text, filename);
-	} catch (const toml::parse_error &e) {
-		const auto &b = e.source().begin;
-		throw ConfigError(fmt::format("{}:{}:{}: malformed manifest: {}", filename, b.line,
-					      b.column, e.description()));
-	}
+	toml::table root = parse_toml(text, filename);
 
 	TableReader reader(filename, base_dir);
 	ImageSettings defaults;
@@ -204,7 +338,7 @@ std::vector<ImageSpec> parse_manifest(std::string_view text, const std::string &
 		} else {
 			throw ConfigError(fmt::format(
 				"{}: {}: unknown key (a manifest has [defaults] and [[image]] tables)",
-				at, k));
+				at, printable(k)));
 		}
 	}
 
@@ -261,8 +395,16 @@ std::string format_manifest(const std::vector<ImageSpec> &specs)
 	}
 	if (!images.empty())
 		root.insert("image", std::move(images));
+	/*
+	 * Basic strings only: toml++ 3.3.0 picks a multi-line literal string for
+	 * text with a line break even when it holds three single quotes, and
+	 * that reads back as something else or not at all (found by
+	 * tests/fuzz/fuzz_manifest).
+	 */
+	constexpr auto flags = toml::format_flags::allow_unicode_strings |
+			       toml::format_flags::indentation;
 	std::ostringstream ss;
-	ss << root << "\n";
+	ss << toml::toml_formatter(root, flags) << "\n";
 	return ss.str();
 }
 

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "mount_options.hpp"
 
+#include <cstring>
+
 #include <getopt.h>
 
 #include <fmt/core.h>
@@ -68,7 +70,7 @@ uint32_t parse_bounded(std::string_view key, std::string_view value, uint64_t mi
 	std::string why;
 	auto v = parse_uint(value, min, max, &why);
 	if (!v)
-		throw UsageError(fmt::format("option \"{}={}\": {}", key, value, why));
+		throw UsageError(fmt::format("option \"{}={}\": {}", key, printable(value), why));
 	return static_cast<uint32_t>(*v);
 }
 
@@ -81,7 +83,8 @@ void apply_one(MountOptions &opts, std::string_view item)
 
 	const OptionSpec *spec = find_option(key);
 	if (!spec)
-		throw UsageError(fmt::format("unknown option \"{}\" (see cgloopfs --help)", item));
+		throw UsageError(
+			fmt::format("unknown option \"{}\" (see cgloopfs --help)", printable(item)));
 	bool wants_value = !spec->metavar.empty();
 	if (wants_value && (!has_value || value.empty()))
 		throw UsageError(fmt::format("option \"{}\" needs a value ({}={})", key, key,
@@ -113,7 +116,8 @@ void apply_one(MountOptions &opts, std::string_view item)
 			opts.dispatch = DispatchMode::single;
 		else
 			throw UsageError(fmt::format(
-				"option \"dispatch={}\": must be \"cgroup\" or \"single\"", value));
+				"option \"dispatch={}\": must be \"cgroup\" or \"single\"",
+				printable(value)));
 	} else if (key == "cache") {
 		if (value == "direct")
 			opts.cache = CacheMode::direct;
@@ -121,11 +125,12 @@ void apply_one(MountOptions &opts, std::string_view item)
 			opts.cache = CacheMode::kernel;
 		else
 			throw UsageError(fmt::format(
-				"option \"cache={}\": must be \"direct\" or \"kernel\"", value));
+				"option \"cache={}\": must be \"direct\" or \"kernel\"",
+				printable(value)));
 	} else if (key == "control") {
 		if (value.front() != '/')
 			throw UsageError(fmt::format(
-				"option \"control={}\": must be an absolute path", value));
+				"option \"control={}\": must be an absolute path", printable(value)));
 		opts.control = value;
 	} else if (key == "ro") {
 		opts.read_only = true; /* the session passes "ro" on when it is set at the end */
@@ -151,14 +156,15 @@ std::string describe_getopt_error(std::string_view arg, int optopt_value)
 	if (arg.substr(0, 2) == "--") {
 		std::string_view name = arg.substr(0, arg.find('='));
 		if (arg.find('=') != std::string_view::npos)
-			return fmt::format("option \"{}\" takes no value", name);
-		return fmt::format("unknown option \"{}\" (or it needs a value)", name);
+			return fmt::format("option \"{}\" takes no value", printable(name));
+		return fmt::format("unknown option \"{}\" (or it needs a value)", printable(name));
 	}
 	if (optopt_value == 'o')
 		return "option \"-o\" needs a value";
 	if (optopt_value > 0 && optopt_value < 128)
-		return fmt::format("unknown option \"-{}\"", static_cast<char>(optopt_value));
-	return fmt::format("unknown option \"{}\"", arg);
+		return fmt::format("unknown option \"-{}\"",
+				   printable(std::string(1, static_cast<char>(optopt_value))));
+	return fmt::format("unknown option \"{}\"", printable(arg));
 }
 
 void apply_option_string(MountOptions &opts, std::string_view list)
@@ -193,6 +199,19 @@ MountOptions parse_command_line(int argc, char **argv)
 	optind = 0; /* 0, not 1: a full reset of getopt's state */
 	opterr = 0;
 	for (;;) {
+		/*
+		 * "--" ends the options: the rest are operands. Handled here, not
+		 * by getopt: after a "--" glibc's getopt moves optind back to the
+		 * first operand at every call, so the scan below never ended
+		 * (found by tests/fuzz/fuzz_mount_options). argv[next] is what
+		 * getopt reads next, or the cluster it is in (-fd, never "--").
+		 */
+		int next = optind == 0 ? 1 : optind;
+		if (next < argc && std::strcmp(argv[next], "--") == 0) {
+			for (int i = next + 1; i < argc; i++)
+				positional.emplace_back(argv[i]);
+			break;
+		}
 		int c = getopt_long(argc, argv, "+fdhVo:", long_options, nullptr);
 		if (c == -1) {
 			if (optind >= argc)
@@ -230,7 +249,7 @@ MountOptions parse_command_line(int argc, char **argv)
 					 ? "expected SOURCE and MOUNTPOINT (see cgloopfs --help)"
 					 : fmt::format("unexpected argument \"{}\" (expected only "
 						       "SOURCE and MOUNTPOINT)",
-						       positional[2]));
+						       printable(positional[2])));
 	opts.source = positional[0];
 	opts.mountpoint = positional[1];
 	if (opts.source.empty() || opts.mountpoint.empty())

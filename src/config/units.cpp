@@ -6,6 +6,8 @@
 
 #include <fmt/core.h>
 
+#include "image_spec.hpp"
+
 namespace cgloopfs::config {
 
 namespace {
@@ -88,7 +90,7 @@ std::optional<uint64_t> parse_size(std::string_view text, std::string *ret_why)
 	}
 	set_why(ret_why, fmt::format("unknown size suffix \"{}\" (use K, M, G, T, KiB, MiB, GiB, "
 				     "TiB, KB, MB, GB or TB)",
-				     suffix));
+				     printable(suffix)));
 	return std::nullopt;
 }
 

@@ -5,10 +5,46 @@
 
 namespace cgloopfs::control {
 
+namespace {
+
+/*
+ * Whether arrays and objects nest deeper than `limit` in `line`: counts '['
+ * and '{' outside strings, exact for valid JSON. nlohmann::json parses
+ * without recursing, but copies, compares and prints with it, and a 64 KiB
+ * line can nest 32000 deep: enough to overflow a thread's stack in a
+ * sanitizer build (found by tests/fuzz/fuzz_control_request).
+ */
+bool nested_deeper_than(std::string_view line, size_t limit)
+{
+	size_t depth = 0;
+	bool in_string = false;
+	for (size_t i = 0; i < line.size(); i++) {
+		char c = line[i];
+		if (in_string) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = false;
+		} else if (c == '"') {
+			in_string = true;
+		} else if (c == '[' || c == '{') {
+			if (++depth > limit)
+				return true;
+		} else if ((c == ']' || c == '}') && depth > 0) {
+			depth--;
+		}
+	}
+	return false;
+}
+
+} /* namespace */
+
 std::variant<Request, std::string> parse_request(std::string_view line)
 {
 	if (line.size() >= max_message)
 		return std::string("message too long");
+	if (nested_deeper_than(line, max_nesting))
+		return fmt::format("malformed message: nested more than {} deep", max_nesting);
 	nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
 	if (j.is_discarded())
 		return std::string("malformed message: not JSON");
@@ -17,9 +53,9 @@ std::variant<Request, std::string> parse_request(std::string_view line)
 	auto v = j.find("version");
 	if (v == j.end() || !v->is_number_integer())
 		return std::string("malformed message: no version");
-	if (v->get<long long>() != protocol_version)
+	if (*v != protocol_version)
 		return fmt::format("unsupported protocol version {} (this daemon speaks {})",
-				   v->get<long long>(), protocol_version);
+				   v->dump(), protocol_version);
 	auto c = j.find("command");
 	if (c == j.end() || !c->is_string() || c->get<std::string>().empty())
 		return std::string("malformed message: no command");
@@ -32,6 +68,38 @@ std::variant<Request, std::string> parse_request(std::string_view line)
 		r.args = *a;
 	}
 	return r;
+}
+
+void LineReader::append(std::string_view data)
+{
+	if (start_ > 0 && start_ == in_.size()) {
+		in_.clear();
+		start_ = 0;
+	} else if (start_ > 0 && start_ >= in_.size() / 2) {
+		in_.erase(0, start_);
+		start_ = 0;
+	}
+	in_.append(data);
+}
+
+std::optional<std::string> LineReader::next_line()
+{
+	size_t nl = in_.find('\n', start_ + scanned_);
+	if (nl == std::string::npos) {
+		scanned_ = in_.size() - start_;
+		return std::nullopt;
+	}
+	std::string line = in_.substr(start_, nl - start_);
+	start_ = nl + 1;
+	scanned_ = 0;
+	return line;
+}
+
+void LineReader::clear()
+{
+	in_.clear();
+	start_ = 0;
+	scanned_ = 0;
 }
 
 std::string format_request(const Request &request)

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -22,6 +23,8 @@ namespace cgloopfs::control {
 inline constexpr int protocol_version = 1;
 /* The longest message either side accepts, newline included. */
 inline constexpr size_t max_message = 64 * 1024;
+/* How deep arrays and objects may nest in a request (commands need 3). */
+inline constexpr size_t max_nesting = 32;
 
 struct Request {
 	std::string command;
@@ -33,6 +36,35 @@ class ControlError : public std::runtime_error
 {
 public:
 	using std::runtime_error::runtime_error;
+};
+
+/*
+ * The framing of one connection: bytes in as they arrive, request lines out.
+ * A line that reaches `limit` bytes without its newline is an overflow: the
+ * connection answers "message too long" and reads the rest away. Reentrant
+ * (one per connection).
+ */
+class LineReader
+{
+public:
+	explicit LineReader(size_t limit = max_message) : limit_(limit) {}
+
+	/* Add received bytes. */
+	void append(std::string_view data);
+	/* The next complete line, without its newline; nullopt when none is complete. */
+	std::optional<std::string> next_line();
+	/* The unfinished line has reached the limit (ask after next_line() ran dry). */
+	bool overflow() const { return in_.size() - start_ >= limit_; }
+	/* Part of a line waits for its end. */
+	bool pending() const { return in_.size() > start_; }
+	/* Forget everything buffered. */
+	void clear();
+
+private:
+	size_t limit_;
+	std::string in_;
+	size_t start_ = 0;   /* where the unconsumed bytes begin */
+	size_t scanned_ = 0; /* bytes from start_ known to hold no newline */
 };
 
 /* Parse one request line (without its newline); an error message when malformed. */

@@ -33,7 +33,7 @@ int64_t now_ms()
 struct Client {
 	UniqueFd fd;
 	Peer peer{};
-	std::string in;
+	LineReader in;
 	std::string out;
 	int64_t deadline_ms = 0;
 	bool closing = false;	  /* close once `out` is sent */
@@ -246,13 +246,10 @@ void ControlServer::loop(std::stop_token stop)
 				c.deadline_ms = now + client_timeout_ms;
 				if (c.discarding)
 					continue;
-				c.in.append(buf, static_cast<size_t>(r));
-				size_t nl;
-				while ((nl = c.in.find('\n')) != std::string::npos) {
-					answer(c, std::string_view(c.in).substr(0, nl));
-					c.in.erase(0, nl + 1);
-				}
-				if (c.in.size() >= max_message) {
+				c.in.append(std::string_view(buf, static_cast<size_t>(r)));
+				while (auto line = c.in.next_line())
+					answer(c, *line);
+				if (c.in.overflow()) {
 					/* Answer, then read the rest away so the peer sees the answer. */
 					c.out += error_reply("message too long");
 					c.in.clear();
@@ -265,7 +262,7 @@ void ControlServer::loop(std::stop_token stop)
 			Client &c = clients[i];
 			bool done = c.closing && c.out.empty();
 			bool expired = now >= c.deadline_ms;
-			if (expired && !done && c.out.empty() && !c.closing && !c.in.empty()) {
+			if (expired && !done && c.out.empty() && !c.closing && c.in.pending()) {
 				/* A partial message that never ended. */
 				std::string r = error_reply("timed out waiting for the end of the message");
 				(void)send(c.fd.get(), r.data(), r.size(), MSG_NOSIGNAL | MSG_DONTWAIT);

@@ -421,3 +421,116 @@ TEST_CASE("parse_manifest: a name with an escaped NUL gets a whole message")
 	std::string msg = refusal("[[image]]\nname = \"a\\u0000b\"\npath = \"/x\"\n");
 	CHECK(contains(msg, "NUL"));
 }
+
+/* Every refusal is one line, whatever the text quoted in it holds (found by tests/fuzz). */
+TEST_CASE("parse_manifest: messages are one line")
+{
+	const char *texts[] = {
+		"\"un\\nknown\" = 1\n",				      /* an unknown key */
+		"[[image]]\npath = \"/a\"\n\"x\\ny\" = 1\n",	      /* an unknown setting */
+		"[[image]]\npath = \"/a\"\noffset = \"1\\nMiB\"\n", /* a bad size */
+		"[[image]]\npath = \"/a\"\nmode = \"06\\n0\"\n",    /* a bad mode */
+		"[[image]]\npath = \"/a\"\nuid = \"1\\r\"\n",	      /* a bad id */
+	};
+	for (const char *text : texts) {
+		CAPTURE(text);
+		std::string msg = refusal(text);
+		CAPTURE(msg);
+		CHECK(!msg.empty());
+		CHECK(msg.find('\n') == std::string::npos);
+		CHECK(msg.find('\r') == std::string::npos);
+	}
+}
+
+/*
+ * toml++ 3.3.0 has undefined behaviour on some non-ASCII characters where
+ * TOML allows only ASCII (found by tests/fuzz/fuzz_manifest): they are
+ * refused with their line before toml++ reads them as they are. In strings
+ * and comments they are fine.
+ */
+TEST_CASE("parse_manifest: non-ASCII in strings and comments, refused elsewhere")
+{
+	auto specs = parse("# Gr\xc3\xbc\xc3\x9f" "e \xe2\x82\xac\n[[image]]\n"
+			   "name = \"gr\xc3\xb6\xc3\x9f" "e\" # \xc2\xa7\n"
+			   "path = '/srv/\xe6\x97\xa5\xe6\x9c\xac.img'\n");
+	REQUIRE(specs.size() == 1);
+	CHECK(specs[0].name == "gr\xc3\xb6\xc3\x9f" "e");
+	CHECK(specs[0].path == "/srv/\xe6\x97\xa5\xe6\x9c\xac.img");
+	/* A byte order mark is skipped. */
+	CHECK(parse("\xef\xbb\xbf[[image]]\npath = \"/a\"\n").size() == 1);
+	/* Multi-line strings: quotes inside, escapes, a line-ending backslash. */
+	specs = parse("[[image]]\nname = \"\"\"\xc3\xa9\"\"\"\"\"\n"
+		      "path = \"\"\"/a/\\\n    b/\xc3\xa9\\\\.img\"\"\"\n");
+	REQUIRE(specs.size() == 1);
+	CHECK(specs[0].name == "\xc3\xa9\"\"");
+	CHECK(specs[0].path == "/a/b/\xc3\xa9\\.img");
+	specs = parse("[[image]]\nname = 'n'\npath = '''\n/x/\xc3\xa9\\\n\xc3\xa9'''\n");
+	REQUIRE(specs.size() == 1);
+	CHECK(specs[0].path == "/x/\xc3\xa9\\\n\xc3\xa9");
+
+	struct {
+		const char *text;
+		int line;
+		const char *why;
+	} refused[] = {
+		{"\xef\xb1\xbf", 1, "non-ASCII"},			/* the fuzzer's first: U+FC7F */
+		{"\n\n\xc3\xa9 = 1\n", 3, "non-ASCII"},		/* a bare key */
+		{"[[image]]\npath = \"/a\" \xc2\xa0\n", 2, "non-ASCII"}, /* after a value */
+		{"a = 1\xc2\xa7\n", 1, "non-ASCII"},			/* in a bare value */
+		/* A bare value that toml++ scans over quotes: its own message. */
+		{"a = -D[\"\xc2\xa7\"]\n", 1, "malformed manifest"},
+		/* First after a line-ending backslash; after an escaping one. */
+		{"s = \"\"\"\\\n\n  \xc2\xa7\"\"\"\n", 3, "non-ASCII"},
+		{"s = \"\"\"\\\xc2\xa7\"\"\"\n", 1, "non-ASCII"},
+	};
+	for (const auto &r : refused) {
+		CAPTURE(r.text);
+		std::string msg = refusal(r.text);
+		CAPTURE(msg);
+		CHECK(contains(msg, "m.toml:" + std::to_string(r.line) + ":"));
+		CHECK(contains(msg, r.why));
+	}
+}
+
+/* Found by tests/fuzz/fuzz_manifest: toml++ asserted (debug builds) on these. */
+TEST_CASE("parse_manifest: malformed table headers are refused cleanly")
+{
+	for (const char *text : {"\n[\x03", "[[[1]]]", "[&", "[[="}) {
+		CAPTURE(text);
+		CHECK(contains(refusal(text), "malformed manifest"));
+	}
+}
+
+/* toml++ quotes what it read in its messages, line breaks too (found by tests/fuzz). */
+TEST_CASE("parse_manifest: toml++'s messages are made one line")
+{
+	std::string msg = refusal("a = tr\nue\n");
+	CAPTURE(msg);
+	CHECK(contains(msg, "m.toml:1:"));
+	CHECK(msg.find('\n') == std::string::npos);
+}
+
+/*
+ * Found by tests/fuzz/fuzz_manifest: toml++ wrote a path with a line break
+ * and three single quotes as a multi-line literal string, which reads back
+ * as something else. Basic strings with escapes read back exactly.
+ */
+TEST_CASE("format_manifest: line breaks, quotes and control characters round-trip")
+{
+	std::vector<ImageSpec> specs(5);
+	specs[0].path = "/a\nb'''c";
+	specs[1].path = "/a\r\nb";
+	specs[2].path = "/a\tb\x7f\x01";
+	specs[3].path = "/'''\n\"\"\"\n\\";
+	specs[4].path = "\nrelative";
+	for (size_t i = 0; i < specs.size(); i++)
+		specs[i].name = "i" + std::to_string(i);
+	std::string text = format_manifest(specs);
+	CAPTURE(text);
+	auto again = parse_manifest(text, "again.toml", "");
+	REQUIRE(again.size() == specs.size());
+	for (size_t i = 0; i < specs.size(); i++) {
+		CAPTURE(i);
+		CHECK(same_settings(specs[i], again[i]));
+	}
+}

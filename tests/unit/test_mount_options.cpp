@@ -538,3 +538,45 @@ TEST_CASE("request_timeout and max_queued: defaults, values and refusals")
 		}
 	}
 }
+
+/*
+ * Regression (fixed; found by tests/fuzz/fuzz_mount_options): after "--",
+ * glibc's getopt moved optind back to the first operand at every call, so
+ * "cgloopfs -- SOURCE MOUNTPOINT" collected operands until memory ran out.
+ */
+TEST_CASE("parse_command_line: -- ends the options")
+{
+	MountOptions o = parse({"cgloopfs", "--", "s", "m"});
+	CHECK(o.source == "s");
+	CHECK(o.mountpoint == "m");
+	o = parse({"cgloopfs", "-f", "-o", "ro", "s", "--", "-m"});
+	CHECK(o.foreground);
+	CHECK(o.read_only);
+	CHECK(o.source == "s");
+	CHECK(o.mountpoint == "-m");
+	/* "--" as -o's value is an option, not the end of them. */
+	CHECK(contains(usage_error({"cgloopfs", "-o", "--", "s", "m"}), "unknown option \"--\""));
+	CHECK(contains(usage_error({"cgloopfs", "--", "-o", "ro", "s"}), "unexpected argument \"s\""));
+	CHECK(contains(usage_error({"cgloopfs", "--", "", "", "", "x", "y"}),
+		       "unexpected argument"));
+	CHECK(contains(usage_error({"cgloopfs", "s", "--"}), "expected SOURCE and MOUNTPOINT"));
+}
+
+/* Found by tests/fuzz/fuzz_mount_options: messages quote what they were given, escaped. */
+TEST_CASE("parse_command_line: messages are one line")
+{
+	for (auto args : {std::initializer_list<const char *>{"cgloopfs", "-o", "a\nb", "s", "m"},
+			  {"cgloopfs", "-o", "max_workers=1\n", "s", "m"},
+			  {"cgloopfs", "-o", "dispatch=\r", "s", "m"},
+			  {"cgloopfs", "-o", "control=\n/x", "s", "m"},
+			  {"cgloopfs", "--fore\nground", "s", "m"},
+			  {"cgloopfs", "-\n", "s", "m"},
+			  {"cgloopfs", "s", "m", "x\ny"}}) {
+		std::string msg = usage_error(args);
+		CAPTURE(msg);
+		CHECK(!msg.empty());
+		CHECK(msg.find('\n') == std::string::npos);
+		CHECK(msg.find('\r') == std::string::npos);
+	}
+	CHECK(contains(usage_error({"cgloopfs", "-o", "a\nb", "s", "m"}), "a\\x0ab"));
+}
