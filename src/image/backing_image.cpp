@@ -12,6 +12,8 @@
 #include <linux/stat.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -265,6 +267,9 @@ void BackingImage::map_window()
 	map_ = static_cast<const char *>(p);
 	map_offset_ = start;
 	map_len_ = len;
+	struct statfs sfs;
+	map_fills_holes_ = fstatfs(fd_.get(), &sfs) < 0 || sfs.f_type == TMPFS_MAGIC ||
+			   sfs.f_type == RAMFS_MAGIC;
 }
 
 Result<uint64_t> BackingImage::backing_size() const
@@ -347,6 +352,12 @@ std::optional<std::span<const char>> BackingImage::mapped_range(uint64_t pos, si
 	struct stat st;
 	if (fstat(fd_.get(), &st) < 0 || static_cast<uint64_t>(st.st_size) < bpos + n)
 		return std::nullopt;
+	if (map_fills_holes_) {
+		/* A hole would be filled (memory allocated) by the fault: pread reads zeros instead. */
+		off_t hole = lseek(fd_.get(), static_cast<off_t>(bpos), SEEK_HOLE);
+		if (hole < 0 || static_cast<uint64_t>(hole) < bpos + n)
+			return std::nullopt;
+	}
 	return std::span<const char>(map_ + (bpos - map_offset_), n);
 }
 

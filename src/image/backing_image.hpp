@@ -187,6 +187,8 @@ private:
 	const char *map_ = nullptr; /* read-only mapping of the backing file from map_offset_ */
 	uint64_t map_offset_ = 0;
 	uint64_t map_len_ = 0;
+	/* tmpfs or ramfs: reading a hole through the mapping would allocate memory for it. */
+	bool map_fills_holes_ = false;
 	bool read_only_ = false;
 	bool is_block_device_ = false;
 	uint32_t dio_align_ = 512;

@@ -190,6 +190,34 @@ def test_large_reads_and_a_backing_file_that_shrinks(t):
             os.close(fd)
 
 
+def test_reading_holes_of_a_tmpfs_image_allocates_nothing(t):
+    """Large reads come from a mapping of the backing file, but on tmpfs a hole read
+    through a mapping would be filled with new memory: holes are read as zeros
+    without allocating anything; written ranges still read back right."""
+    img = os.path.join("/dev/shm", f"cgl-holes-{os.getpid()}.img")
+    t.defer(lambda: os.path.exists(img) and os.unlink(img))
+    harness.make_sparse(img, 64 * MiB)
+    with t.mount(img) as m:
+        f = m.path(os.path.basename(img))
+        fd = os.open(f, os.O_RDWR)
+        try:
+            for off in range(0, 64 * MiB, MiB):
+                check_bytes(os.pread(fd, MiB, off), bytes(MiB), f"hole at {off}")
+            check(os.stat(img).st_blocks == 0,
+                  f"reading holes allocated {os.stat(img).st_blocks * 512} bytes")
+            data = pattern(2 * MiB, 5)
+            pwrite_all(fd, data, 8 * MiB)
+            check_bytes(os.pread(fd, 2 * MiB, 8 * MiB), data, "written range")
+            check_bytes(os.pread(fd, MiB, 8 * MiB + 512 * 1024), data[512 * 1024:][:MiB],
+                        "written range, unaligned")
+            got = os.pread(fd, MiB, 10 * MiB - 4096)
+            check_bytes(got, data[-4096:] + bytes(MiB - 4096), "data then a hole")
+            check(os.stat(img).st_blocks * 512 <= 2 * MiB + 64 * 1024,
+                  f"the image holds {os.stat(img).st_blocks * 512} bytes after a 2 MiB write")
+        finally:
+            os.close(fd)
+
+
 def check_writes_at_end(t, opts):
     manifest, backing = windowed_image(t)
     model = bytearray(WIN_DATA)
