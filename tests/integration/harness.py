@@ -63,6 +63,17 @@ def daemon_path():
 
 
 CGLOOPFS = daemon_path()
+BUILD_SRC = os.path.dirname(CGLOOPFS)
+
+
+def build_tool(env, *parts):
+    """A program of the build: $env when set, else its place beside the daemon's build."""
+    return os.environ.get(env) or os.path.join(os.path.dirname(BUILD_SRC), *parts)
+
+
+CGLOOPCTL = os.environ.get("CGLOOPCTL") or os.path.join(BUILD_SRC, "cgloopctl")
+GATEFS = build_tool("GATEFS", "tests", "tools", "gatefs")
+CGLOAD = build_tool("CGLOAD", "tests", "tools", "cgload")
 
 
 class TestFailure(AssertionError):
@@ -322,8 +333,8 @@ def mounts_under(directory):
     return [e[0] for e in mountinfo() if (e[0] + "/").startswith(d)]
 
 
-def daemons_for(mnt):
-    """Pids of cgloopfs processes whose command line names this (unique) mount point."""
+def processes_naming(program, mnt):
+    """Pids of `program` processes whose command line names this (unique) mount point."""
     mnt = os.path.realpath(mnt)
     pids = []
     for d in os.listdir("/proc"):
@@ -334,10 +345,15 @@ def daemons_for(mnt):
                 argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
         except OSError:
             continue
-        if argv and os.path.basename(argv[0]) == "cgloopfs" and \
+        if argv and os.path.basename(argv[0]) == program and \
                 any(os.path.realpath(a) == mnt for a in argv[1:] if a.startswith("/")):
             pids.append(int(d))
     return pids
+
+
+def daemons_for(mnt):
+    """Pids of cgloopfs processes whose command line names this (unique) mount point."""
+    return processes_naming("cgloopfs", mnt)
 
 
 def alive(pid):

@@ -22,8 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import harness  # noqa: E402
 from harness import check, check_bytes, check_eq, expect_errno, pattern  # noqa: E402
 
-BUILD_SRC = os.path.dirname(harness.CGLOOPFS)
-CGLOOPCTL = os.environ.get("CGLOOPCTL") or os.path.join(BUILD_SRC, "cgloopctl")
+CGLOOPCTL = harness.CGLOOPCTL
 MiB = 1 << 20
 KiB = 1 << 10
 TWO63 = 1 << 63

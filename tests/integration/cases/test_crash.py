@@ -23,10 +23,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import harness  # noqa: E402
 from harness import check, check_eq, is_mounted, wait_for  # noqa: E402
 
-BUILD_SRC = os.path.dirname(harness.CGLOOPFS)
-CGLOOPCTL = os.environ.get("CGLOOPCTL") or os.path.join(BUILD_SRC, "cgloopctl")
-GATEFS = os.environ.get("GATEFS") or os.path.join(os.path.dirname(BUILD_SRC), "tests", "tools",
-                                                  "gatefs")
+CGLOOPCTL = harness.CGLOOPCTL
+GATEFS = harness.GATEFS
 MiB = 1 << 20
 BLOCK = 4096
 # What a caller may see once the daemon is gone: the request in flight when the
@@ -323,20 +321,7 @@ def test_sigkill_during_writes_loses_no_acknowledged_write(t):
 
 def fusermount_watchers(mnt):
     """fusermount3 processes (the auto_unmount watcher) naming our mount point."""
-    mnt = os.path.realpath(mnt)
-    pids = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/cmdline", "rb") as f:
-                argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
-        except OSError:
-            continue
-        if argv and os.path.basename(argv[0]) == "fusermount3" and mnt in argv and \
-                harness.alive(int(d)):
-            pids.append(int(d))
-    return pids
+    return [p for p in harness.processes_naming("fusermount3", mnt) if harness.alive(p)]
 
 
 def test_auto_unmount_takes_the_dead_mount_away(t):

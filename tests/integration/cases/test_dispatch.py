@@ -19,10 +19,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import harness  # noqa: E402
 from harness import check, check_eq  # noqa: E402
 
-BUILD_SRC = os.path.dirname(harness.CGLOOPFS)
-CGLOOPCTL = os.environ.get("CGLOOPCTL") or os.path.join(BUILD_SRC, "cgloopctl")
-GATEFS = os.environ.get("GATEFS") or os.path.join(os.path.dirname(BUILD_SRC), "tests", "tools",
-                                                  "gatefs")
+CGLOOPCTL = harness.CGLOOPCTL
+GATEFS = harness.GATEFS
 MiB = 1 << 20
 
 

@@ -27,10 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import harness  # noqa: E402
 from harness import check, check_eq  # noqa: E402
 
-BUILD_SRC = os.path.dirname(harness.CGLOOPFS)
-CGLOOPCTL = os.environ.get("CGLOOPCTL") or os.path.join(BUILD_SRC, "cgloopctl")
-CGLOAD = os.environ.get("CGLOAD") or os.path.join(os.path.dirname(BUILD_SRC), "tests", "tools",
-                                                  "cgload")
+CGLOOPCTL = harness.CGLOOPCTL
+CGLOAD = harness.CGLOAD
 MiB = 1 << 20
 BLOCK = 4096
 BLOCK_MAGIC = 0x64616f6c67630a31  # tests/tools/cgload.cpp
