@@ -28,10 +28,11 @@ struct OpenFile {
 	std::shared_ptr<image::BackingImage> image;
 	bool writable;
 	/*
-	 * The opener's cgroup and pid: requests on this handle that carry no
-	 * caller of a cgroup (writeback from the kernel's flusher, pid 0 or a
-	 * kernel thread) are served by the opener's worker, so a stall there
-	 * holds up only that cgroup, never the shared root queue.
+	 * The opener's cgroup and pid: requests on this handle whose caller has
+	 * no cgroup of its own (writeback from the kernel's flusher: pid 0 or a
+	 * kernel thread; also a caller in the root cgroup) are served by the
+	 * opener's worker, so a stall there holds up only that cgroup, never
+	 * the shared root queue.
 	 */
 	uint64_t opener_cgroup;
 	pid_t opener_pid;

@@ -6,7 +6,6 @@
 #include <ctime>
 #include <new>
 
-
 #include "common/log.hpp"
 
 namespace cgloopfs::fuse {
@@ -140,7 +139,6 @@ void IoRequest::release() noexcept
 namespace {
 
 log::RateLimit io_error_limit(10, 5);
-
 
 void log_io_error(const image::BackingImage &img, const char *what, uint64_t pos, int err)
 {
