@@ -92,7 +92,9 @@ struct SessionThreads {
 				continue;
 			if (res <= 0) {
 				if (res < 0) {
-					log::error("reading /dev/fuse: {}", std::strerror(-res));
+					/* ECONNABORTED: fusectl abort or a kernel timeout; the shutdown says so. */
+					if (res != -ECONNABORTED)
+						log::error("reading /dev/fuse: {}", std::strerror(-res));
 					failed = true;
 					fuse_session_exit(se);
 				}

@@ -411,7 +411,10 @@ def test_fusectl_abort_under_load(t):
     err = d.stderr()
     check(re.search(r'the FUSE connection of ".*" was aborted \(fusectl abort or a kernel '
                     r'request timeout\); unmounted it', err), f"stderr: {err!r}")
-    check_eq(len([ln for ln in err.splitlines() if harness.BAD_STDERR.search(ln)]), 1,
+    # libfuse itself reports the aborted read of a session thread blocked in it.
+    libfuse = "fuse: reading device: Software caused connection abort"
+    check_eq(len([ln for ln in err.splitlines()
+                  if harness.BAD_STDERR.search(ln) and ln != libfuse]), 1,
              f"error lines in {err!r}")
     check(not is_mounted(mnt), "the dead mount is left behind")
     check(not os.path.exists(sock), "the control socket is left behind")
