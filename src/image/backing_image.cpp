@@ -339,6 +339,32 @@ Result<std::span<const char>> BackingImage::read(uint64_t pos, size_t len, Align
 	return std::span<const char>(buf.data(), n);
 }
 
+namespace {
+
+/*
+ * Are all pages of [p, p + n) of a tmpfs mapping in memory? A hole (or a
+ * page swapped out) is not. mincore(2) looks at each page of the range
+ * only, unlike SEEK_HOLE, which searches on to the next hole.
+ */
+bool all_in_memory(const char *p, uint64_t n)
+{
+	constexpr uint64_t page = 4096;
+	constexpr size_t max_pages = 2 + (1 << 20) / page; /* a 1 MiB request at any offset */
+	auto start = reinterpret_cast<uintptr_t>(p) & ~(page - 1);
+	uint64_t pages = (reinterpret_cast<uintptr_t>(p) + n - start + page - 1) / page;
+	if (pages > max_pages)
+		return false;
+	unsigned char resident[max_pages];
+	if (mincore(reinterpret_cast<void *>(start), pages * page, resident) < 0)
+		return false;
+	for (uint64_t i = 0; i < pages; i++)
+		if (!(resident[i] & 1))
+			return false;
+	return true;
+}
+
+} /* namespace */
+
 std::optional<std::span<const char>> BackingImage::mapped_range(uint64_t pos, size_t len) const
 {
 	if (!map_)
@@ -352,13 +378,10 @@ std::optional<std::span<const char>> BackingImage::mapped_range(uint64_t pos, si
 	struct stat st;
 	if (fstat(fd_.get(), &st) < 0 || static_cast<uint64_t>(st.st_size) < bpos + n)
 		return std::nullopt;
-	if (map_fills_holes_) {
-		/* A hole would be filled (memory allocated) by the fault: pread reads zeros instead. */
-		off_t hole = lseek(fd_.get(), static_cast<off_t>(bpos), SEEK_HOLE);
-		if (hole < 0 || static_cast<uint64_t>(hole) < bpos + n)
-			return std::nullopt;
-	}
-	return std::span<const char>(map_ + (bpos - map_offset_), n);
+	const char *p = map_ + (bpos - map_offset_);
+	if (map_fills_holes_ && !all_in_memory(p, n))
+		return std::nullopt; /* a fault would fill a hole with new memory: pread reads zeros */
+	return std::span<const char>(p, n);
 }
 
 Result<std::span<const char>> BackingImage::read_direct(uint64_t bpos, size_t len,
