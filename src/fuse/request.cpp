@@ -142,7 +142,14 @@ log::RateLimit io_error_limit(10, 5);
 
 void log_io_error(const image::BackingImage &img, const char *what, uint64_t pos, int err)
 {
-	if (io_error_limit.allow())
+	if (!io_error_limit.allow())
+		return;
+	/* Say how many were held back since the last line, so the log still counts them. */
+	unsigned held = io_error_limit.suppressed_since_last();
+	if (held > 0)
+		log::warning("image \"{}\": {} at {}: {} ({} similar message(s) suppressed)",
+			     img.name(), what, pos, std::strerror(err), held);
+	else
 		log::warning("image \"{}\": {} at {}: {}", img.name(), what, pos,
 			     std::strerror(err));
 }

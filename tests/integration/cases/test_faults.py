@@ -376,6 +376,16 @@ def test_read_eio_on_one_range_only(t):
               f"(at most {LOG_BURST} per {LOG_INTERVAL} s)")
         print(f"# {failures} failing reads in {elapsed:.2f} s: {lines} log lines", flush=True)
 
+        # The next line logged after the burst says how many were held back.
+        time.sleep(LOG_INTERVAL + 0.2)
+        probe(cg, a, [{"op": "read", "path": m.path("bad.img"), "off": bad, "len": 4096,
+                       "repeat": 1}])
+        time.sleep(0.2)
+        last = io_error_lines(m)[-1]
+        held = re.search(r"\((\d+) similar message\(s\) suppressed\)", last)
+        check(held and int(held.group(1)) >= flood - lines,
+              f"the line after the burst does not count the {flood - lines} held back: {last!r}")
+
         # And everything else still works.
         check_eq(harness.file_pread(m.path("other.img"), 0, 4096), other_data[:4096],
                  "other.img after the flood")
