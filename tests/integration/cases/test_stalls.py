@@ -38,6 +38,14 @@ def killed_within(p, limit):
     return took
 
 
+def stalled_scene(t):
+    """gatefs over a 64 MiB file (I/O past 32 MiB waits while the gate is closed),
+    and a test cgroup with children a and b."""
+    gate = Gate(t, 64 * MiB, 32 * MiB)
+    cg = t.cgroup()
+    return gate, cg, cg.child("a"), cg.child("b")
+
+
 def totals(mnt):
     return ctl(mnt, "stats")
 
@@ -55,9 +63,7 @@ def b_io_works(cg, b, f, limit=2.0):
 
 @harness.timeout(90)
 def test_killed_reader_and_writer_exit_within_two_seconds(t):
-    gate = Gate(t, 64 * MiB, 32 * MiB)
-    cg = t.cgroup()
-    a, b = cg.child("a"), cg.child("b")
+    gate, cg, a, b = stalled_scene(t)
     with t.mount(gate.disk) as m:
         f = m.path("disk")
         with gate.held():
@@ -110,9 +116,7 @@ def test_interrupted_queued_write_never_reaches_the_backing_file(t):
 
 
 def _timeout_case(t, opts, want_s, kernel_timeout=None):
-    gate = Gate(t, 64 * MiB, 32 * MiB)
-    cg = t.cgroup()
-    a, b = cg.child("a"), cg.child("b")
+    gate, cg, a, b = stalled_scene(t)
     if kernel_timeout is not None:
         with open(KERNEL_TIMEOUT) as f:
             old = f.read().strip()
@@ -188,9 +192,7 @@ def test_stalled_writeback_and_release_hold_up_nobody(t):
     writeback (FOPEN_NOFLUSH), and B opens, closes, reads and writes another
     image (on this very file the kernel itself orders B's cached writes after
     the inode's writeback)."""
-    gate = Gate(t, 64 * MiB, 32 * MiB)
-    cg = t.cgroup()
-    a, b = cg.child("a"), cg.child("b")
+    gate, cg, a, b = stalled_scene(t)
     root = harness.cgroup2_root()
     other = t.path("other.img")
     harness.make_sparse(other, 64 * MiB)
@@ -251,9 +253,7 @@ AIO_FIO = ["fio", "--name=flood", "--ioengine=libaio", "--iodepth=256", "--direc
 def test_many_stalled_async_requests_hold_up_nobody(t):
     """A has 256 stalled libaio reads in flight, beyond the kernel's limit on
     background requests; B's reads and writes go on."""
-    gate = Gate(t, 64 * MiB, 32 * MiB)
-    cg = t.cgroup()
-    a, b = cg.child("a"), cg.child("b")
+    gate, cg, a, b = stalled_scene(t)
     with t.mount(gate.disk) as m:
         f = m.path("disk")
         with gate.held():
