@@ -37,9 +37,15 @@ void request_short_slice() noexcept
 bool yield_cpu(bool lower) noexcept
 {
 	constexpr int heavy_nice = 10;
+	/* Restoring failed once (no CAP_SYS_NICE): the thread stays lowered, ask no more. */
+	thread_local bool stuck = false;
+	if (stuck)
+		return true;
 	pid_t tid = static_cast<pid_t>(syscall(SYS_gettid));
 	if (setpriority(PRIO_PROCESS, static_cast<id_t>(tid), lower ? heavy_nice : 0) == 0)
 		return lower;
+	if (!lower)
+		stuck = true;
 	return !lower;
 }
 

@@ -20,7 +20,7 @@ void request_short_slice() noexcept;
  * worker busy with several requests of one cgroup runs at nice 10, so a
  * worker that wakes for a lone request of another cgroup gets the CPU
  * first. Returns the state now in effect (restoring needs CAP_SYS_NICE;
- * without it the thread stays where it is).
+ * without it the thread stays lowered, and later calls make no syscall).
  */
 bool yield_cpu(bool lower) noexcept;
 

@@ -2,8 +2,9 @@
 /*
  * The FUSE low-level operations of cgloopfs. The callbacks run on libfuse's
  * session threads: they answer metadata requests at once, and for read,
- * write, fsync and fallocate they copy what the request needs into an
- * IoRequest and hand it to the dispatcher; they never block on backing I/O.
+ * write, fsync and fallocate they put what the request needs into an
+ * IoRequest and hand it to the dispatcher; they never block on backing I/O
+ * (a large write may wait for room under max_queued).
  * Every callback is noexcept.
  */
 #pragma once

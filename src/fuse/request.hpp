@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * IoRequest: one FUSE read, write, fsync or fallocate, copied out of the
- * libfuse callback (the write payload included) so a worker can serve it
- * after the callback has returned. It owns its fuse_req_t and answers it
+ * IoRequest: one FUSE read, write, fsync or fallocate, taken out of the
+ * libfuse callback so a worker can serve it after the callback has
+ * returned: a small write's payload is copied, a large one's buffer is
+ * adopted (PayloadPool). It owns its fuse_req_t and answers it
  * exactly once: from run() on the worker, or from cancel() (interrupt while
  * queued, shutdown), whichever comes first; the other one then does nothing.
  *
