@@ -5,6 +5,10 @@
  */
 #pragma once
 
+#ifndef CGLOOPFS_LAYER_CGROUP
+#error "cgroup/ is not a layer below this one (see src/meson.build)"
+#endif
+
 #include <optional>
 #include <string>
 #include <string_view>

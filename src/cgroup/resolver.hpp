@@ -17,6 +17,10 @@
  */
 #pragma once
 
+#ifndef CGLOOPFS_LAYER_CGROUP
+#error "cgroup/ is not a layer below this one (see src/meson.build)"
+#endif
+
 #include <atomic>
 #include <cstdint>
 #include <string>

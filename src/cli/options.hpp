@@ -5,6 +5,10 @@
  */
 #pragma once
 
+#ifndef CGLOOPFS_LAYER_CLI
+#error "cli/ is not a layer below this one (see src/meson.build)"
+#endif
+
 #include <map>
 #include <stdexcept>
 #include <string>

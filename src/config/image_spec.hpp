@@ -5,6 +5,10 @@
  */
 #pragma once
 
+#ifndef CGLOOPFS_LAYER_CONFIG
+#error "config/ is not a layer below this one (see src/meson.build)"
+#endif
+
 #include <cstdint>
 #include <optional>
 #include <stdexcept>

@@ -5,6 +5,10 @@
  */
 #pragma once
 
+#ifndef CGLOOPFS_LAYER_CONTROL
+#error "control/ is not a layer below this one (see src/meson.build)"
+#endif
+
 #include <stdexcept>
 #include <string>
 #include <vector>

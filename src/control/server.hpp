@@ -9,6 +9,10 @@
  */
 #pragma once
 
+#ifndef CGLOOPFS_LAYER_CONTROL
+#error "control/ is not a layer below this one (see src/meson.build)"
+#endif
+
 #include <functional>
 #include <string>
 #include <thread>

@@ -6,6 +6,10 @@
  */
 #pragma once
 
+#ifndef CGLOOPFS_LAYER_DAEMON
+#error "daemon/ is not a layer below this one (see src/meson.build)"
+#endif
+
 #include <optional>
 #include <string>
 

@@ -5,6 +5,10 @@
  */
 #pragma once
 
+#ifndef CGLOOPFS_LAYER_DISPATCH
+#error "dispatch/ is not a layer below this one (see src/meson.build)"
+#endif
+
 #include <array>
 #include <atomic>
 #include <cstdint>

@@ -7,6 +7,10 @@
  */
 #pragma once
 
+#ifndef CGLOOPFS_LAYER_DISPATCH
+#error "dispatch/ is not a layer below this one (see src/meson.build)"
+#endif
+
 #include <atomic>
 #include <condition_variable>
 #include <memory>

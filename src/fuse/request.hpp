@@ -12,6 +12,10 @@
  */
 #pragma once
 
+#ifndef CGLOOPFS_LAYER_FUSE
+#error "fuse/ is not a layer below this one (see src/meson.build)"
+#endif
+
 #include <cstdint>
 #include <mutex>
 #include <vector>

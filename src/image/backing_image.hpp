@@ -10,6 +10,10 @@
  */
 #pragma once
 
+#ifndef CGLOOPFS_LAYER_IMAGE
+#error "image/ is not a layer below this one (see src/meson.build)"
+#endif
+
 #include <atomic>
 #include <condition_variable>
 #include <map>
