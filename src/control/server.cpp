@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "server.hpp"
+#include "common/clock.hpp"
+#include "common/thread.hpp"
 
 #include <cerrno>
 #include <chrono>
@@ -25,9 +27,7 @@ namespace {
 
 int64_t now_ms()
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+	return monotonic_ns() / 1000000;
 }
 
 struct Client {
@@ -140,16 +140,8 @@ int ControlServer::start(std::string *ret_why)
 	};
 	if (!listen_fd_)
 		return fail(EBADF, "control socket: not bound");
-	sigset_t all, prev;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &prev);
-	try {
-		thread_ = std::jthread([this](std::stop_token st) { loop(st); });
-	} catch (const std::system_error &e) {
-		pthread_sigmask(SIG_SETMASK, &prev, nullptr);
-		return fail(EAGAIN, fmt::format("control socket: {}", e.what()));
-	}
-	pthread_sigmask(SIG_SETMASK, &prev, nullptr);
+	if (int err = start_thread(thread_, [this](std::stop_token st) { loop(st); }))
+		return fail(err, fmt::format("control socket: cannot start its thread: {}", strerror(err)));
 	return 0;
 }
 

@@ -11,7 +11,8 @@
 
 #include <atomic>
 #include <cstdint>
-#include <ctime>
+
+#include "common/clock.hpp"
 
 namespace cgloopfs::dispatch {
 
@@ -26,12 +27,7 @@ public:
 class SteadyClock final : public Clock
 {
 public:
-	int64_t now_ns() const override
-	{
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-	}
+	int64_t now_ns() const override { return monotonic_ns(); }
 };
 
 /* A clock that moves only when told to (unit tests). */

@@ -2,6 +2,7 @@
 #include "worker.hpp"
 
 #include "common/sched.hpp"
+#include "common/thread.hpp"
 
 #include <cerrno>
 #include <chrono>
@@ -40,20 +41,18 @@ int Worker::spawn_locked()
 {
 	if (!dispatcher_.spawn_allowed())
 		return EAGAIN;
-	/* New threads start with every signal blocked; signals are the main thread's. */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int err = 0;
 	try {
-		threads_.emplace_back([this](std::stop_token st) { thread_main(st); });
-		live_threads_++;
-		starting_threads_++;
-	} catch (const std::system_error &e) {
-		err = e.code().value() > 0 ? e.code().value() : EAGAIN;
+		threads_.reserve(threads_.size() + 1); /* the push_back below cannot throw */
+	} catch (const std::bad_alloc &) {
+		return ENOMEM;
 	}
-	pthread_sigmask(SIG_SETMASK, &old, nullptr);
-	return err;
+	std::jthread thread;
+	if (int err = start_thread(thread, [this](std::stop_token st) { thread_main(st); }))
+		return err;
+	threads_.push_back(std::move(thread));
+	live_threads_++;
+	starting_threads_++;
+	return 0;
 }
 
 void Worker::enqueue(Job *job)

@@ -6,6 +6,7 @@
 #include <ctime>
 #include <new>
 
+#include "common/clock.hpp"
 #include "common/log.hpp"
 
 namespace cgloopfs::fuse {
@@ -46,17 +47,6 @@ void IoRequest::adopt_payload(PayloadPool &pool, char *base)
 	parked_ = base;
 	parked_pool_ = &pool;
 }
-
-namespace {
-
-int64_t monotonic_ns()
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-} /* namespace */
 
 void IoRequest::on_interrupt(fuse_req_t req, void *data)
 {

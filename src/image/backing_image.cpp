@@ -21,6 +21,7 @@
 #include <fmt/core.h>
 
 #include "window.hpp"
+#include "common/clock.hpp"
 
 namespace cgloopfs::image {
 
@@ -31,13 +32,6 @@ namespace {
 
 constexpr size_t zero_chunk = 64 * 1024;
 alignas(AlignedBuffer::alignment) const char zeros[zero_chunk] = {};
-
-int64_t now_ns()
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 /*
  * pread until `len` bytes or end of file; returns bytes read (short only at
@@ -317,7 +311,7 @@ bool BackingImage::shares_bytes_with(const BackingImage &other) const
 
 void BackingImage::touch()
 {
-	mtime_ns_.store(now_ns(), std::memory_order_relaxed);
+	mtime_ns_.store(realtime_ns(), std::memory_order_relaxed);
 }
 
 Result<std::span<const char>> BackingImage::read(uint64_t pos, size_t len, AlignedBuffer &buf)
