@@ -14,7 +14,7 @@ packages="
   python3 util-linux e2fsprogs fio procps kmod
   systemd strace
   nbdkit libnbd-bin
-  clang libclang-rt-14-dev llvm
+  clang clang-format libclang-rt-14-dev llvm
 "
 
 missing=""
