@@ -15,6 +15,7 @@
 #include <fmt/core.h>
 
 #include "common/mountinfo.hpp"
+#include "common/names.hpp"
 #include "common/unique_fd.hpp"
 
 namespace cgloopfs::control {
@@ -48,7 +49,7 @@ std::string find_socket(const std::string &mountpoint)
 	if (!mounted)
 		throw ClientError(fmt::format("\"{}\" is not a cgloopfs mount point", mountpoint));
 	char buf[PATH_MAX];
-	ssize_t n = getxattr(real, "user.cgloopfs.control", buf, sizeof(buf) - 1);
+	ssize_t n = getxattr(real, control_xattr, buf, sizeof(buf) - 1);
 	if (n < 0) {
 		if (errno == ENOTCONN)
 			throw ClientError(fmt::format(
