@@ -121,7 +121,12 @@ int ControlServer::bind_socket(std::string *ret_why)
 	if (r < 0)
 		return fail(err, fmt::format("control socket \"{}\": {}", path_,
 					     std::strerror(err)));
-	bound_ = true;
+	/* Which file is ours, so that stop() removes that one and no other. */
+	if (lstat(path_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
+		bound_ = true;
+		socket_dev_ = st.st_dev;
+		socket_ino_ = st.st_ino;
+	}
 	if (listen(listen_fd_.get(), 16) < 0)
 		return fail(errno, fmt::format("control socket \"{}\": {}", path_,
 					       std::strerror(errno)));
@@ -153,11 +158,26 @@ void ControlServer::stop()
 		(void)!::write(wake_fd_.get(), &one, sizeof(one));
 		thread_.join();
 	}
-	if (bound_) {
-		(void)unlink(path_.c_str());
-		bound_ = false;
-	}
+	remove_socket();
 	listen_fd_.reset();
+}
+
+/*
+ * Unlink the socket file only while its path still names the inode we
+ * bound: after ours was removed, another daemon may have bound a new socket
+ * there, and unlinking that would leave it unreachable. Another daemon that
+ * binds between the lstat and the unlink still loses its socket; that window
+ * is two system calls wide, and closing it would take a lock both share.
+ */
+void ControlServer::remove_socket()
+{
+	if (!bound_)
+		return;
+	bound_ = false;
+	struct stat st;
+	if (lstat(path_.c_str(), &st) == 0 && st.st_dev == socket_dev_ &&
+	    st.st_ino == socket_ino_)
+		(void)unlink(path_.c_str());
 }
 
 void ControlServer::loop(std::stop_token stop)

@@ -52,12 +52,16 @@ public:
 	int bind_socket(std::string *ret_why);
 	/* Start serving on a thread; returns 0 or -errno with *ret_why set. */
 	int start(std::string *ret_why);
-	/* Stop serving and remove the socket. */
+	/*
+	 * Stop serving and remove the socket, if the path still names the one
+	 * bind_socket() made (another daemon may have bound it since).
+	 */
 	void stop();
 	const std::string &path() const { return path_; }
 
 private:
 	void loop(std::stop_token stop);
+	void remove_socket();
 
 	std::string path_;
 	uid_t owner_;
@@ -65,7 +69,9 @@ private:
 	UniqueFd listen_fd_;
 	UniqueFd wake_fd_;
 	std::jthread thread_;
-	bool bound_ = false;
+	bool bound_ = false; /* the socket file at path_ is ours: */
+	dev_t socket_dev_ = 0; /* its st_dev and st_ino, when bound_ */
+	ino_t socket_ino_ = 0;
 };
 
 } /* namespace cgloopfs::control */
