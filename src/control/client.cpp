@@ -8,7 +8,6 @@
 
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -67,12 +66,10 @@ nlohmann::json call(const std::string &socket_path, const Request &request)
 	UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
 	if (!fd)
 		throw ClientError(fmt::format("socket: {}", std::strerror(errno)));
-	sockaddr_un addr{};
-	addr.sun_family = AF_UNIX;
-	if (socket_path.size() >= sizeof(addr.sun_path))
+	auto addr = socket_address(socket_path);
+	if (!addr)
 		throw ClientError(fmt::format("control socket \"{}\": path too long", socket_path));
-	std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
-	if (connect(fd.get(), reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) < 0) {
+	if (connect(fd.get(), reinterpret_cast<sockaddr *>(&*addr), sizeof(*addr)) < 0) {
 		int err = errno;
 		if (err == ENOENT || err == ECONNREFUSED)
 			throw ClientError(fmt::format("no cgloopfs daemon answers on \"{}\" ({})",

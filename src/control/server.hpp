@@ -13,10 +13,14 @@
 #error "control/ is not a layer below this one (see src/meson.build)"
 #endif
 
+#include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <vector>
 
+#include <poll.h>
 #include <sys/types.h>
 
 #include "common/unique_fd.hpp"
@@ -60,7 +64,15 @@ public:
 	const std::string &path() const { return path_; }
 
 private:
+	struct Client;
+
 	void loop(std::stop_token stop);
+	int poll_set(const std::vector<Client> &clients, std::vector<pollfd> &ret_pfds) const;
+	void serve_client(Client &c, short revents, int64_t now);
+	void receive(Client &c, int64_t now);
+	void answer(Client &c, std::string_view line);
+	void drop_clients(std::vector<Client> &clients, int64_t now);
+	void accept_clients(std::vector<Client> &clients);
 	void remove_socket();
 
 	std::string path_;
