@@ -116,21 +116,8 @@ int ControlServer::bind_socket(std::string *ret_why)
 		return fail(-r, fmt::format("control socket directory \"{}\": {}", dir,
 					    std::strerror(-r)));
 
-	/* An existing socket: in use by a live daemon, or stale from a dead one. */
-	struct stat st;
-	if (lstat(path_.c_str(), &st) == 0) {
-		if (!S_ISSOCK(st.st_mode))
-			return fail(EEXIST, fmt::format("control socket \"{}\": exists and is "
-							"not a socket",
-							path_));
-		UniqueFd probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-		if (probe && connect(probe.get(), reinterpret_cast<sockaddr *>(&*addr),
-				     sizeof(*addr)) == 0)
-			return fail(EADDRINUSE, fmt::format("control socket \"{}\": another "
-							    "cgloopfs is serving it",
-							    path_));
-		(void)unlink(path_.c_str());
-	}
+	if (int r = remove_stale_socket(*addr, ret_why); r < 0)
+		return r;
 
 	listen_fd_.reset(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
 	if (!listen_fd_)
@@ -143,6 +130,7 @@ int ControlServer::bind_socket(std::string *ret_why)
 		return fail(err, fmt::format("control socket \"{}\": {}", path_,
 					     std::strerror(err)));
 	/* Which file is ours, so that stop() removes that one and no other. */
+	struct stat st;
 	if (lstat(path_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
 		bound_ = true;
 		socket_dev_ = st.st_dev;
@@ -154,6 +142,33 @@ int ControlServer::bind_socket(std::string *ret_why)
 	wake_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
 	if (!wake_fd_)
 		return fail(errno, fmt::format("control socket: {}", std::strerror(errno)));
+	return 0;
+}
+
+/*
+ * A socket file already at the path: in use by a live daemon (refused), or
+ * stale from a dead one (removed). Returns 0 or -errno with *ret_why set.
+ */
+int ControlServer::remove_stale_socket(const sockaddr_un &addr, std::string *ret_why)
+{
+	auto fail = [&](int err, std::string why) {
+		if (ret_why)
+			*ret_why = std::move(why);
+		return -err;
+	};
+	struct stat st;
+	if (lstat(path_.c_str(), &st) < 0)
+		return 0;
+	if (!S_ISSOCK(st.st_mode))
+		return fail(EEXIST, fmt::format("control socket \"{}\": exists and is not a socket",
+						path_));
+	UniqueFd probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+	if (probe && connect(probe.get(), reinterpret_cast<const sockaddr *>(&addr),
+			     sizeof(addr)) == 0)
+		return fail(EADDRINUSE, fmt::format("control socket \"{}\": another cgloopfs is "
+						    "serving it",
+						    path_));
+	(void)unlink(path_.c_str());
 	return 0;
 }
 

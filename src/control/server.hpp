@@ -66,6 +66,7 @@ public:
 private:
 	struct Client;
 
+	int remove_stale_socket(const sockaddr_un &addr, std::string *ret_why);
 	void loop(std::stop_token stop);
 	int poll_set(const std::vector<Client> &clients, std::vector<pollfd> &ret_pfds) const;
 	void serve_client(Client &c, short revents, int64_t now);
