@@ -8,6 +8,7 @@
 
 #include <spawn.h>
 #include <sys/mount.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 
 #include "strings.hpp"
@@ -101,6 +102,15 @@ int unmount_lazily(const std::string &path)
 		if (errno != EINTR)
 			return -errno;
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EPERM;
+}
+
+int unmount_dead_mount(const std::string &path, dev_t dev)
+{
+	auto entries = parse_mountinfo(read_mountinfo());
+	const MountEntry *top = top_mount_at(entries, path);
+	if (!top || makedev(top->major, top->minor) != dev)
+		return -EBUSY;
+	return unmount_lazily(path);
 }
 
 } /* namespace cgloopfs */

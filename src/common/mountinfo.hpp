@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include <sys/types.h>
+
 namespace cgloopfs {
 
 struct MountEntry {
@@ -35,5 +37,14 @@ bool has_device(const std::vector<MountEntry> &entries, unsigned major, unsigned
  * user unmount the FUSE mounts they made. Returns 0 or -errno.
  */
 int unmount_lazily(const std::string &path);
+
+/*
+ * Take away a dead mount: lazily unmount the mount seen at `path` if it is
+ * still the file system of device `dev` (a FUSE mount whose daemon is gone
+ * or whose connection was aborted), and nothing else. Returns 0, -EBUSY
+ * when another mount (or none) is seen at `path` now, or unmount_lazily()'s
+ * -errno. The one way cgloopfs clears a dead mount, at start and at exit.
+ */
+int unmount_dead_mount(const std::string &path, dev_t dev);
 
 } /* namespace cgloopfs */

@@ -8,13 +8,13 @@
 
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include <fmt/core.h>
 
 #include "common/mountinfo.hpp"
+#include "common/names.hpp"
 #include "common/unique_fd.hpp"
 
 namespace cgloopfs::control {
@@ -48,7 +48,7 @@ std::string find_socket(const std::string &mountpoint)
 	if (!mounted)
 		throw ClientError(fmt::format("\"{}\" is not a cgloopfs mount point", mountpoint));
 	char buf[PATH_MAX];
-	ssize_t n = getxattr(real, "user.cgloopfs.control", buf, sizeof(buf) - 1);
+	ssize_t n = getxattr(real, control_xattr, buf, sizeof(buf) - 1);
 	if (n < 0) {
 		if (errno == ENOTCONN)
 			throw ClientError(fmt::format(
@@ -61,51 +61,59 @@ std::string find_socket(const std::string &mountpoint)
 	return std::string(buf, static_cast<size_t>(n));
 }
 
-nlohmann::json call(const std::string &socket_path, const Request &request)
+namespace {
+
+UniqueFd connect_to(const std::string &socket_path)
 {
 	UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
 	if (!fd)
 		throw ClientError(fmt::format("socket: {}", std::strerror(errno)));
-	sockaddr_un addr{};
-	addr.sun_family = AF_UNIX;
-	if (socket_path.size() >= sizeof(addr.sun_path))
+	auto addr = socket_address(socket_path);
+	if (!addr)
 		throw ClientError(fmt::format("control socket \"{}\": path too long", socket_path));
-	std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
-	if (connect(fd.get(), reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) < 0) {
-		int err = errno;
-		if (err == ENOENT || err == ECONNREFUSED)
-			throw ClientError(fmt::format("no cgloopfs daemon answers on \"{}\" ({})",
-						      socket_path, std::strerror(err)));
-		if (err == EACCES)
-			throw ClientError(fmt::format("control socket \"{}\": permission denied "
-						      "(only root and the mounting user may use it)",
-						      socket_path));
-		throw ClientError(fmt::format("control socket \"{}\": {}", socket_path,
-					      std::strerror(err)));
-	}
-	std::string msg = format_request(request);
+	if (connect(fd.get(), reinterpret_cast<sockaddr *>(&*addr), sizeof(*addr)) == 0)
+		return fd;
+	int err = errno;
+	if (err == ENOENT || err == ECONNREFUSED)
+		throw ClientError(fmt::format("no cgloopfs daemon answers on \"{}\" ({})",
+					      socket_path, std::strerror(err)));
+	if (err == EACCES)
+		throw ClientError(fmt::format("control socket \"{}\": permission denied "
+					      "(only root and the mounting user may use it)",
+					      socket_path));
+	throw ClientError(fmt::format("control socket \"{}\": {}", socket_path,
+				      std::strerror(err)));
+}
+
+void send_message(int fd, const std::string &msg, const std::string &socket_path)
+{
 	size_t sent = 0;
 	while (sent < msg.size()) {
-		ssize_t w = send(fd.get(), msg.data() + sent, msg.size() - sent, MSG_NOSIGNAL);
+		ssize_t w = send(fd, msg.data() + sent, msg.size() - sent, MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0 && (errno == EPIPE || errno == ECONNRESET))
-			break; /* refused before it read us: its answer says why */
+			return; /* refused before it read us: its answer says why */
 		if (w <= 0)
 			throw ClientError(fmt::format("control socket \"{}\": {}", socket_path,
 						      std::strerror(errno)));
 		sent += static_cast<size_t>(w);
 	}
+}
+
+/* The first line the daemon answers, without its newline. */
+std::string receive_line(int fd)
+{
 	std::string reply;
 	char buf[65536];
 	for (;;) {
-		pollfd p{fd.get(), POLLIN, 0};
+		pollfd p{fd, POLLIN, 0};
 		int r = poll(&p, 1, reply_timeout_ms);
 		if (r == 0)
 			throw ClientError("the cgloopfs daemon did not answer within 10 s");
 		if (r < 0 && errno == EINTR)
 			continue;
-		ssize_t n = recv(fd.get(), buf, sizeof(buf), 0);
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == ECONNRESET && reply.empty())
@@ -123,7 +131,17 @@ nlohmann::json call(const std::string &socket_path, const Request &request)
 	auto nl = reply.find('\n');
 	if (nl == std::string::npos)
 		throw ClientError("the daemon closed the connection without an answer");
-	auto j = nlohmann::json::parse(reply.substr(0, nl), nullptr, false);
+	reply.resize(nl);
+	return reply;
+}
+
+} /* namespace */
+
+nlohmann::json call(const std::string &socket_path, const Request &request)
+{
+	UniqueFd fd = connect_to(socket_path);
+	send_message(fd.get(), format_request(request), socket_path);
+	auto j = nlohmann::json::parse(receive_line(fd.get()), nullptr, false);
 	if (j.is_discarded() || !j.is_object() || !j.contains("ok"))
 		throw ClientError("the daemon's answer is malformed");
 	if (!j["ok"].get<bool>())

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "protocol.hpp"
 
+#include <sys/socket.h>
+
 #include <fmt/core.h>
 
 namespace cgloopfs::control {
@@ -119,6 +121,16 @@ std::string error_reply(std::string_view message)
 {
 	nlohmann::json j = {{"ok", false}, {"error", std::string(message)}};
 	return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+std::optional<sockaddr_un> socket_address(std::string_view path)
+{
+	sockaddr_un addr{};
+	if (path.size() >= sizeof(addr.sun_path))
+		return std::nullopt;
+	addr.sun_family = AF_UNIX;
+	path.copy(addr.sun_path, path.size());
+	return addr;
 }
 
 std::string escape_path(std::string_view path)

@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <variant>
 
 #include <nlohmann/json.hpp>
@@ -85,6 +86,12 @@ std::string error_reply(std::string_view message);
  */
 std::string default_socket_path(std::string_view runstatedir, std::string_view mountpoint,
 				uid_t uid);
+
+/*
+ * The AF_UNIX address of the socket file at `path`, for bind(2) and
+ * connect(2); nullopt when the path does not fit in sun_path.
+ */
+std::optional<sockaddr_un> socket_address(std::string_view path);
 
 /* systemd-escape --path style escaping ("/srv/a b" -> "srv-a\x20b"). */
 std::string escape_path(std::string_view path);

@@ -13,10 +13,14 @@
 #error "control/ is not a layer below this one (see src/meson.build)"
 #endif
 
+#include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <vector>
 
+#include <poll.h>
 #include <sys/types.h>
 
 #include "common/unique_fd.hpp"
@@ -52,12 +56,25 @@ public:
 	int bind_socket(std::string *ret_why);
 	/* Start serving on a thread; returns 0 or -errno with *ret_why set. */
 	int start(std::string *ret_why);
-	/* Stop serving and remove the socket. */
+	/*
+	 * Stop serving and remove the socket, if the path still names the one
+	 * bind_socket() made (another daemon may have bound it since).
+	 */
 	void stop();
 	const std::string &path() const { return path_; }
 
 private:
+	struct Client;
+
+	int remove_stale_socket(const sockaddr_un &addr, std::string *ret_why);
 	void loop(std::stop_token stop);
+	int poll_set(const std::vector<Client> &clients, std::vector<pollfd> &ret_pfds) const;
+	void serve_client(Client &c, short revents, int64_t now);
+	void receive(Client &c, int64_t now);
+	void answer(Client &c, std::string_view line);
+	void drop_clients(std::vector<Client> &clients, int64_t now);
+	void accept_clients(std::vector<Client> &clients);
+	void remove_socket();
 
 	std::string path_;
 	uid_t owner_;
@@ -65,7 +82,9 @@ private:
 	UniqueFd listen_fd_;
 	UniqueFd wake_fd_;
 	std::jthread thread_;
-	bool bound_ = false;
+	bool bound_ = false; /* the socket file at path_ is ours: */
+	dev_t socket_dev_ = 0; /* its st_dev and st_ino, when bound_ */
+	ino_t socket_ino_ = 0;
 };
 
 } /* namespace cgloopfs::control */

@@ -10,9 +10,15 @@
  * mounted: bad input leaves nothing behind. Also run by mount(8) as the
  * helper of type fuse.cgloopfs (through mount.fuse3).
  *
- * Caveats: requests the kernel sends without a caller (pid 0: RELEASE,
- * writeback of shared mappings) use the root queue; a caller in another pid
- * namespace is seen as pid 0 too.
+ * Caveats: a request is served by the worker of its caller's cgroup only
+ * when it carries the caller's pid. With cache=direct (the default) and the
+ * writeback cache kept off, reads, writes, fsync and fallocate do. Those
+ * the kernel sends without a caller (pid 0: writeback of MAP_SHARED pages;
+ * also a caller in another pid namespace) or whose caller has no cgroup of
+ * its own (the root cgroup, or it could not be resolved) go to the worker
+ * of the cgroup that opened the file (fuse/ops.cpp), and to the root queue
+ * only when the opener had none either. RELEASE, also pid 0, does no I/O:
+ * it is answered at once. dispatch=single serves everything from one queue.
  */
 #include <config.h>
 
@@ -21,6 +27,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
+#include <string>
 
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -37,37 +45,32 @@
 
 using namespace cgloopfs;
 
-int main(int argc, char **argv)
+namespace {
+
+/* The options, or the exit code when there is nothing more to do (help, version, bad usage). */
+std::optional<int> parse_options(int argc, char **argv, config::MountOptions *ret_opts)
 {
-	log::init("cgloopfs");
-	config::MountOptions opts;
 	try {
-		opts = config::parse_command_line(argc, argv);
+		*ret_opts = config::parse_command_line(argc, argv);
 	} catch (const config::UsageError &e) {
 		log::error("{}", e.what());
 		std::fputs("Try 'cgloopfs --help' for more information.\n", stderr);
 		return 2;
 	}
-	if (opts.show_help) {
+	if (ret_opts->show_help) {
 		std::fputs(config::help_text("cgloopfs").c_str(), stdout);
 		return EXIT_SUCCESS;
 	}
-	if (opts.show_version) {
+	if (ret_opts->show_version) {
 		std::printf("cgloopfs %s\n", CGLOOPFS_VERSION);
 		return EXIT_SUCCESS;
 	}
-	if (opts.debug)
-		log::set_max_level(log::Level::debug);
+	return std::nullopt;
+}
 
-	/*
-	 * Memory reclaim must not wait on I/O that needs this daemon (its files
-	 * may back a loop device or swap): PF_MEMALLOC_NOIO|PF_LOCAL_THROTTLE,
-	 * inherited by every thread made from here on. Needs CAP_SYS_RESOURCE.
-	 */
-	if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) < 0)
-		log::debug("prctl(PR_SET_IO_FLUSHER): {}, running without it", std::strerror(errno));
-
-	image::ImageTable table;
+/* Every image of SOURCE validated and its backing file opened; false (logged) on the first bad one. */
+bool load_images(const config::MountOptions &opts, image::ImageTable &table)
+{
 	try {
 		auto specs = config::load_source(opts.source);
 		config::check_unique_names(specs);
@@ -75,20 +78,17 @@ int main(int argc, char **argv)
 			image::add_image(table, image::BackingImage::open(spec, opts.read_only));
 	} catch (const config::ConfigError &e) {
 		log::error("{}", e.what());
-		return EXIT_FAILURE;
+		return false;
 	} catch (const std::exception &e) {
 		log::error("{}", e.what());
-		return EXIT_FAILURE;
+		return false;
 	}
+	return true;
+}
 
-	/* A dead mount of a killed daemon is cleared; a live one refused. */
-	std::string why;
-	auto real = daemon::prepare_mount_point(opts.mountpoint, &why);
-	if (!real) {
-		log::error("{}", why);
-		return EXIT_FAILURE;
-	}
-	opts.mountpoint = *real;
+/* Bind the control socket, then mount and serve with it; the exit code. */
+int serve(const config::MountOptions &opts, image::ImageTable &table)
+{
 	/* The control socket is bound before mounting: a conflict leaves nothing mounted. */
 	std::string socket_path = opts.control.empty()
 					  ? control::default_socket_path(CGLOOPFS_RUNSTATEDIR,
@@ -99,6 +99,7 @@ int main(int argc, char **argv)
 				      [&serving](const control::Request &r, const control::Peer &p) {
 					      return daemon::handle_control(r, p, *serving);
 				      });
+	std::string why;
 	if (server.bind_socket(&why) < 0) {
 		log::error("{}", why);
 		return EXIT_FAILURE;
@@ -117,4 +118,38 @@ int main(int argc, char **argv)
 	};
 	hooks.on_stop = [&] { server.stop(); };
 	return fuse::run_session(opts, table, hooks);
+}
+
+} /* namespace */
+
+int main(int argc, char **argv)
+{
+	log::init("cgloopfs");
+	config::MountOptions opts;
+	if (auto done = parse_options(argc, argv, &opts))
+		return *done;
+	if (opts.debug)
+		log::set_max_level(log::Level::debug);
+
+	/*
+	 * Memory reclaim must not wait on I/O that needs this daemon (its files
+	 * may back a loop device or swap): PF_MEMALLOC_NOIO|PF_LOCAL_THROTTLE,
+	 * inherited by every thread made from here on. Needs CAP_SYS_RESOURCE.
+	 */
+	if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) < 0)
+		log::debug("prctl(PR_SET_IO_FLUSHER): {}, running without it", std::strerror(errno));
+
+	image::ImageTable table;
+	if (!load_images(opts, table))
+		return EXIT_FAILURE;
+
+	/* A dead mount of a killed daemon is cleared; a live one refused. */
+	std::string why;
+	auto real = daemon::prepare_mount_point(opts.mountpoint, &why);
+	if (!real) {
+		log::error("{}", why);
+		return EXIT_FAILURE;
+	}
+	opts.mountpoint = *real;
+	return serve(opts, table);
 }

@@ -8,6 +8,7 @@
 
 #include <signal.h>
 #include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -128,7 +129,7 @@ std::optional<std::string> prepare_mount_point(const std::string &given, std::st
 					       *path, top->fstype, std::strerror(-r), *path);
 			return std::nullopt;
 		}
-		if (int u = unmount_lazily(*path); u < 0) {
+		if (int u = unmount_dead_mount(*path, makedev(top->major, top->minor)); u < 0) {
 			*ret_why = fmt::format("mount point \"{}\": the cgloopfs daemon of the mount "
 					       "there is gone, and unmounting it failed: {}",
 					       *path, std::strerror(-u));

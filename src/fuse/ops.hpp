@@ -21,6 +21,7 @@
 #include <fuse_lowlevel.h>
 
 #include "cgroup/resolver.hpp"
+#include "common/names.hpp"
 #include "config/mount_options.hpp"
 #include "dispatch/dispatcher.hpp"
 #include "image/image_table.hpp"
@@ -68,7 +69,6 @@ struct Filesystem {
 /* The operations table, wired to the op_* adapters. */
 fuse_lowlevel_ops make_ops();
 
-/* The xattr of the mount's root that names its control socket. */
-inline constexpr const char *control_xattr = "user.cgloopfs.control";
+/* The root's xattr naming the control socket is control_xattr (common/names.hpp). */
 
 } /* namespace cgloopfs::fuse */

@@ -29,6 +29,7 @@
 #include "common/log.hpp"
 #include "common/mountinfo.hpp"
 #include "common/sched.hpp"
+#include "common/thread.hpp"
 #include "common/unique_fd.hpp"
 #include "dispatch/dispatcher.hpp"
 #include "ops.hpp"
@@ -55,6 +56,10 @@ std::string escape_opt(const std::string &s)
 	return out;
 }
 
+/*
+ * The threads that read /dev/fuse and run the callbacks. Thread-bound:
+ * start() and stop() from the main thread.
+ */
 struct SessionThreads {
 	fuse_session *se = nullptr;
 	PayloadPool *payloads = nullptr;
@@ -62,7 +67,7 @@ struct SessionThreads {
 	std::atomic<unsigned> running{0};
 	std::atomic<bool> failed{false};
 	std::vector<pthread_t> ids;
-	std::vector<std::thread> threads;
+	std::vector<std::jthread> threads;
 
 	void loop()
 	{
@@ -110,18 +115,19 @@ struct SessionThreads {
 		(void)!::write(ended_fd, &one, sizeof(one));
 	}
 
+	/* Start n threads (with every signal blocked; each unblocks wake_signal). */
 	bool start(unsigned n)
 	{
 		for (unsigned i = 0; i < n; i++) {
-			try {
-				running++;
-				threads.emplace_back([this] { loop(); });
-				ids.push_back(threads.back().native_handle());
-			} catch (const std::system_error &e) {
+			running++;
+			std::jthread &t = threads.emplace_back();
+			if (int err = start_thread(t, [this] { loop(); })) {
+				threads.pop_back();
 				running--;
-				log::error("cannot start a session thread: {}", e.what());
+				log::error("cannot start a session thread: {}", std::strerror(err));
 				return false;
 			}
+			ids.push_back(t.native_handle());
 		}
 		return true;
 	}
@@ -205,11 +211,12 @@ int64_t request_timeout_s(unsigned wanted)
 	return wanted;
 }
 
-} /* namespace */
-
-int run_session(const config::MountOptions &opts, image::ImageTable &table, SessionHooks hooks)
+/*
+ * Every thread starts with signals blocked; the main thread takes SIGTERM,
+ * SIGINT and SIGHUP by signalfd. Faults and abort stay deliverable.
+ */
+void block_signals()
 {
-	/* Every thread starts with signals blocked; the main thread takes them by signalfd. */
 	sigset_t all;
 	sigfillset(&all);
 	sigdelset(&all, SIGSEGV);
@@ -225,18 +232,25 @@ int run_session(const config::MountOptions &opts, image::ImageTable &table, Sess
 	sa.sa_flags = 0; /* no SA_RESTART: read(2) on /dev/fuse must return EINTR */
 	sigaction(wake_signal, &sa, nullptr);
 	signal(SIGPIPE, SIG_IGN);
+}
 
+bool check_mount_point(const std::string &mountpoint)
+{
 	struct stat mst;
-	if (stat(opts.mountpoint.c_str(), &mst) < 0) {
-		log::error("mount point \"{}\": {}", opts.mountpoint, std::strerror(errno));
-		return EXIT_FAILURE;
+	if (stat(mountpoint.c_str(), &mst) < 0) {
+		log::error("mount point \"{}\": {}", mountpoint, std::strerror(errno));
+		return false;
 	}
 	if (!S_ISDIR(mst.st_mode)) {
-		log::error("mount point \"{}\": not a directory", opts.mountpoint);
-		return EXIT_FAILURE;
+		log::error("mount point \"{}\": not a directory", mountpoint);
+		return false;
 	}
+	return true;
+}
 
-	/* Mount options for libfuse: ours were taken out by the parser. */
+/* libfuse's command line: its mount options (ours were taken out by the parser). */
+std::vector<std::string> fuse_command_line(const config::MountOptions &opts)
+{
 	std::string fuse_opts =
 		"fsname=" + escape_opt(opts.source) + ",subtype=cgloopfs,nosuid,nodev";
 	/* Other users are let in only with the kernel checking modes and owners. */
@@ -248,19 +262,14 @@ int run_session(const config::MountOptions &opts, image::ImageTable &table, Sess
 		fuse_opts += ",ro";
 	for (const auto &o : opts.fuse_options)
 		fuse_opts += "," + escape_opt(o);
-	std::vector<std::string> args_s = {"cgloopfs", "-o", fuse_opts};
+	std::vector<std::string> args = {"cgloopfs", "-o", fuse_opts};
 	if (opts.debug)
-		args_s.push_back("-d");
-	std::vector<char *> argv;
-	for (auto &s : args_s)
-		argv.push_back(s.data());
-	argv.push_back(nullptr);
-	fuse_args args = FUSE_ARGS_INIT(static_cast<int>(args_s.size()), argv.data());
+		args.push_back("-d");
+	return args;
+}
 
-	cgroup::Resolver resolver;
-	if (opts.dispatch == config::DispatchMode::cgroup && resolver.method() == cgroup::Method::none)
-		log::warning("no cgroup v2 hierarchy found: every request uses the root queue");
-
+dispatch::Config dispatch_config(const config::MountOptions &opts)
+{
 	dispatch::Config dc;
 	dc.mode = opts.dispatch == config::DispatchMode::single ? dispatch::Mode::single
 								 : dispatch::Mode::cgroup;
@@ -268,147 +277,208 @@ int run_session(const config::MountOptions &opts, image::ImageTable &table, Sess
 	dc.max_workers = opts.max_workers;
 	dc.worker_depth = opts.worker_depth;
 	dc.request_timeout_ns = request_timeout_s(opts.request_timeout) * 1000000000LL;
-	dispatch::SteadyClock clock;
-	dispatch::Dispatcher dispatcher(dc, clock, [&resolver](const dispatch::Job &job) {
-		return resolver.path(job.caller_pid);
-	});
-	/* Once per episode (the reaper notices), never per request. */
-	dispatcher.on_spawn_trouble([](const dispatch::SpawnTrouble &t) {
-		if (t.failing)
-			log::warning("cannot start a worker thread (cgroup \"{}\": {}): cgroups "
-				     "without a worker are served by the root queue until threads "
-				     "can be started again",
-				     t.path, std::strerror(t.error));
-		else
-			log::notice("worker threads start again, after {} failed attempt(s)",
-				    t.failures);
-	});
+	return dc;
+}
 
-	Filesystem fs(opts, table, dispatcher, resolver);
-	fs.root_uid = getuid();
-	fs.root_gid = getgid();
-	clock_gettime(CLOCK_REALTIME, &fs.start_time);
+/* Once per episode (the reaper notices), never per request. */
+void log_spawn_trouble(const dispatch::SpawnTrouble &t)
+{
+	if (t.failing)
+		log::warning("cannot start a worker thread (cgroup \"{}\": {}): cgroups "
+			     "without a worker are served by the root queue until threads "
+			     "can be started again",
+			     t.path, std::strerror(t.error));
+	else
+		log::notice("worker threads start again, after {} failed attempt(s)", t.failures);
+}
 
+/* st_dev of the files of our mount at `mountpoint` (0: not found). */
+dev_t mount_device(const std::string &mountpoint)
+{
+	dev_t dev = 0;
+	for (const auto &m : parse_mountinfo(read_mountinfo()))
+		if (m.mountpoint == mountpoint && m.fstype == "fuse.cgloopfs")
+			dev = makedev(m.major, m.minor);
+	return dev;
+}
+
+/*
+ * One mount's life in three steps, as qemu's FUSE export splits setup,
+ * shutdown and delete: mount(), serve(), shut_down(). Thread-bound: all on
+ * the main thread, which holds the signals.
+ */
+class Session
+{
+public:
+	Session(const config::MountOptions &opts, image::ImageTable &table, SessionHooks hooks);
+	Session(const Session &) = delete;
+	Session &operator=(const Session &) = delete;
+
+	/* Create the libfuse session, mount, and leave the terminal unless -f. */
+	bool mount();
+	/* Start serving and serve until unmounted or signalled; the exit code so far. */
+	int serve();
+	/* Stop it all in the order session.hpp gives; the exit code (or _exit). */
+	int shut_down(int exit_code);
+
+private:
+	bool start();
+	void wait_for_end();
+	bool took_signal();
+	bool connection_aborted();
+	void clear_aborted_mount();
+
+	const config::MountOptions &opts_;
+	image::ImageTable &table_;
+	SessionHooks hooks_;
+	cgroup::Resolver resolver_;
+	dispatch::SteadyClock clock_;
+	dispatch::Dispatcher dispatcher_;
+	Filesystem fs_;
+	fuse_session *se_ = nullptr; /* set by mount(), destroyed by shut_down() */
+	UniqueFd ended_;	     /* eventfd: a session thread ended */
+	UniqueFd sigfd_;	     /* signalfd: SIGTERM, SIGINT, SIGHUP */
+	SessionThreads threads_;
+};
+
+Session::Session(const config::MountOptions &opts, image::ImageTable &table, SessionHooks hooks)
+	: opts_(opts), table_(table), hooks_(std::move(hooks)),
+	  dispatcher_(dispatch_config(opts), clock_,
+		      [this](const dispatch::Job &job) { return resolver_.path(job.caller_pid); }),
+	  fs_(opts, table, dispatcher_, resolver_)
+{
+	if (opts.dispatch == config::DispatchMode::cgroup && resolver_.method() == cgroup::Method::none)
+		log::warning("no cgroup v2 hierarchy found: every request uses the root queue");
+	dispatcher_.on_spawn_trouble(log_spawn_trouble);
+	fs_.root_uid = getuid();
+	fs_.root_gid = getgid();
+	clock_gettime(CLOCK_REALTIME, &fs_.start_time);
+}
+
+bool Session::mount()
+{
+	std::vector<std::string> args_s = fuse_command_line(opts_);
+	std::vector<char *> argv;
+	for (auto &s : args_s)
+		argv.push_back(s.data());
+	argv.push_back(nullptr);
+	fuse_args args = FUSE_ARGS_INIT(static_cast<int>(args_s.size()), argv.data());
 	fuse_lowlevel_ops ops = make_ops();
-	fuse_session *se = fuse_session_new(&args, &ops, sizeof(ops), &fs);
+	fuse_session *se = fuse_session_new(&args, &ops, sizeof(ops), &fs_);
 	fuse_opt_free_args(&args);
 	if (!se) {
 		log::error("cannot create the FUSE session (bad mount options?)");
-		return EXIT_FAILURE;
+		return false;
 	}
-	if (fuse_session_mount(se, opts.mountpoint.c_str()) != 0) {
-		log::error("cannot mount on \"{}\"", opts.mountpoint);
+	if (fuse_session_mount(se, opts_.mountpoint.c_str()) != 0) {
+		log::error("cannot mount on \"{}\"", opts_.mountpoint);
 		fuse_session_destroy(se);
-		return EXIT_FAILURE;
+		return false;
 	}
-	fs.session = se;
-	for (const auto &m : parse_mountinfo(read_mountinfo()))
-		if (m.mountpoint == opts.mountpoint && m.fstype == "fuse.cgloopfs")
-			fs.mount_dev = makedev(m.major, m.minor);
-	if (fuse_daemonize(opts.foreground ? 1 : 0) != 0) {
+	fs_.session = se;
+	fs_.mount_dev = mount_device(opts_.mountpoint);
+	if (fuse_daemonize(opts_.foreground ? 1 : 0) != 0) {
 		fuse_session_unmount(se);
 		fuse_session_destroy(se);
-		return EXIT_FAILURE;
+		return false;
 	}
-	if (!opts.foreground)
+	if (!opts_.foreground)
 		log::use_syslog();
+	se_ = se;
+	return true;
+}
 
-	int exit_code = EXIT_SUCCESS;
-	UniqueFd ended(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+int Session::serve()
+{
+	if (!start())
+		return EXIT_FAILURE;
+	log::info("serving {} image(s) from \"{}\" on \"{}\" (dispatch={})", table_.count(),
+		  opts_.source, opts_.mountpoint,
+		  opts_.dispatch == config::DispatchMode::cgroup ? "cgroup" : "single");
+	wait_for_end();
+	return EXIT_SUCCESS;
+}
+
+/* The dispatcher, then the hooks' services (control), then the session threads. */
+bool Session::start()
+{
+	ended_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
 	sigset_t term;
 	sigemptyset(&term);
 	sigaddset(&term, SIGTERM);
 	sigaddset(&term, SIGINT);
 	sigaddset(&term, SIGHUP);
-	UniqueFd sigfd(signalfd(-1, &term, SFD_CLOEXEC | SFD_NONBLOCK));
-	SessionThreads threads;
-	threads.se = se;
-	threads.payloads = &fs.payloads;
-	threads.ended_fd = ended.get();
+	sigfd_.reset(signalfd(-1, &term, SFD_CLOEXEC | SFD_NONBLOCK));
+	threads_.se = se_;
+	threads_.payloads = &fs_.payloads;
+	threads_.ended_fd = ended_.get();
 
-	bool started = ended && sigfd && dispatcher.start();
-	if (!started)
+	if (!ended_ || !sigfd_ || !dispatcher_.start()) {
 		log::error("cannot start the dispatcher: {}", std::strerror(errno));
-	if (started && hooks.on_ready && !hooks.on_ready(fs))
-		started = false;
-	if (started && !threads.start(session_threads))
-		started = false;
+		return false;
+	}
+	if (hooks_.on_ready && !hooks_.on_ready(fs_))
+		return false;
+	return threads_.start(session_threads);
+}
 
-	if (started) {
-		log::info("serving {} image(s) from \"{}\" on \"{}\" (dispatch={})", table.count(),
-			  opts.source, opts.mountpoint,
-			  opts.dispatch == config::DispatchMode::cgroup ? "cgroup" : "single");
-		/* No periodic wake-ups unless systemd listens (sd_notify is a no-op then). */
-		const bool notifying = std::getenv("NOTIFY_SOCKET") != nullptr;
-		std::string status = status_line(table, dispatcher, opts.mountpoint);
-		notify("READY=1\n" + status);
-		struct pollfd pfds[2] = {{sigfd.get(), POLLIN, 0}, {ended.get(), POLLIN, 0}};
-		for (;;) {
-			int n = poll(pfds, 2, notifying ? status_interval_ms : -1);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n == 0) { /* the status interval passed */
-				std::string now = status_line(table, dispatcher, opts.mountpoint);
-				if (now != status)
-					notify(now);
-				status = std::move(now);
-				continue;
-			}
-			if (n < 0) {
-				log::error("poll: {}", std::strerror(errno));
-				break;
-			}
-			if (pfds[0].revents & POLLIN) {
-				struct signalfd_siginfo si;
-				if (::read(sigfd.get(), &si, sizeof(si)) == sizeof(si)) {
-					log::info("{} received, unmounting \"{}\"",
-						  sigabbrev_np(static_cast<int>(si.ssi_signo)),
-						  opts.mountpoint);
-					break;
-				}
-			}
-			if (pfds[1].revents & POLLIN)
-				break; /* unmounted (or /dev/fuse failed) */
+/*
+ * Wait for a signal or the end of the connection (unmounted, or /dev/fuse
+ * failed). Tells systemd READY=1, and keeps STATUS= up to date while it
+ * listens (no periodic wake-ups otherwise: sd_notify is a no-op then).
+ */
+void Session::wait_for_end()
+{
+	const bool notifying = std::getenv("NOTIFY_SOCKET") != nullptr;
+	std::string status = status_line(table_, dispatcher_, opts_.mountpoint);
+	notify("READY=1\n" + status);
+	struct pollfd pfds[2] = {{sigfd_.get(), POLLIN, 0}, {ended_.get(), POLLIN, 0}};
+	for (;;) {
+		int n = poll(pfds, 2, notifying ? status_interval_ms : -1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0) { /* the status interval passed */
+			std::string now = status_line(table_, dispatcher_, opts_.mountpoint);
+			if (now != status)
+				notify(now);
+			status = std::move(now);
+			continue;
 		}
-	} else {
-		exit_code = EXIT_FAILURE;
+		if (n < 0) {
+			log::error("poll: {}", std::strerror(errno));
+			return;
+		}
+		if ((pfds[0].revents & POLLIN) && took_signal())
+			return;
+		if (pfds[1].revents & POLLIN)
+			return;
 	}
+}
 
+bool Session::took_signal()
+{
+	struct signalfd_siginfo si;
+	if (::read(sigfd_.get(), &si, sizeof(si)) != sizeof(si))
+		return false;
+	log::info("{} received, unmounting \"{}\"", sigabbrev_np(static_cast<int>(si.ssi_signo)),
+		  opts_.mountpoint);
+	return true;
+}
+
+int Session::shut_down(int exit_code)
+{
 	notify("STOPPING=1\nSTATUS=Stopping: answering the requests in flight, unmounting");
-	if (hooks.on_stop)
-		hooks.on_stop();
-	threads.stop();
-	if (threads.failed)
+	if (hooks_.on_stop)
+		hooks_.on_stop();
+	threads_.stop();
+	if (threads_.failed)
 		exit_code = EXIT_FAILURE;
-	bool clean = dispatcher.shutdown(shutdown_grace_ns);
-	/*
-	 * The connection ended but the mount is still there: it was aborted
-	 * (fusectl abort, a kernel request timeout), not unmounted. libfuse leaves
-	 * such a dead mount in place; take it away and say so.
-	 */
-	bool aborted = false;
-	if (fs.mount_dev != 0) {
-		struct pollfd pfd = {fuse_session_fd(se), 0, 0};
-		auto entries = parse_mountinfo(read_mountinfo());
-		aborted = poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR) &&
-			  has_device(entries, major(fs.mount_dev), minor(fs.mount_dev));
-	}
-	fuse_session_unmount(se);
+	bool clean = dispatcher_.shutdown(shutdown_grace_ns);
+	bool aborted = connection_aborted();
+	fuse_session_unmount(se_);
 	if (aborted) {
 		exit_code = EXIT_FAILURE;
-		auto entries = parse_mountinfo(read_mountinfo());
-		const MountEntry *top = top_mount_at(entries, opts.mountpoint);
-		int r = top && makedev(top->major, top->minor) == fs.mount_dev
-				? unmount_lazily(opts.mountpoint)
-				: -EBUSY;
-		if (r < 0)
-			log::error("the FUSE connection of \"{}\" was aborted; its dead mount stays "
-				   "(unmount it with: umount -l {}): {}",
-				   opts.mountpoint, opts.mountpoint, std::strerror(-r));
-		else
-			log::error("the FUSE connection of \"{}\" was aborted (fusectl abort or a "
-				   "kernel request timeout); unmounted it",
-				   opts.mountpoint);
+		clear_aborted_mount();
 	}
 	if (!clean) {
 		log::warning("requests stuck in backing I/O were answered with EIO after {} s",
@@ -416,9 +486,51 @@ int run_session(const config::MountOptions &opts, image::ImageTable &table, Sess
 		/* Their threads still run and hold the session: end without tearing down. */
 		_exit(exit_code);
 	}
-	fuse_session_destroy(se);
-	fs.close_all_files();
+	fuse_session_destroy(se_);
+	se_ = nullptr;
+	fs_.close_all_files();
 	return exit_code;
+}
+
+/*
+ * The connection ended but the mount is still there: it was aborted
+ * (fusectl abort, a kernel request timeout), not unmounted.
+ */
+bool Session::connection_aborted()
+{
+	if (fs_.mount_dev == 0)
+		return false;
+	struct pollfd pfd = {fuse_session_fd(se_), 0, 0};
+	auto entries = parse_mountinfo(read_mountinfo());
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR) &&
+	       has_device(entries, major(fs_.mount_dev), minor(fs_.mount_dev));
+}
+
+/* libfuse leaves the dead mount of an aborted connection in place: take it away and say so. */
+void Session::clear_aborted_mount()
+{
+	int r = unmount_dead_mount(opts_.mountpoint, fs_.mount_dev);
+	if (r < 0)
+		log::error("the FUSE connection of \"{}\" was aborted; its dead mount stays "
+			   "(unmount it with: umount -l {}): {}",
+			   opts_.mountpoint, opts_.mountpoint, std::strerror(-r));
+	else
+		log::error("the FUSE connection of \"{}\" was aborted (fusectl abort or a "
+			   "kernel request timeout); unmounted it",
+			   opts_.mountpoint);
+}
+
+} /* namespace */
+
+int run_session(const config::MountOptions &opts, image::ImageTable &table, SessionHooks hooks)
+{
+	block_signals();
+	if (!check_mount_point(opts.mountpoint))
+		return EXIT_FAILURE;
+	Session session(opts, table, std::move(hooks));
+	if (!session.mount())
+		return EXIT_FAILURE;
+	return session.shut_down(session.serve());
 }
 
 } /* namespace cgloopfs::fuse */

@@ -1,11 +1,27 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Session: the mount and its life. Creates the libfuse session, mounts,
- * detaches from the terminal unless -f, runs the session threads, the
- * dispatcher and (later) the control server, tells systemd, and shuts all of
- * it down in order on SIGTERM/SIGINT/SIGHUP or unmount:
- * session threads, then the dispatcher (every request answered), then the
- * unmount, then STOPPING=1. Thread-bound: run() on the main thread.
+ * Session: the mount and its life, in three steps (as qemu's FUSE export
+ * splits setup, shutdown and delete):
+ *  - mount: create the libfuse session, mount, detach from the terminal
+ *    unless -f;
+ *  - serve: start the dispatcher, the hooks' services (the control server)
+ *    and the session threads, tell systemd READY=1, and wait for
+ *    SIGTERM/SIGINT/SIGHUP or the end of the connection (unmount, abort);
+ *  - shut down, in this order:
+ *    1. STOPPING=1 to systemd, first: it means "shutdown begins", and the
+ *       unit shows so while the requests in flight are answered;
+ *    2. the hooks' services (control socket closed and removed): no command
+ *       runs on a mount being torn down;
+ *    3. fuse_session_exit, then the session threads are woken and joined:
+ *       no new request comes in;
+ *    4. the dispatcher: every request in flight is answered, the workers
+ *       are joined (after a grace time, stuck requests get EIO);
+ *    5. the unmount (a dead mount left by an aborted connection is taken
+ *       away); only now, because the unmount closes /dev/fuse, through
+ *       which the answers of step 4 go;
+ *    6. the session is destroyed. When requests were stuck, their threads
+ *       still hold it: the process ends (_exit) without this step.
+ * Thread-bound: run_session() on the main thread.
  */
 #pragma once
 

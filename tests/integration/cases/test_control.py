@@ -500,5 +500,30 @@ def test_a_dead_daemon_is_reported_clearly(t):
                      f"{args} with a dead daemon")
 
 
+def test_an_exiting_daemon_leaves_another_daemons_socket(t):
+    """A daemon removes only the control socket it made: when its path has come to
+    name another daemon's socket, that daemon stays reachable after the first exits."""
+    a, b = t.path("a.img"), t.path("b.img")
+    harness.make_sparse(a, MiB)
+    harness.make_sparse(b, MiB)
+    sock = t.path("run", "ctl.sock")
+    with t.mount(a, opts=f"control={sock}") as ma:
+        check_eq([i["name"] for i in ctl_json("--socket", sock, "list")["images"]],
+                 ["a.img"], "A answers on its socket")
+        # Someone removes A's socket file; B then starts with the same path.
+        os.unlink(sock)
+        with t.mount(b, opts=f"control={sock}") as mb:
+            check_eq([i["name"] for i in ctl_json("--socket", sock, "list")["images"]],
+                     ["b.img"], "the path names B's socket")
+            harness.fusermount_unmount(ma.mnt)
+            check_eq(ma.wait_exit(), 0, "A's exit status")
+            check(os.path.exists(sock), "A's exit removed B's control socket")
+            check_eq([i["name"] for i in ctl_json("--socket", sock, "list")["images"]],
+                     ["b.img"], "B through its socket after A exited")
+            check_eq([i["name"] for i in ctl_json("list", mb.mnt)["images"]], ["b.img"],
+                     "B through its mount point after A exited")
+        check(not os.path.exists(sock), "B removed its own socket when it exited")
+
+
 if __name__ == "__main__":
     harness.main()
