@@ -76,11 +76,16 @@ def signal_with_io_in_flight(t, sig):
     with t.mount(backing) as m:
         reader = start([READER, m.path("img")])
         writer = None
+        first = ""
         try:
             line = reader.stdout.readline()
             check(line.strip() == "ready", f"reader said {line!r}")
             writer = start([WRITER, m.path("img"), str(size // BLOCK - 1)])
-            time.sleep(0.3)  # let both run against the mount
+            # The writer's first acknowledged block, not a fixed sleep: on a
+            # loaded machine the interpreter alone takes over a second to start.
+            first = writer.stdout.readline()
+            check(first.strip() == "0", f"the writer's first write: {first!r}")
+            time.sleep(0.05)  # let both run against the mount
             check(reader.poll() is None and writer.poll() is None,
                   "the reader or writer ended before the signal")
             m.signal(sig)
@@ -90,6 +95,7 @@ def signal_with_io_in_flight(t, sig):
         finally:
             rout, _ = finish(reader)
             wout, _ = finish(writer) if writer else ("", "")
+            wout = first + wout
     acked = [int(x) for x in wout.split() if x.isdigit()]
     check(acked, f"the writer got nothing done: {wout!r}")
     data = file_pread(backing, 0, size)
