@@ -1069,7 +1069,7 @@ TEST_CASE("expire: a running job interrupted a grace ago is answered EINTR, a qu
 	FakeJob &running = h.submit(7, &g);
 	REQUIRE(h.wait_started(running));
 	FakeJob &queued = h.submit(7);
-	running.interrupted_ns.store(h.clock.now_ns());
+	running.interrupted_at(h.clock.now_ns());
 	(void)queued.cancel(EINTR); /* what an interrupt does to a queued request */
 
 	h.clock.advance_ns(second / 2);
