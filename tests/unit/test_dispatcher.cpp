@@ -155,15 +155,13 @@ public:
 		std::lock_guard<std::mutex> l(log_.mutex);
 		cancels_++;
 		cancel_err_ = err;
+		answered_.store(true, std::memory_order_relaxed);
 		log_.cv.notify_all();
 		return cancels_ == 1;
 	}
 
-	bool answered() noexcept override
-	{
-		std::lock_guard<std::mutex> l(log_.mutex);
-		return cancels_ > 0;
-	}
+	/* Called under a worker's mutex: takes no lock, as Job asks. */
+	bool answered() noexcept override { return answered_.load(std::memory_order_relaxed); }
 
 	void release() noexcept override
 	{
@@ -202,6 +200,7 @@ private:
 	Gate *const gate_;
 	const JobOutcome outcome_;
 	int runs_ = 0, releases_ = 0, cancels_ = 0, cancel_err_ = 0, order_ = -1;
+	std::atomic<bool> answered_{false}; /* cancels_ > 0 */
 	bool finished_ = false, buffers_ok_ = false;
 	std::string thread_name_;
 	std::thread::id thread_;
