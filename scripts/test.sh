@@ -4,7 +4,9 @@
 # warnings as errors and run the tests of each build, and end with
 # "N passed, N failed":
 #   plain  build-ci     every unit and mount test
-#   asan   build-asan   the same with address+undefined sanitizers
+#   clang  build-clang  clang (its -Wthread-safety checks the lock
+#                       annotations): the unit and style tests
+#   asan   build-asan   as plain, with address+undefined sanitizers
 #   tsan   build-tsan   thread sanitizer: the dispatcher unit test and the
 #                       control mount test (only what they need is built)
 #   fuzz   build-fuzz   clang + libFuzzer: each harness of tests/fuzz for
@@ -62,6 +64,8 @@ run_build() {
 }
 
 run_build plain build-ci || status=1
+# clang with -Werror: its -Wthread-safety checks the lock annotations.
+run_build clang build-clang CXX=clang++ TESTS="--suite unit --suite style" -Dman-pages=disabled || status=1
 # Sanitizers slow the mount tests down; give them more time.
 run_build asan build-asan TIMEOUT=2 -Db_sanitize=address,undefined -Db_lundef=false || status=1
 

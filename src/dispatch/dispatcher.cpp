@@ -15,7 +15,10 @@
 namespace cgloopfs::dispatch {
 
 Dispatcher::Dispatcher(Config config, const Clock &clock, PathFn path_of)
-	: config_(config), clock_(clock), path_of_(std::move(path_of)),
+	: mode_(config.mode), reaper_thread_(config.reaper_thread),
+	  request_timeout_ns_(config.request_timeout_ns),
+	  interrupt_grace_ns_(config.interrupt_grace_ns), clock_(clock),
+	  path_of_(std::move(path_of)), config_(config),
 	  depth_(std::max(1u, config.worker_depth)), idle_timeout_ns_(config.idle_timeout_ns)
 {
 }
@@ -28,14 +31,18 @@ Dispatcher::~Dispatcher()
 
 bool Dispatcher::start()
 {
-	auto stats = stats_for(0, "/");
+	std::shared_ptr<CgroupStats> stats;
+	{
+		ExclusiveLocker l(mutex_);
+		stats = stats_for(0, "/");
+	}
 	root_ = std::make_unique<Worker>(*this, 0, "/", std::move(stats), true);
 	root_raw_ = root_.get();
 	if (int err = root_->start(); err != 0) {
 		errno = err;
 		return false;
 	}
-	if (config_.reaper_thread) {
+	if (reaper_thread_) {
 		sigset_t all, old;
 		sigfillset(&all);
 		pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -67,7 +74,6 @@ void Dispatcher::fail_next_spawns(unsigned n)
 
 std::shared_ptr<CgroupStats> Dispatcher::stats_for(uint64_t id, const std::string &path)
 {
-	/* Called with mutex_ held, or before any thread runs (start). */
 	auto it = stats_.find(id);
 	if (it != stats_.end())
 		return it->second;
@@ -90,65 +96,76 @@ std::shared_ptr<CgroupStats> Dispatcher::stats_for(uint64_t id, const std::strin
 	return stats;
 }
 
+void Dispatcher::refuse(Job *job) noexcept
+{
+	job->cancel(EIO);
+	job->release();
+}
+
+Dispatcher::Route Dispatcher::route_locked(Job *job)
+{
+	auto it = workers_.find(job->cgroup_id);
+	if (it != workers_.end())
+		return it->second->enqueue(job) ? Route::queued : Route::refused;
+	if (stopping_ || workers_.size() + reaping_ >= config_.max_workers) {
+		totals_.root_fallbacks++;
+		return Route::root;
+	}
+	return Route::new_worker;
+}
+
 void Dispatcher::submit(Job *job)
 {
-	job->submitted_ns = clock_.now_ns();
-	if (config_.mode == Mode::single || job->cgroup_id == 0) {
-		root_raw_->enqueue(job);
+	job->work_.submitted_ns = clock_.now_ns();
+	job->work_.interrupted_ns.store(0, std::memory_order_relaxed);
+	if (mode_ == Mode::single || job->cgroup_id == 0) {
+		if (!root_raw_->enqueue(job))
+			refuse(job);
 		return;
 	}
 
 	{
 		/* The common case: the cgroup has a worker. Submitters do not wait on each other. */
-		std::shared_lock<std::shared_mutex> shared(mutex_);
+		SharedLocker shared(mutex_);
 		auto it = workers_.find(job->cgroup_id);
 		if (it != workers_.end()) {
-			it->second->enqueue(job);
-			return;
+			bool queued = it->second->enqueue(job);
+			if (queued)
+				return;
 		}
 	}
+	/* (A worker refusing the job is stopping: it leaves the map, look again.) */
 
-	std::unique_lock<std::shared_mutex> l(mutex_);
-	/* Queue to the cgroup's worker if it has one, or to the root queue when it
-	 * cannot have one; false when a worker should be made. */
-	auto queued = [&] {
-		auto it = workers_.find(job->cgroup_id);
-		if (it != workers_.end()) {
-			it->second->enqueue(job);
-			return true;
-		}
-		if (stopping_ || workers_.size() + reaping_ >= config_.max_workers) {
-			totals_.root_fallbacks++;
-			l.unlock();
-			root_raw_->enqueue(job);
-			return true;
-		}
-		return false;
-	};
-	if (queued())
-		return;
-
-	/* Name the cgroup without the lock held (it reads /proc), then look again. */
-	l.unlock();
-	std::string path = path_of_ ? path_of_(*job) : std::string();
-	l.lock();
-	if (queued())
-		return;
-	auto stats = stats_for(job->cgroup_id, path);
-	auto worker = std::make_unique<Worker>(*this, job->cgroup_id, path, std::move(stats),
-					       false);
-	if (int err = worker->start(); err != 0) {
-		totals_.spawn_failures++;
-		last_spawn_error_ = err;
-		last_spawn_path_ = std::move(path);
-		totals_.root_fallbacks++;
+	ExclusiveLocker l(mutex_);
+	Route route = route_locked(job);
+	if (route == Route::new_worker) {
+		/* Name the cgroup without the lock held (it reads /proc), then look again. */
 		l.unlock();
-		root_raw_->enqueue(job);
-		return;
+		std::string path = path_of_ ? path_of_(*job) : std::string();
+		l.lock();
+		route = route_locked(job);
+		if (route == Route::new_worker) {
+			auto stats = stats_for(job->cgroup_id, path);
+			auto worker = std::make_unique<Worker>(*this, job->cgroup_id, path,
+							       std::move(stats), false);
+			if (int err = worker->start(); err != 0) {
+				totals_.spawn_failures++;
+				last_spawn_error_ = err;
+				last_spawn_path_ = std::move(path);
+				totals_.root_fallbacks++;
+				route = Route::root;
+			} else {
+				totals_.workers_created++;
+				route = worker->enqueue(job) ? Route::queued : Route::refused;
+				workers_.emplace(job->cgroup_id, std::move(worker));
+			}
+		}
 	}
-	totals_.workers_created++;
-	worker->enqueue(job);
-	workers_.emplace(job->cgroup_id, std::move(worker));
+	l.unlock();
+	if (route == Route::root && root_raw_->enqueue(job))
+		return;
+	if (route != Route::queued)
+		refuse(job);
 }
 
 size_t Dispatcher::reap()
@@ -157,7 +174,7 @@ size_t Dispatcher::reap()
 	std::vector<std::unique_ptr<Worker>> dead;
 	std::optional<SpawnTrouble> trouble;
 	{
-		std::lock_guard<std::shared_mutex> l(mutex_);
+		ExclusiveLocker l(mutex_);
 		for (auto it = workers_.begin(); it != workers_.end();) {
 			/* Under both locks: no job can be queued to it after this check. */
 			if (it->second->idle_since(cutoff)) {
@@ -176,32 +193,41 @@ size_t Dispatcher::reap()
 	for (auto &w : dead) {
 		(void)w->stop_and_join(INT64_MAX / 2); /* idle: its threads end at once */
 		w.reset();
-		std::lock_guard<std::shared_mutex> l(mutex_);
+		ExclusiveLocker l(mutex_);
 		reaping_--;
 	}
 	return dead.size();
 }
 
+void Dispatcher::collect_expired_locked(int64_t now_ns, ExpiredJobs &out)
+{
+	for (auto &[id, w] : workers_)
+		w->collect_expired(now_ns, request_timeout_ns_, interrupt_grace_ns_, out);
+	root_raw_->collect_expired(now_ns, request_timeout_ns_, interrupt_grace_ns_, out);
+}
+
 void Dispatcher::expire()
 {
 	int64_t now = clock_.now_ns();
-	Worker::Expired total;
-	auto add = [&](Worker &w) {
-		auto ex = w.expire(now, config_.request_timeout_ns, config_.interrupt_grace_ns);
-		total.timeouts += ex.timeouts;
-		total.interrupted += ex.interrupted;
-	};
-	std::lock_guard<std::shared_mutex> l(mutex_);
-	if (stopped_.load())
+	/* Collected under the locks, answered after them. */
+	ExpiredJobs expired;
+	{
+		SharedLocker l(mutex_);
+		if (stopped_.load())
+			return;
+		collect_expired_locked(now, expired);
+	}
+	ExpiredJobs::Answered total = expired.answer();
+	if (total.timeouts == 0 && total.interrupted == 0)
 		return;
-	for (auto &[id, w] : workers_)
-		add(*w);
-	add(*root_raw_);
-	totals_.timeouts += total.timeouts;
-	totals_.interrupted += total.interrupted;
+	{
+		ExclusiveLocker l(mutex_);
+		totals_.timeouts += total.timeouts;
+		totals_.interrupted += total.interrupted;
+	}
 	if (total.timeouts > 0 && timeout_log_.allow())
 		log::warning("{} request(s) unanswered after {} s were answered EIO",
-			     total.timeouts, config_.request_timeout_ns / 1000000000);
+			     total.timeouts, request_timeout_ns_ / 1000000000);
 }
 
 std::optional<SpawnTrouble> Dispatcher::spawn_trouble_locked()
@@ -230,12 +256,13 @@ void Dispatcher::reaper_main(std::stop_token stop)
 	/* Expiry runs every 250 ms; reaping at a quarter of idle_timeout (0.1 .. 1 s). */
 	constexpr int64_t expire_period = 250000000;
 	int64_t next_reap = clock_.now_ns();
-	std::unique_lock<std::mutex> l(reaper_mutex_);
+	MutexLocker l(reaper_mutex_);
 	while (!stop.stop_requested()) {
 		int64_t reap_period = std::clamp<int64_t>(idle_timeout_ns_.load() / 4, 100000000,
 							  1000000000);
 		int64_t wait = std::min(reap_period, expire_period);
-		reaper_cv_.wait_for(l, stop, std::chrono::nanoseconds(wait), [] { return false; });
+		reaper_cv_.wait_for(l.get(), stop, std::chrono::nanoseconds(wait),
+				    [] { return false; });
 		if (stop.stop_requested())
 			break;
 		l.unlock();
@@ -254,7 +281,7 @@ bool Dispatcher::shutdown(int64_t grace_ns)
 		return true;
 	std::vector<std::unique_ptr<Worker>> all;
 	{
-		std::lock_guard<std::shared_mutex> l(mutex_);
+		ExclusiveLocker l(mutex_);
 		stopping_ = true;
 		for (auto &[id, w] : workers_)
 			all.push_back(std::move(w));
@@ -283,7 +310,7 @@ bool Dispatcher::shutdown(int64_t grace_ns)
 std::vector<WorkerInfo> Dispatcher::workers() const
 {
 	std::vector<WorkerInfo> out;
-	std::lock_guard<std::shared_mutex> l(mutex_);
+	SharedLocker l(mutex_);
 	if (root_ && !stopped_.load())
 		out.push_back(root_->info());
 	for (const auto &[id, w] : workers_)
@@ -296,7 +323,7 @@ std::vector<WorkerInfo> Dispatcher::workers() const
 std::vector<std::shared_ptr<const CgroupStats>> Dispatcher::stats() const
 {
 	std::vector<std::shared_ptr<const CgroupStats>> out;
-	std::lock_guard<std::shared_mutex> l(mutex_);
+	SharedLocker l(mutex_);
 	for (const auto &[id, s] : stats_)
 		out.push_back(s);
 	/* The root queue first, then by path. */
@@ -308,24 +335,26 @@ std::vector<std::shared_ptr<const CgroupStats>> Dispatcher::stats() const
 
 Config Dispatcher::config() const
 {
-	std::lock_guard<std::shared_mutex> l(mutex_);
+	SharedLocker l(mutex_);
 	return config_;
 }
 
 DispatchTotals Dispatcher::totals() const
 {
-	std::lock_guard<std::shared_mutex> l(mutex_);
+	SharedLocker l(mutex_);
 	return totals_;
 }
 
 void Dispatcher::set_limits(int64_t idle_timeout_ns, unsigned max_workers, unsigned worker_depth)
 {
-	std::lock_guard<std::shared_mutex> l(mutex_);
-	idle_timeout_ns_.store(idle_timeout_ns);
-	config_.idle_timeout_ns = idle_timeout_ns;
-	config_.max_workers = max_workers;
-	config_.worker_depth = worker_depth;
-	depth_.store(std::max(1u, worker_depth));
+	{
+		ExclusiveLocker l(mutex_);
+		idle_timeout_ns_.store(idle_timeout_ns);
+		config_.idle_timeout_ns = idle_timeout_ns;
+		config_.max_workers = max_workers;
+		config_.worker_depth = worker_depth;
+		depth_.store(std::max(1u, worker_depth));
+	}
 	reaper_cv_.notify_all();
 }
 

@@ -20,9 +20,24 @@
  * tells the on_spawn_trouble() callback once, so the daemon logs each
  * episode once rather than per request.
  *
- * Thread-safe. Lock order: Dispatcher::mutex_ (shared or exclusive) before
- * Worker::mutex_; no
- * other lock is taken under either, and jobs run with none held.
+ * Thread-safe. The locks of dispatch/ and of the FUSE request path, in the
+ * order they may be taken (a lock is only ever taken with none of the later
+ * ones held):
+ *
+ *   1. Dispatcher::mutex_ (shared or exclusive)
+ *   2. Worker::mutex_, of one worker at a time
+ *   -  leaves, each taken with nothing of ours held, or under 1 and 2
+ *      never: Dispatcher::reaper_mutex_, fuse::IoRequest::mutex_,
+ *      fuse::RequestPool::mutex_, fuse::PayloadPool::mutex_, the log's
+ *      mutex (log::RateLimit)
+ *
+ * No other lock is taken under 1 or 2: jobs are run, answered (Job::cancel,
+ * which replies to FUSE) and released with neither held. Job::answered()
+ * is the one job call made under 2, and takes no lock. The FUSE request
+ * code replies with none of its own locks held; libfuse may call
+ * IoRequest's interrupt handler with its own request lock held, before
+ * IoRequest::mutex_. Clang checks what it can (-Wthread-safety: the
+ * CGL_GUARDED_BY members and CGL_REQUIRES/CGL_EXCLUDES functions below).
  */
 #pragma once
 
@@ -34,9 +49,7 @@
 #include <condition_variable>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -44,6 +57,7 @@
 
 #include "clock.hpp"
 #include "common/log.hpp"
+#include "common/mutex.hpp"
 #include "job.hpp"
 #include "stats.hpp"
 
@@ -99,6 +113,7 @@ struct SpawnTrouble {
 	uint64_t failures; /* creations that failed in this episode so far */
 };
 
+class ExpiredJobs;
 class Worker;
 
 class Dispatcher
@@ -113,37 +128,38 @@ public:
 	Dispatcher &operator=(const Dispatcher &) = delete;
 
 	/* Start the root worker (and the reaper). False if no thread could start. */
-	[[nodiscard]] bool start();
+	[[nodiscard]] bool start() CGL_EXCLUDES(mutex_);
 
 	/* Queue `job`; never blocks on I/O and never fails. */
-	void submit(Job *job);
+	void submit(Job *job) CGL_EXCLUDES(mutex_);
 
 	/* Reap workers idle for at least idle_timeout; returns how many. */
-	size_t reap();
+	size_t reap() CGL_EXCLUDES(mutex_);
 
 	/*
 	 * Answer the jobs past request_timeout (EIO) and the running jobs
 	 * interrupted more than interrupt_grace ago (EINTR); queued ones are
 	 * dropped from their queue. The reaper thread calls it every 250 ms.
 	 */
-	void expire();
+	void expire() CGL_EXCLUDES(mutex_);
 
 	/*
 	 * Stop: no new jobs, every queued job runs, every worker is joined. Jobs
 	 * still running after `grace_ns` are cancelled with EIO and their
 	 * threads left behind; returns false in that case.
 	 */
-	bool shutdown(int64_t grace_ns);
+	bool shutdown(int64_t grace_ns) CGL_EXCLUDES(mutex_);
 
-	std::vector<WorkerInfo> workers() const;
-	std::vector<std::shared_ptr<const CgroupStats>> stats() const;
-	DispatchTotals totals() const;
+	std::vector<WorkerInfo> workers() const CGL_EXCLUDES(mutex_);
+	std::vector<std::shared_ptr<const CgroupStats>> stats() const CGL_EXCLUDES(mutex_);
+	DispatchTotals totals() const CGL_EXCLUDES(mutex_);
 	/* A copy of the current settings (set_limits may change them). */
-	Config config() const;
-	Mode mode() const { return config_.mode; } /* fixed for the dispatcher's life */
+	Config config() const CGL_EXCLUDES(mutex_);
+	Mode mode() const { return mode_; } /* fixed for the dispatcher's life */
 
 	/* Change the limits of a running dispatcher (control: `set`). */
-	void set_limits(int64_t idle_timeout_ns, unsigned max_workers, unsigned worker_depth);
+	void set_limits(int64_t idle_timeout_ns, unsigned max_workers, unsigned worker_depth)
+		CGL_EXCLUDES(mutex_);
 
 	/* Test hook: make the next `n` worker thread creations fail. */
 	void fail_next_spawns(unsigned n);
@@ -159,29 +175,47 @@ public:
 
 private:
 	friend class Worker;
-	std::shared_ptr<CgroupStats> stats_for(uint64_t id, const std::string &path);
-	bool spawn_allowed();
-	std::optional<SpawnTrouble> spawn_trouble_locked();
-	void reaper_main(std::stop_token stop);
 
-	Config config_;
+	/* Where submit() puts a job of a cgroup with no worker in the map yet. */
+	enum class Route { queued, refused, root, new_worker };
+	Route route_locked(Job *job) CGL_REQUIRES(mutex_);
+	/* Answer a job no worker takes (stopping): EIO. Call with no lock held. */
+	static void refuse(Job *job) noexcept;
+	std::shared_ptr<CgroupStats> stats_for(uint64_t id, const std::string &path)
+		CGL_REQUIRES(mutex_);
+	bool spawn_allowed();
+	std::optional<SpawnTrouble> spawn_trouble_locked() CGL_REQUIRES(mutex_);
+	void collect_expired_locked(int64_t now_ns, ExpiredJobs &out) CGL_REQUIRES_SHARED(mutex_);
+	void reaper_main(std::stop_token stop) CGL_EXCLUDES(mutex_, reaper_mutex_);
+
+	/* Fixed for the dispatcher's life: read without the lock. */
+	const Mode mode_;
+	const bool reaper_thread_;
+	const int64_t request_timeout_ns_;
+	const int64_t interrupt_grace_ns_;
 	const Clock &clock_;
 	PathFn path_of_;
 
-	/* Shared by submit() looking up a worker; exclusive for everything else. */
-	mutable std::shared_mutex mutex_;
-	std::unordered_map<uint64_t, std::unique_ptr<Worker>> workers_; /* guarded by mutex_ */
-	std::unordered_map<uint64_t, std::shared_ptr<CgroupStats>> stats_; /* guarded by mutex_ */
-	DispatchTotals totals_;	    /* guarded by mutex_ */
-	bool stopping_ = false;	    /* guarded by mutex_ */
-	size_t reaping_ = 0;	    /* reaped, threads not yet joined; guarded by mutex_ */
-	/* Spawn-failure episodes, as reap() last saw them; guarded by mutex_. */
-	bool spawn_trouble_ = false;
-	uint64_t trouble_seen_failures_ = 0;
-	uint64_t trouble_seen_created_ = 0;
-	uint64_t trouble_base_failures_ = 0; /* spawn_failures when the episode began */
-	int last_spawn_error_ = 0;
-	std::string last_spawn_path_;
+	/*
+	 * Shared by submit() looking up a worker and by expire(); exclusive
+	 * for everything else. Lock order: first (see above).
+	 */
+	mutable SharedMutex mutex_;
+	Config config_ CGL_GUARDED_BY(mutex_); /* set_limits() changes the limits */
+	std::unordered_map<uint64_t, std::unique_ptr<Worker>> workers_ CGL_GUARDED_BY(mutex_);
+	std::unordered_map<uint64_t, std::shared_ptr<CgroupStats>> stats_ CGL_GUARDED_BY(mutex_);
+	DispatchTotals totals_ CGL_GUARDED_BY(mutex_);
+	bool stopping_ CGL_GUARDED_BY(mutex_) = false;
+	/* Reaped, threads not yet joined. */
+	size_t reaping_ CGL_GUARDED_BY(mutex_) = 0;
+	/* Spawn-failure episodes, as reap() last saw them. */
+	bool spawn_trouble_ CGL_GUARDED_BY(mutex_) = false;
+	uint64_t trouble_seen_failures_ CGL_GUARDED_BY(mutex_) = 0;
+	uint64_t trouble_seen_created_ CGL_GUARDED_BY(mutex_) = 0;
+	/* spawn_failures when the episode began */
+	uint64_t trouble_base_failures_ CGL_GUARDED_BY(mutex_) = 0;
+	int last_spawn_error_ CGL_GUARDED_BY(mutex_) = 0;
+	std::string last_spawn_path_ CGL_GUARDED_BY(mutex_);
 	SpawnTroubleFn on_spawn_trouble_; /* set before start(), then constant */
 	std::unique_ptr<Worker> root_; /* set by start(); released (leaked) when stuck */
 	Worker *root_raw_ = nullptr;   /* set by start(), then constant: submit() uses it */
@@ -191,7 +225,12 @@ private:
 	std::atomic<bool> stopped_{false};
 	log::RateLimit timeout_log_{5, 10};
 
-	std::mutex reaper_mutex_;
+	/*
+	 * The reaper's sleep: guards nothing, exists for reaper_cv_ (which
+	 * waits on the reaper's stop_token too). A leaf: taken with no lock
+	 * held, and nothing is taken under it.
+	 */
+	Mutex reaper_mutex_;
 	std::condition_variable_any reaper_cv_;
 	std::jthread reaper_;
 };

@@ -5,9 +5,11 @@
  *
  * Life of a job: submit() -> queued -> run() on a worker thread (which does
  * the I/O and answers the caller) -> release(). cancel() may answer early
- * (interrupt, shutdown); run() must then not answer again. The dispatcher
- * calls release() exactly once, after run() has returned or instead of it,
- * and never touches the job afterwards.
+ * (interrupt, timeout, shutdown); run() must then not answer again. The
+ * dispatcher calls release() exactly once, after run() has returned or
+ * instead of it, and never touches the job afterwards. Its public part is
+ * what the owner sets and calls; the queue links, times and pins are the
+ * dispatcher's own (Job::work_).
  */
 #pragma once
 
@@ -22,8 +24,13 @@
 
 namespace cgloopfs::dispatch {
 
-/* Per-thread buffers a job may use while it runs on that thread. */
-struct WorkerContext {
+/*
+ * What a job sees of the worker thread running it: per-thread buffers it
+ * may use while it runs, and answering(). Thread-bound: one per thread.
+ */
+class WorkerContext
+{
+public:
 	AlignedBuffer data;    /* read results */
 	AlignedBuffer scratch; /* read-modify-write of unaligned direct I/O */
 
@@ -32,17 +39,20 @@ struct WorkerContext {
 	 * counts as free, so a caller's next request (which may arrive before
 	 * the thread is back in its queue) does not start another thread.
 	 */
-	void answering()
+	void answering() noexcept
 	{
-		if (finishing && !announced) {
-			finishing->fetch_add(1, std::memory_order_relaxed);
-			announced = true;
+		if (finishing_ && !announced_) {
+			finishing_->fetch_add(1, std::memory_order_relaxed);
+			announced_ = true;
 		}
 	}
 
-	std::atomic<unsigned> *finishing = nullptr; /* the worker's count */
-	bool announced = false;
-	bool yielding = false; /* the thread runs at a lower priority (see yield_cpu) */
+private:
+	friend class Worker;
+	/* The worker's bookkeeping of this thread; jobs never touch it. */
+	std::atomic<unsigned> *finishing_ = nullptr; /* the worker's count */
+	bool announced_ = false;
+	bool yielding_ = false; /* the thread runs at a lower priority (see yield_cpu) */
 };
 
 enum class JobKind : uint8_t { read, write, sync, discard, other };
@@ -62,31 +72,71 @@ public:
 	/* Do the work and answer the caller (unless cancel() answered first). */
 	virtual JobOutcome run(WorkerContext &ctx) noexcept = 0;
 	/*
-	 * Answer the caller now with -err if nobody has; any thread, under
-	 * worker locks. True when this call answered.
+	 * Answer the caller now with -err if nobody has; any thread, never with
+	 * a dispatcher or worker lock held. True when this call answered.
 	 */
 	virtual bool cancel(int err) noexcept = 0;
-	/* Answered already (e.g. interrupted while queued)? */
+	/*
+	 * Answered already (e.g. interrupted while queued)? Called under a
+	 * worker's mutex: must not block or take a lock.
+	 */
 	virtual bool answered() noexcept = 0;
 	/* Give the job back to its owner. */
 	virtual void release() noexcept = 0;
 
+	/*
+	 * The caller was interrupted at `now_ns` while the job ran: the
+	 * dispatcher answers it EINTR if it is still running interrupt_grace
+	 * later. Any thread.
+	 */
+	void interrupted_at(int64_t now_ns) noexcept
+	{
+		work_.interrupted_ns.store(now_ns, std::memory_order_relaxed);
+	}
+
+	/* Set by the owner before submit(); read by the dispatcher. */
 	uint64_t cgroup_id = 0; /* 0: unknown, served by the root queue */
 	int caller_pid = 0;	/* for naming a new worker's cgroup */
-	int64_t submitted_ns = 0;
-	/*
-	 * When the caller was interrupted while the job ran (0: not): the
-	 * dispatcher answers it EINTR if it is still running a while later.
-	 */
-	std::atomic<int64_t> interrupted_ns{0};
 
 private:
+	friend class Dispatcher;
 	friend class Worker;
-	/* Links, guarded by the serving worker's mutex: the queue uses next_,
-	 * the in-flight list next_ and prev_. */
-	Job *next_ = nullptr;
-	Job *prev_ = nullptr;
-	bool expired_ = false; /* dropped from the queue by expire() for its deadline */
+	friend class ExpiredJobs;
+
+	/*
+	 * The dispatcher's bookkeeping of a submitted job, which its owner
+	 * never sees. Part of the job so that queueing it allocates nothing.
+	 */
+	struct Bookkeeping {
+		/* Set by submit(), then read by the serving worker. */
+		int64_t submitted_ns = 0;
+		/* When the caller was interrupted while the job ran (0: not). */
+		std::atomic<int64_t> interrupted_ns{0};
+		/*
+		 * Links, guarded by the serving Worker::mutex_ (the analysis
+		 * cannot name another object's mutex): the queue uses next,
+		 * the in-flight list next and prev.
+		 */
+		Job *next = nullptr;
+		Job *prev = nullptr;
+		/*
+		 * Taken out of the worker's hands by expire() or a stuck
+		 * stop_and_join(), to be answered after every lock is released
+		 * (see ExpiredJobs): the list link and the error to answer
+		 * (0: answered already, only release it).
+		 */
+		Job *expired_next = nullptr;
+		int expire_err = 0;
+		bool expire_dropped = false; /* out of the queue: released by the expirer */
+		/*
+		 * A running job is pinned by its expirer (set under the
+		 * worker's mutex) and marked finished by its worker thread;
+		 * whichever of the two comes second releases it. 0 when idle.
+		 */
+		std::atomic<uint8_t> hold{0};
+	};
+	static constexpr uint8_t held_pinned = 1, held_finished = 2;
+	Bookkeeping work_;
 };
 
 } /* namespace cgloopfs::dispatch */

@@ -15,6 +15,55 @@
 
 namespace cgloopfs::dispatch {
 
+void ExpiredJobs::add_dropped(Job *job, int err)
+{
+	job->work_.expire_err = err;
+	job->work_.expire_dropped = true;
+	job->work_.expired_next = head_;
+	head_ = job;
+}
+
+bool ExpiredJobs::add_running(Job *job, int err)
+{
+	/* Pinned by another expirer already: that one answers it. */
+	if (job->work_.hold.load(std::memory_order_relaxed) != 0)
+		return false;
+	job->work_.hold.store(Job::held_pinned, std::memory_order_relaxed);
+	job->work_.expire_err = err;
+	job->work_.expire_dropped = false;
+	job->work_.expired_next = head_;
+	head_ = job;
+	return true;
+}
+
+ExpiredJobs::Answered ExpiredJobs::answer() noexcept
+{
+	Answered a;
+	while (head_) {
+		Job *job = head_;
+		head_ = job->work_.expired_next;
+		int err = job->work_.expire_err;
+		if (err != 0 && job->cancel(err)) {
+			if (err == EINTR)
+				a.interrupted++;
+			else
+				a.timeouts++;
+		}
+		if (job->work_.expire_dropped) {
+			job->release();
+			continue;
+		}
+		/* Unpin; if its thread is done with it, releasing it falls to us. */
+		uint8_t was = job->work_.hold.fetch_and(static_cast<uint8_t>(~Job::held_pinned),
+							std::memory_order_acq_rel);
+		if (was & Job::held_finished) {
+			job->work_.hold.store(0, std::memory_order_relaxed);
+			job->release();
+		}
+	}
+	return a;
+}
+
 Worker::Worker(Dispatcher &dispatcher, uint64_t cgroup_id, std::string path,
 	       std::shared_ptr<CgroupStats> stats, bool root)
 	: dispatcher_(dispatcher), cgroup_id_(cgroup_id), path_(std::move(path)),
@@ -33,7 +82,7 @@ Worker::~Worker()
 
 int Worker::start()
 {
-	std::lock_guard<std::mutex> l(mutex_);
+	MutexLocker l(mutex_);
 	return spawn_locked();
 }
 
@@ -55,45 +104,41 @@ int Worker::spawn_locked()
 	return 0;
 }
 
-void Worker::enqueue(Job *job)
+bool Worker::enqueue(Job *job)
 {
-	std::unique_lock<std::mutex> l(mutex_);
-	if (stopping_) {
-		/* Stopping (shutdown, or reaped after its last job): take nothing new. */
-		l.unlock();
-		job->cancel(EIO);
-		job->release();
-		return;
-	}
-	job->next_ = nullptr;
+	MutexLocker l(mutex_);
+	if (stopping_)
+		return false; /* shutdown, or reaped after its last job: take nothing new */
+	job->work_.next = nullptr;
 	if (tail_)
-		tail_->next_ = job;
+		tail_->work_.next = job;
 	else
 		head_ = job;
 	tail_ = job;
 	queued_++;
 	size_t free_threads =
 		idle_threads_ + starting_threads_ + finishing_.load(std::memory_order_relaxed);
-	if (queued_ > free_threads && threads_.size() < dispatcher_.depth_.load() && !stopping_)
+	if (queued_ > free_threads && threads_.size() < dispatcher_.depth_.load())
 		(void)spawn_locked(); /* a failure leaves the job to the running threads */
 	bool wake = idle_threads_ > 0;
 	l.unlock();
 	/* Signalled after the unlock, so the woken thread does not wait for our mutex. */
 	if (wake)
 		cv_.notify_one();
+	return true;
 }
 
 Job *Worker::pop_locked()
 {
 	Job *job = head_;
-	head_ = job->next_;
+	head_ = job->work_.next;
 	if (!head_)
 		tail_ = nullptr;
 	queued_--;
-	job->next_ = inflight_;
-	job->prev_ = nullptr;
+	job->work_.next = inflight_;
+	job->work_.prev = nullptr;
 	if (inflight_)
-		inflight_->prev_ = job;
+		inflight_->work_.prev = job;
 	inflight_ = job;
 	in_flight_++;
 	return job;
@@ -108,10 +153,10 @@ void Worker::thread_main(std::stop_token)
 	request_short_slice();
 
 	WorkerContext ctx;
-	ctx.finishing = &finishing_;
+	ctx.finishing_ = &finishing_;
 	const Clock &clock = dispatcher_.clock_;
 	Job *done = nullptr; /* the last job: released after the next one is taken */
-	std::unique_lock<std::mutex> l(mutex_);
+	MutexLocker l(mutex_);
 	starting_threads_--;
 	for (;;) {
 		if (!head_ && done) {
@@ -135,121 +180,125 @@ void Worker::thread_main(std::stop_token)
 		l.unlock();
 		if (done)
 			done->release();
-		if (heavy != ctx.yielding)
-			ctx.yielding = yield_cpu(heavy);
+		if (heavy != ctx.yielding_)
+			ctx.yielding_ = yield_cpu(heavy);
 
 		JobOutcome outcome = job->run(ctx);
 		int64_t now = clock.now_ns();
-		int64_t latency = now - job->submitted_ns;
+		int64_t latency = now - job->work_.submitted_ns;
 		stats_->record(outcome, latency > 0 ? static_cast<uint64_t>(latency) : 0, now);
 
 		/* One lock per job: take it off the in-flight list, then look for the next. */
 		l.lock();
-		if (ctx.announced) {
+		if (ctx.announced_) {
 			finishing_.fetch_sub(1, std::memory_order_relaxed);
-			ctx.announced = false;
+			ctx.announced_ = false;
 		}
-		if (job->prev_)
-			job->prev_->next_ = job->next_;
+		Job::Bookkeeping &w = job->work_;
+		if (w.prev)
+			w.prev->work_.next = w.next;
 		else
-			inflight_ = job->next_;
-		if (job->next_)
-			job->next_->prev_ = job->prev_;
+			inflight_ = w.next;
+		if (w.next)
+			w.next->work_.prev = w.prev;
 		in_flight_--;
 		served_++;
 		if (!head_ && in_flight_ == 0)
 			last_active_ns_ = now;
-		done = job;
+		/*
+		 * Pinned by an expirer answering it (set under this mutex, so
+		 * seen here): the later of the two releases it.
+		 */
+		if (w.hold.load(std::memory_order_acquire) != 0 &&
+		    (w.hold.fetch_or(Job::held_finished, std::memory_order_acq_rel) &
+		     Job::held_pinned))
+			done = nullptr;
+		else
+			done = job;
 	}
 	live_threads_--;
 	drained_.notify_all();
 }
 
-Worker::Expired Worker::expire(int64_t now_ns, int64_t timeout_ns, int64_t interrupt_grace_ns)
+void Worker::collect_expired(int64_t now_ns, int64_t timeout_ns, int64_t interrupt_grace_ns,
+			     ExpiredJobs &out)
 {
-	Expired ex;
 	auto overdue = [&](const Job *job) {
-		return timeout_ns > 0 && now_ns - job->submitted_ns >= timeout_ns;
+		return timeout_ns > 0 && now_ns - job->work_.submitted_ns >= timeout_ns;
 	};
-	/* Unlinked from the queue, answered (unless they were) after the unlock. */
-	Job *dropped = nullptr;
-	std::unique_lock<std::mutex> l(mutex_);
+	MutexLocker l(mutex_);
+	bool dropped = false;
 	Job *prev = nullptr;
 	for (Job *job = head_; job;) {
-		Job *next = job->next_;
+		Job *next = job->work_.next;
 		/* Answered already (interrupted while queued) or overdue: out of the queue. */
-		if (job->answered() || overdue(job)) {
-			job->expired_ = !job->answered();
+		bool answered = job->answered();
+		if (answered || overdue(job)) {
 			if (prev)
-				prev->next_ = next;
+				prev->work_.next = next;
 			else
 				head_ = next;
 			if (tail_ == job)
 				tail_ = prev;
 			queued_--;
-			job->next_ = dropped;
-			dropped = job;
+			out.add_dropped(job, answered ? 0 : EIO);
+			dropped = true;
 		} else {
 			prev = job;
 		}
 		job = next;
 	}
-	for (Job *job = inflight_; job; job = job->next_) {
-		int64_t intr = job->interrupted_ns.load(std::memory_order_relaxed);
+	for (Job *job = inflight_; job; job = job->work_.next) {
 		if (job->answered())
 			continue;
-		if (overdue(job)) {
-			if (job->cancel(EIO))
-				ex.timeouts++;
-		} else if (intr > 0 && now_ns - intr >= interrupt_grace_ns) {
-			if (job->cancel(EINTR))
-				ex.interrupted++;
-		}
+		int64_t intr = job->work_.interrupted_ns.load(std::memory_order_relaxed);
+		if (overdue(job))
+			(void)out.add_running(job, EIO);
+		else if (intr > 0 && now_ns - intr >= interrupt_grace_ns)
+			(void)out.add_running(job, EINTR);
 	}
 	if (!head_ && in_flight_ == 0 && dropped)
 		last_active_ns_ = now_ns;
-	l.unlock();
-	while (dropped) {
-		Job *job = dropped;
-		dropped = job->next_;
-		if (job->expired_ && job->cancel(EIO))
-			ex.timeouts++;
-		job->release();
-	}
-	return ex;
 }
 
 bool Worker::idle_since(int64_t since_ns)
 {
-	std::lock_guard<std::mutex> l(mutex_);
+	MutexLocker l(mutex_);
 	return !head_ && in_flight_ == 0 && last_active_ns_ <= since_ns;
 }
 
 bool Worker::stop_and_join(int64_t grace_ns)
 {
-	std::unique_lock<std::mutex> l(mutex_);
-	stopping_ = true;
-	cv_.notify_all();
-	bool drained = drained_.wait_for(l, std::chrono::nanoseconds(grace_ns),
-					 [&] { return live_threads_ == 0; });
-	if (!drained) {
-		/* Stuck in backing I/O: answer everyone now, leave the threads behind. */
-		while (head_) {
-			Job *job = head_;
-			head_ = job->next_;
-			queued_--;
-			job->cancel(EIO);
-			job->release();
+	ExpiredJobs orphans;
+	std::vector<std::jthread> threads;
+	bool drained;
+	{
+		MutexLocker l(mutex_);
+		stopping_ = true;
+		cv_.notify_all();
+		drained = drained_.wait_for(l, std::chrono::nanoseconds(grace_ns),
+						 [&]() CGL_REQUIRES(mutex_) { return live_threads_ == 0; });
+		if (drained) {
+			threads = std::move(threads_);
+		} else {
+			/* Stuck in backing I/O: answer everyone (after the unlock), leave the threads. */
+			while (head_) {
+				Job *job = head_;
+				head_ = job->work_.next;
+				queued_--;
+				orphans.add_dropped(job, EIO);
+			}
+			tail_ = nullptr;
+			for (Job *job = inflight_; job; job = job->work_.next)
+				(void)orphans.add_running(job, EIO);
+			for (auto &t : threads_)
+				t.detach();
 		}
-		tail_ = nullptr;
-		for (Job *job = inflight_; job; job = job->next_)
-			job->cancel(EIO);
-		for (auto &t : threads_)
-			t.detach();
+	}
+	if (!drained) {
+		(void)orphans.answer();
 		return false;
 	}
-	std::vector<std::jthread> threads = std::move(threads_);
-	l.unlock();
 	for (auto &t : threads)
 		t.join();
 	return true;
@@ -257,7 +306,7 @@ bool Worker::stop_and_join(int64_t grace_ns)
 
 WorkerInfo Worker::info()
 {
-	std::lock_guard<std::mutex> l(mutex_);
+	MutexLocker l(mutex_);
 	WorkerInfo i;
 	i.cgroup_id = cgroup_id_;
 	i.path = path_;

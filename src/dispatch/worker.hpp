@@ -2,8 +2,9 @@
 /*
  * Worker: the queue of one cgroup (or the root queue) and the threads that
  * serve it, up to `depth` of them, started on demand. Internal to the
- * dispatcher, which owns every Worker and calls it with its own mutex held
- * (lock order: Dispatcher::mutex_, then Worker::mutex_).
+ * dispatcher, which owns every Worker. Thread-safe; see dispatcher.hpp for
+ * the lock order (Dispatcher::mutex_, then Worker::mutex_, and nothing
+ * under either).
  */
 #pragma once
 
@@ -12,16 +13,51 @@
 #endif
 
 #include <atomic>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "common/mutex.hpp"
 #include "dispatcher.hpp"
 
 namespace cgloopfs::dispatch {
+
+/*
+ * Jobs a worker gave up under its mutex, to be answered (and released)
+ * after every lock is released: answering calls into the owner's reply
+ * code, which takes locks of its own. Queued jobs are dropped from their
+ * queue and are the list's alone; running ones are pinned (Job::work_.hold)
+ * so their worker thread, should it finish meanwhile, leaves the release
+ * to answer(). An intrusive list: collecting allocates nothing.
+ * Thread-bound.
+ */
+class ExpiredJobs
+{
+public:
+	ExpiredJobs() = default;
+	~ExpiredJobs() { (void)answer(); }
+	ExpiredJobs(const ExpiredJobs &) = delete;
+	ExpiredJobs &operator=(const ExpiredJobs &) = delete;
+
+	/* A job taken out of a queue: answered -err (unless err is 0), then released. */
+	void add_dropped(Job *job, int err);
+	/*
+	 * A running job to answer -err: pins it; false (not added) when another
+	 * expirer holds it already. Call with the serving worker's mutex held.
+	 */
+	bool add_running(Job *job, int err);
+
+	/* What answer() did. */
+	struct Answered {
+		uint64_t timeouts = 0, interrupted = 0; /* answered EIO, EINTR */
+	};
+	/* Answer and release the jobs; call with no lock held. */
+	Answered answer() noexcept;
+
+private:
+	Job *head_ = nullptr;
+};
 
 class Worker
 {
@@ -33,27 +69,37 @@ public:
 	Worker &operator=(const Worker &) = delete;
 
 	/* Start the first thread; 0, or the errno when it cannot be created. */
-	[[nodiscard]] int start();
-	/* Queue a job; starts another thread when all are busy and depth allows. */
-	void enqueue(Job *job);
-	/* What expire() answered. */
-	struct Expired {
-		uint64_t timeouts = 0, interrupted = 0;
-	};
-	/* See Dispatcher::expire(). */
-	Expired expire(int64_t now_ns, int64_t timeout_ns, int64_t interrupt_grace_ns);
+	[[nodiscard]] int start() CGL_EXCLUDES(mutex_);
+	/*
+	 * Queue a job; starts another thread when all are busy and depth
+	 * allows. False when the worker is stopping and takes nothing: the
+	 * caller answers the job (EIO) and releases it once its locks are
+	 * released.
+	 */
+	[[nodiscard]] bool enqueue(Job *job) CGL_EXCLUDES(mutex_);
+	/*
+	 * See Dispatcher::expire(): move the jobs to answer (queued ones that
+	 * were answered already or are overdue, running ones overdue or
+	 * interrupted long enough ago) to `out`.
+	 */
+	void collect_expired(int64_t now_ns, int64_t timeout_ns, int64_t interrupt_grace_ns,
+			     ExpiredJobs &out) CGL_EXCLUDES(mutex_);
 	/* Idle (nothing queued or running) since at least `since_ns`? */
-	bool idle_since(int64_t since_ns);
-	/* Let the threads drain the queue and end; wait up to grace_ns. */
-	bool stop_and_join(int64_t grace_ns);
-	WorkerInfo info();
+	bool idle_since(int64_t since_ns) CGL_EXCLUDES(mutex_);
+	/*
+	 * Let the threads drain the queue and end; wait up to grace_ns. When
+	 * they do not end in time, answer every job EIO and leave the threads
+	 * behind (false). Call with no lock held.
+	 */
+	bool stop_and_join(int64_t grace_ns) CGL_EXCLUDES(mutex_);
+	WorkerInfo info() CGL_EXCLUDES(mutex_);
 
 	uint64_t cgroup_id() const { return cgroup_id_; }
 
 private:
-	void thread_main(std::stop_token stop);
-	int spawn_locked();
-	Job *pop_locked();
+	void thread_main(std::stop_token stop) CGL_EXCLUDES(mutex_);
+	int spawn_locked() CGL_REQUIRES(mutex_);
+	Job *pop_locked() CGL_REQUIRES(mutex_);
 
 	Dispatcher &dispatcher_;
 	const uint64_t cgroup_id_;
@@ -61,22 +107,27 @@ private:
 	const std::shared_ptr<CgroupStats> stats_;
 	const bool root_;
 
-	std::mutex mutex_;
-	std::condition_variable cv_;      /* jobs queued, or stopping */
-	std::condition_variable drained_; /* a thread ended */
-	Job *head_ = nullptr;		  /* queue, guarded by mutex_ */
-	Job *tail_ = nullptr;
-	size_t queued_ = 0;
-	Job *inflight_ = nullptr; /* running jobs, guarded by mutex_ */
-	size_t in_flight_ = 0;
-	size_t idle_threads_ = 0;
-	size_t starting_threads_ = 0; /* spawned, not yet at their queue: count as free */
+	/*
+	 * Lock order: after Dispatcher::mutex_ (held or not); no other lock is
+	 * taken under it, and jobs are run, answered and released without it.
+	 */
+	Mutex mutex_;
+	ConditionVariable cv_;	    /* jobs queued, or stopping */
+	ConditionVariable drained_; /* a thread ended */
+	Job *head_ CGL_GUARDED_BY(mutex_) = nullptr; /* the queue, FIFO, through work_.next */
+	Job *tail_ CGL_GUARDED_BY(mutex_) = nullptr;
+	size_t queued_ CGL_GUARDED_BY(mutex_) = 0;
+	Job *inflight_ CGL_GUARDED_BY(mutex_) = nullptr; /* running jobs, through work_.next/prev */
+	size_t in_flight_ CGL_GUARDED_BY(mutex_) = 0;
+	size_t idle_threads_ CGL_GUARDED_BY(mutex_) = 0;
+	/* Spawned, not yet at their queue: count as free. */
+	size_t starting_threads_ CGL_GUARDED_BY(mutex_) = 0;
 	std::atomic<unsigned> finishing_{0}; /* threads past their job's answer */
-	size_t live_threads_ = 0;
-	uint64_t served_ = 0;
-	int64_t last_active_ns_ = 0;
-	bool stopping_ = false;
-	std::vector<std::jthread> threads_; /* guarded by mutex_ */
+	size_t live_threads_ CGL_GUARDED_BY(mutex_) = 0;
+	uint64_t served_ CGL_GUARDED_BY(mutex_) = 0;
+	int64_t last_active_ns_ CGL_GUARDED_BY(mutex_) = 0;
+	bool stopping_ CGL_GUARDED_BY(mutex_) = false;
+	std::vector<std::jthread> threads_ CGL_GUARDED_BY(mutex_);
 };
 
 } /* namespace cgloopfs::dispatch */

@@ -111,7 +111,19 @@ void op_init(void *userdata, struct fuse_conn_info *conn) noexcept
 	 * pipe larger than 1 MiB, which takes CAP_SYS_RESOURCE.
 	 */
 	conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
-	if (conn->capable & FUSE_CAP_ASYNC_DIO)
+	/*
+	 * The kernel's asynchronous direct I/O reports a short write as EIO
+	 * (fuse_get_res_by_io()), though the bytes inside the window were
+	 * written. With cache=direct, write(2) takes the direct path of
+	 * FOPEN_DIRECT_IO, which keeps short counts; with cache=kernel, O_DIRECT
+	 * goes through ->direct_IO, which keeps them only when it is
+	 * synchronous: an O_DIRECT write crossing the end is then short, as
+	 * with cache=direct. Requests of up to max_write (1 MiB) are one FUSE
+	 * request either way.
+	 */
+	if (fs.options.cache == config::CacheMode::kernel)
+		conn->want &= ~FUSE_CAP_ASYNC_DIO;
+	else if (conn->capable & FUSE_CAP_ASYNC_DIO)
 		conn->want |= FUSE_CAP_ASYNC_DIO;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "payload_pool.hpp"
 
-#include <chrono>
 
 #include <sys/mman.h>
 
@@ -64,7 +63,7 @@ char *PayloadPool::allocate() noexcept
 char *PayloadPool::get_for_reading() noexcept
 {
 	{
-		std::lock_guard<std::mutex> l(mutex_);
+		MutexLocker l(mutex_);
 		if (!spare_.empty()) {
 			char *b = spare_.back();
 			spare_.pop_back();
@@ -78,13 +77,14 @@ thread_local char *current_read_buffer = nullptr;
 
 bool PayloadPool::reserve_parked(fuse_session *se)
 {
-	std::unique_lock<std::mutex> l(mutex_);
-	while (parked_ >= max_parked_) {
-		if (fuse_session_exited(se))
-			return false;
-		room_.wait_for(l, std::chrono::milliseconds(100));
-	}
-	parked_++;
+	return reserve_parked_until([se] { return fuse_session_exited(se) != 0; });
+}
+
+bool PayloadPool::keep_locked(char *base)
+{
+	if (spare_.size() >= max_spare_)
+		return false;
+	spare_.push_back(base); /* capacity reserved: never throws */
 	return true;
 }
 
@@ -93,29 +93,36 @@ void PayloadPool::put(char *base) noexcept
 	if (!base)
 		return;
 	{
-		std::lock_guard<std::mutex> l(mutex_);
-		if (spare_.size() < max_spare_) {
-			spare_.push_back(base); /* capacity reserved: never throws */
+		MutexLocker l(mutex_);
+		if (keep_locked(base))
 			return;
-		}
 	}
 	release_memory(base);
 }
 
 void PayloadPool::put_parked(char *base) noexcept
 {
+	bool kept;
 	{
-		std::lock_guard<std::mutex> l(mutex_);
+		MutexLocker l(mutex_);
 		parked_--;
+		kept = !base || keep_locked(base);
 	}
 	room_.notify_one();
-	put(base);
+	if (!kept)
+		release_memory(base);
 }
 
 size_t PayloadPool::parked() const
 {
-	std::lock_guard<std::mutex> l(mutex_);
+	MutexLocker l(mutex_);
 	return parked_;
+}
+
+size_t PayloadPool::spare() const
+{
+	MutexLocker l(mutex_);
+	return spare_.size();
 }
 
 } /* namespace cgloopfs::fuse */

@@ -21,13 +21,14 @@
 #error "fuse/ is not a layer below this one (see src/meson.build)"
 #endif
 
-#include <condition_variable>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <mutex>
 #include <vector>
 
 #include <fuse_lowlevel.h>
+
+#include "common/mutex.hpp"
 
 namespace cgloopfs::fuse {
 
@@ -48,32 +49,50 @@ public:
 	static const char *write_payload(char *base);
 
 	/* A buffer for a session thread; nullptr on ENOMEM. */
-	char *get_for_reading() noexcept;
+	char *get_for_reading() noexcept CGL_EXCLUDES(mutex_);
 	/*
 	 * The session thread is about to park its buffer with a request: wait
 	 * until the parked budget has room, then count it. False when the
-	 * session ends while waiting.
+	 * session ends while waiting (checked every 100 ms).
 	 */
-	bool reserve_parked(fuse_session *se);
+	bool reserve_parked(fuse_session *se) CGL_EXCLUDES(mutex_);
+	/* As reserve_parked(), giving up when `ended()` returns true. */
+	template <typename Ended> bool reserve_parked_until(Ended ended) CGL_EXCLUDES(mutex_);
 	/* A parked buffer comes back (its request ended). */
-	void put_parked(char *base) noexcept;
+	void put_parked(char *base) noexcept CGL_EXCLUDES(mutex_);
 	/* A session thread's buffer comes back (the thread ends). */
-	void put(char *base) noexcept;
+	void put(char *base) noexcept CGL_EXCLUDES(mutex_);
 
-	size_t parked() const;
+	size_t parked() const CGL_EXCLUDES(mutex_);
+	size_t spare() const CGL_EXCLUDES(mutex_);
 	size_t max_parked() const { return max_parked_; }
 
 private:
 	char *allocate() noexcept;
 	static void release_memory(char *base) noexcept;
+	/* Keep `base` for reuse if there is room; false: the caller unmaps it. */
+	bool keep_locked(char *base) CGL_REQUIRES(mutex_);
 
 	const size_t max_parked_;
 	const size_t max_spare_;
-	mutable std::mutex mutex_;
-	std::condition_variable room_;
-	std::vector<char *> spare_; /* guarded by mutex_ */
-	size_t parked_ = 0;	    /* guarded by mutex_ */
+	/* A leaf (see the lock order in dispatch/dispatcher.hpp): nothing is taken under it. */
+	mutable Mutex mutex_;
+	ConditionVariable room_; /* a parked buffer came back */
+	std::vector<char *> spare_ CGL_GUARDED_BY(mutex_); /* capacity max_spare_ */
+	size_t parked_ CGL_GUARDED_BY(mutex_) = 0;
 };
+
+template <typename Ended> bool PayloadPool::reserve_parked_until(Ended ended)
+{
+	MutexLocker l(mutex_);
+	while (parked_ >= max_parked_) {
+		if (ended())
+			return false;
+		room_.wait_for(l, std::chrono::milliseconds(100));
+	}
+	parked_++;
+	return true;
+}
 
 /*
  * The buffer the calling session thread has read its current request into

@@ -7,36 +7,77 @@
 #include <new>
 
 #include "common/clock.hpp"
+#include "common/errno_util.hpp"
 #include "common/log.hpp"
 
 namespace cgloopfs::fuse {
 
-int errno_for_caller(int err)
+namespace {
+
+log::RateLimit io_error_limit(10, 5);
+
+const char *op_name(IoOp op)
 {
-	switch (err) {
-	case EOPNOTSUPP:
-	case ENOSPC:
-	case EDQUOT:
-	case EROFS:
-	case EFBIG:
-	case EINVAL:
-	case ENOMEM:
-	case EINTR:
-	case EPERM:
-		return err;
-	default:
-		return EIO;
+	switch (op) {
+	case IoOp::read:
+		return "read";
+	case IoOp::write:
+		return "write";
+	case IoOp::fsync:
+		return "fsync";
+	case IoOp::fallocate:
+		return "fallocate";
+	}
+	return "request";
+}
+
+/*
+ * A failed `op` that is the caller's own doing, which is not logged: a write
+ * refused by the image (past the end, read-only), a discard the image does
+ * not do or a range it refuses. A read or fsync that fails is the backing
+ * store's, always worth a line.
+ */
+bool failure_is_callers(IoOp op, int err)
+{
+	switch (op) {
+	case IoOp::write:
+		return errno_is_callers(err);
+	case IoOp::fallocate:
+		return errno_is_callers(err) || errno_is_unsupported(err);
+	case IoOp::read:
+	case IoOp::fsync:
+		break;
+	}
+	return false;
+}
+
+void log_io_error(const image::BackingImage &img, const char *what, uint64_t pos, int err) noexcept
+{
+	if (!io_error_limit.allow())
+		return;
+	try {
+		/* Say how many were held back since the last line, so the log still counts them. */
+		unsigned held = io_error_limit.suppressed_since_last();
+		if (held > 0)
+			log::warning("image \"{}\": {} at {}: {} ({} similar message(s) suppressed)",
+				     img.name(), what, pos, std::strerror(err), held);
+		else
+			log::warning("image \"{}\": {} at {}: {}", img.name(), what, pos,
+				     std::strerror(err));
+	} catch (...) {
+		/* No memory to say it: the caller still gets its answer. */
 	}
 }
 
+} /* namespace */
+
 void IoRequest::prepare(fuse_req_t req, IoOp op, image::BackingImage *image)
 {
-	std::lock_guard<std::mutex> l(mutex_);
+	MutexLocker l(mutex_);
 	req_ = req;
 	op_ = op;
 	image_ = image;
-	state_ = State::queued;
-	interrupted_ns.store(0, std::memory_order_relaxed);
+	state_.store(State::queued, std::memory_order_relaxed);
 	pos = len = 0;
 	mode = 0;
 	datasync = false;
@@ -51,7 +92,7 @@ void IoRequest::adopt_payload(PayloadPool &pool, char *base)
 void IoRequest::on_interrupt(fuse_req_t req, void *data)
 {
 	auto *self = static_cast<IoRequest *>(data);
-	std::unique_lock<std::mutex> l(self->mutex_);
+	MutexLocker l(self->mutex_);
 	/*
 	 * A request still queued never starts: it is answered now, so an
 	 * interrupted write never reaches the backing file. So is a running
@@ -64,38 +105,44 @@ void IoRequest::on_interrupt(fuse_req_t req, void *data)
 	 */
 	if (self->req_ != req)
 		return;
-	bool queued = self->state_ == State::queued;
-	bool running = self->state_ == State::running;
+	State state = self->state_.load(std::memory_order_relaxed);
+	bool queued = state == State::queued;
+	bool running = state == State::running;
 	if (running && self->op_ != IoOp::read) {
-		self->interrupted_ns.store(monotonic_ns(), std::memory_order_relaxed);
+		self->interrupted_at(monotonic_ns());
 		return;
 	}
 	if (!queued && !running)
 		return;
-	self->state_ = State::answered;
+	self->state_.store(State::answered, std::memory_order_relaxed);
 	l.unlock();
 	fuse_reply_err(req, EINTR);
 }
 
+/*
+ * Until the job is submitted, only the session thread that prepared it
+ * knows it: req_ is read without the lock.
+ */
 void IoRequest::watch_interrupts()
 {
 	fuse_req_interrupt_func(req_, &IoRequest::on_interrupt, this);
 }
 
-bool IoRequest::claim_answer()
+fuse_req_t IoRequest::claim_answer()
 {
-	std::lock_guard<std::mutex> l(mutex_);
-	if (state_ == State::answered)
-		return false;
-	state_ = State::answered;
-	return true;
+	MutexLocker l(mutex_);
+	if (state_.load(std::memory_order_relaxed) == State::answered)
+		return nullptr;
+	state_.store(State::answered, std::memory_order_relaxed);
+	return req_;
 }
 
 bool IoRequest::answer_error(int err)
 {
-	if (!claim_answer())
+	fuse_req_t req = claim_answer();
+	if (!req)
 		return false;
-	fuse_reply_err(req_, err);
+	fuse_reply_err(req, err);
 	return true;
 }
 
@@ -104,18 +151,21 @@ bool IoRequest::cancel(int err) noexcept
 	return answer_error(err);
 }
 
+/*
+ * Called under a worker's mutex, so it takes no lock: `answered` is final
+ * until release(), which cannot come while the job is queued or running.
+ */
 bool IoRequest::answered() noexcept
 {
-	std::lock_guard<std::mutex> l(mutex_);
-	return state_ == State::answered;
+	return state_.load(std::memory_order_relaxed) == State::answered;
 }
 
 void IoRequest::release() noexcept
 {
 	{
-		std::lock_guard<std::mutex> l(mutex_);
+		MutexLocker l(mutex_);
 		req_ = nullptr;
-		state_ = State::idle;
+		state_.store(State::idle, std::memory_order_relaxed);
 		image_ = nullptr;
 	}
 	if (parked_) {
@@ -126,123 +176,125 @@ void IoRequest::release() noexcept
 	pool_.put(this);
 }
 
-namespace {
-
-log::RateLimit io_error_limit(10, 5);
-
-void log_io_error(const image::BackingImage &img, const char *what, uint64_t pos, int err)
+IoRequest::IoResult IoRequest::do_read(dispatch::WorkerContext &ctx)
 {
-	if (!io_error_limit.allow())
-		return;
-	/* Say how many were held back since the last line, so the log still counts them. */
-	unsigned held = io_error_limit.suppressed_since_last();
-	if (held > 0)
-		log::warning("image \"{}\": {} at {}: {} ({} similar message(s) suppressed)",
-			     img.name(), what, pos, std::strerror(err), held);
-	else
-		log::warning("image \"{}\": {} at {}: {}", img.name(), what, pos,
-			     std::strerror(err));
+	/* Large reads: the kernel copies straight from the backing file's pages to the caller. */
+	if (len >= mapped_read_min) {
+		if (auto bytes = image_->mapped_range(pos, len))
+			return {static_cast<int64_t>(bytes->size()), *bytes};
+	}
+	auto r = image_->read(pos, len, ctx.data);
+	if (!r.ok())
+		return {r.error(), {}};
+	return {static_cast<int64_t>(r->size()), *r};
 }
 
-} /* namespace */
-
-bool IoRequest::mapped_read(dispatch::WorkerContext &ctx, dispatch::JobOutcome &out)
+IoRequest::IoResult IoRequest::do_write(dispatch::WorkerContext &ctx)
 {
-	auto bytes = image_->mapped_range(pos, len);
-	if (!bytes)
-		return false;
-	ctx.answering();
-	if (claim_answer()) {
-		/* The kernel copies straight from the backing file's pages to the caller. */
-		int r = fuse_reply_buf(req_, bytes->data(), bytes->size());
-		if (r == 0) {
-			out.bytes = bytes->size();
-		} else if (r != -ENOENT) { /* ENOENT: the caller went away (interrupted) */
-			out.failed = true;
-			log_io_error(*image_, "read", pos, -r);
+	auto r = image_->write(pos, std::span<const char>(payload_data(), len), ctx.scratch);
+	return {r.ok() ? static_cast<int64_t>(*r) : r.error(), {}};
+}
+
+IoRequest::IoResult IoRequest::do_fsync()
+{
+	return {image_->sync(datasync), {}};
+}
+
+IoRequest::IoResult IoRequest::do_fallocate(dispatch::WorkerContext &ctx)
+{
+	return {image_->fallocate(mode, pos, len, ctx.scratch), {}};
+}
+
+IoRequest::IoResult IoRequest::perform(dispatch::WorkerContext &ctx) noexcept
+{
+	try {
+		switch (op_) {
+		case IoOp::read:
+			return do_read(ctx);
+		case IoOp::write:
+			return do_write(ctx);
+		case IoOp::fsync:
+			return do_fsync();
+		case IoOp::fallocate:
+			return do_fallocate(ctx);
 		}
+		return {-EINVAL, {}};
+	} catch (const std::bad_alloc &) {
+		return {-ENOMEM, {}};
+	} catch (...) {
+		try {
+			log::error("image \"{}\": unexpected exception in a request", image_->name());
+		} catch (...) {
+		}
+		return {-EIO, {}};
 	}
-	return true;
+}
+
+void IoRequest::complete(dispatch::WorkerContext &ctx, const IoResult &res,
+			 dispatch::JobOutcome &out) noexcept
+{
+	uint64_t log_pos = op_ == IoOp::fsync ? 0 : pos;
+	int err = res.value < 0 ? static_cast<int>(-res.value) : 0;
+	if (err != 0) {
+		out.failed = true;
+		if (!failure_is_callers(op_, err))
+			log_io_error(*image_, op_name(op_), log_pos, err);
+	} else if (op_ == IoOp::read || op_ == IoOp::write) {
+		out.bytes = static_cast<uint64_t>(res.value);
+	}
+
+	ctx.answering();
+	fuse_req_t req = claim_answer();
+	if (!req)
+		return; /* answered already (interrupted or timed out) */
+	if (err != 0) {
+		fuse_reply_err(req, errno_for_caller(err));
+		return;
+	}
+	switch (op_) {
+	case IoOp::read:
+		if (int r = fuse_reply_buf(req, res.data.data(), res.data.size());
+		    r < 0 && r != -ENOENT) { /* ENOENT: the caller went away (interrupted) */
+			/* A mapped range whose file shrank under the copy: the caller gets EIO. */
+			out.failed = true;
+			out.bytes = 0;
+			log_io_error(*image_, op_name(op_), log_pos, -r);
+		}
+		break;
+	case IoOp::write:
+		fuse_reply_write(req, static_cast<size_t>(res.value));
+		break;
+	case IoOp::fsync:
+	case IoOp::fallocate:
+		fuse_reply_err(req, 0);
+		break;
+	}
 }
 
 dispatch::JobOutcome IoRequest::run(dispatch::WorkerContext &ctx) noexcept
 {
 	dispatch::JobOutcome out;
+	switch (op_) {
+	case IoOp::read:
+		out.kind = dispatch::JobKind::read;
+		break;
+	case IoOp::write:
+		out.kind = dispatch::JobKind::write;
+		break;
+	case IoOp::fsync:
+		out.kind = dispatch::JobKind::sync;
+		break;
+	case IoOp::fallocate:
+		out.kind = dispatch::JobKind::discard;
+		break;
+	}
 	{
-		std::lock_guard<std::mutex> l(mutex_);
-		if (state_ != State::queued)
-			return out; /* answered already (interrupted or cancelled) */
-		state_ = State::running;
+		MutexLocker l(mutex_);
+		if (state_.load(std::memory_order_relaxed) != State::queued)
+			return dispatch::JobOutcome{}; /* answered already (interrupted or cancelled) */
+		state_.store(State::running, std::memory_order_relaxed);
 	}
-	image::BackingImage &img = *image_;
-	try {
-		switch (op_) {
-		case IoOp::read: {
-			out.kind = dispatch::JobKind::read;
-			if (len >= mapped_read_min && mapped_read(ctx, out))
-				break;
-			auto r = img.read(pos, len, ctx.data);
-			if (!r.ok()) {
-				out.failed = true;
-				log_io_error(img, "read", pos, -r.error());
-				ctx.answering();
-				answer_error(errno_for_caller(-r.error()));
-				break;
-			}
-			out.bytes = r->size();
-			ctx.answering();
-			if (claim_answer())
-				fuse_reply_buf(req_, r->data(), r->size());
-			break;
-		}
-		case IoOp::write: {
-			out.kind = dispatch::JobKind::write;
-			auto r = img.write(pos, std::span<const char>(payload_data(), len), ctx.scratch);
-			if (!r.ok()) {
-				out.failed = true;
-				if (r.error() != -ENOSPC && r.error() != -EROFS)
-					log_io_error(img, "write", pos, -r.error());
-				ctx.answering();
-				answer_error(errno_for_caller(-r.error()));
-				break;
-			}
-			out.bytes = *r;
-			ctx.answering();
-			if (claim_answer())
-				fuse_reply_write(req_, *r);
-			break;
-		}
-		case IoOp::fsync: {
-			out.kind = dispatch::JobKind::sync;
-			int r = img.sync(datasync);
-			if (r < 0) {
-				out.failed = true;
-				log_io_error(img, "fsync", 0, -r);
-			}
-			ctx.answering();
-			answer_error(r < 0 ? errno_for_caller(-r) : 0);
-			break;
-		}
-		case IoOp::fallocate: {
-			out.kind = dispatch::JobKind::discard;
-			int r = img.fallocate(mode, pos, len, ctx.scratch);
-			out.failed = r < 0;
-			if (r < 0 && r != -EOPNOTSUPP && r != -EINVAL && r != -ENOSPC &&
-			    r != -EROFS)
-				log_io_error(img, "fallocate", pos, -r);
-			ctx.answering();
-			answer_error(r < 0 ? errno_for_caller(-r) : 0);
-			break;
-		}
-		}
-	} catch (const std::bad_alloc &) {
-		out.failed = true;
-		answer_error(ENOMEM);
-	} catch (...) {
-		out.failed = true;
-		log::error("image \"{}\": unexpected exception in a request", img.name());
-		answer_error(EIO);
-	}
+	complete(ctx, perform(ctx), out);
 	return out;
 }
 
@@ -255,7 +307,7 @@ RequestPool::~RequestPool()
 IoRequest *RequestPool::get() noexcept
 {
 	{
-		std::lock_guard<std::mutex> l(mutex_);
+		MutexLocker l(mutex_);
 		if (!free_.empty()) {
 			IoRequest *r = free_.back();
 			free_.pop_back();
@@ -268,7 +320,7 @@ IoRequest *RequestPool::get() noexcept
 void RequestPool::put(IoRequest *r) noexcept
 {
 	{
-		std::lock_guard<std::mutex> l(mutex_);
+		MutexLocker l(mutex_);
 		if (free_.size() < max_cached_) {
 			try {
 				free_.push_back(r);

@@ -16,12 +16,14 @@
 #error "fuse/ is not a layer below this one (see src/meson.build)"
 #endif
 
+#include <atomic>
 #include <cstdint>
-#include <mutex>
+#include <span>
 #include <vector>
 
 #include <fuse_lowlevel.h>
 
+#include "common/mutex.hpp"
 #include "dispatch/job.hpp"
 #include "image/backing_image.hpp"
 #include "payload_pool.hpp"
@@ -38,7 +40,7 @@ public:
 	explicit IoRequest(RequestPool &pool) : pool_(pool) {}
 
 	/* Bind to a FUSE request; the image outlives the request (its file is open). */
-	void prepare(fuse_req_t req, IoOp op, image::BackingImage *image);
+	void prepare(fuse_req_t req, IoOp op, image::BackingImage *image) CGL_EXCLUDES(mutex_);
 
 	/* Keep the payload in the session thread's buffer `base` (a parked one of `pool`). */
 	void adopt_payload(PayloadPool &pool, char *base);
@@ -48,13 +50,19 @@ public:
 		return parked_ ? PayloadPool::write_payload(parked_) : payload.data();
 	}
 
-	dispatch::JobOutcome run(dispatch::WorkerContext &ctx) noexcept override;
-	bool cancel(int err) noexcept override;
-	bool answered() noexcept override;
-	void release() noexcept override;
+	dispatch::JobOutcome run(dispatch::WorkerContext &ctx) noexcept
+		CGL_EXCLUDES(mutex_) override;
+	bool cancel(int err) noexcept CGL_EXCLUDES(mutex_) override;
+	/* Lock-free (called under a worker's mutex): reads state_ without mutex_. */
+	bool answered() noexcept CGL_NO_THREAD_SAFETY_ANALYSIS override;
+	void release() noexcept CGL_EXCLUDES(mutex_) override;
 
-	/* Register for FUSE interrupts: a request interrupted while queued is answered EINTR. */
-	void watch_interrupts();
+	/*
+	 * Register for FUSE interrupts: a request interrupted while queued is
+	 * answered EINTR. Call after prepare(), before submitting; reads req_
+	 * without mutex_, as only the preparing thread knows the request yet.
+	 */
+	void watch_interrupts() CGL_NO_THREAD_SAFETY_ANALYSIS;
 
 	uint64_t pos = 0;
 	uint64_t len = 0;
@@ -63,19 +71,48 @@ public:
 	AlignedBuffer payload; /* write data, `len` bytes, when not adopted */
 
 private:
+	/*
+	 * prepare() -> queued -> run() takes it: running -> answered by run();
+	 * queued or running -> answered by cancel() or an interrupt (a running
+	 * read; a running write, fsync or fallocate is only marked, see
+	 * on_interrupt()); whoever moves it to `answered` replies, the others
+	 * do nothing. release() -> idle.
+	 */
 	enum class State : uint8_t { idle, queued, running, answered };
 
-	/* Take the right to answer; false when someone already has. */
-	bool claim_answer();
-	bool answer_error(int err);
+	/* What one operation came to: bytes done (a read's are `data`), or -errno. */
+	struct IoResult {
+		int64_t value = 0;
+		std::span<const char> data;
+	};
+
+	IoResult do_read(dispatch::WorkerContext &ctx);
+	IoResult do_write(dispatch::WorkerContext &ctx);
+	IoResult do_fsync();
+	IoResult do_fallocate(dispatch::WorkerContext &ctx);
+	/* The operation of op_, exceptions turned into -errno. */
+	IoResult perform(dispatch::WorkerContext &ctx) noexcept;
+	/* The one way out of run(): map the errno, log once, answer once. */
+	void complete(dispatch::WorkerContext &ctx, const IoResult &res,
+		      dispatch::JobOutcome &out) noexcept CGL_EXCLUDES(mutex_);
+
+	/* Take the right to answer: the request, or nullptr when someone already has. */
+	fuse_req_t claim_answer() CGL_EXCLUDES(mutex_);
+	bool answer_error(int err) CGL_EXCLUDES(mutex_);
 	static void on_interrupt(fuse_req_t req, void *data);
-	/* Serve a read from the image's mapping; false when read() must serve it. */
-	bool mapped_read(dispatch::WorkerContext &ctx, dispatch::JobOutcome &out);
 
 	RequestPool &pool_;
-	std::mutex mutex_;		     /* guards req_ and state_ against interrupts */
-	fuse_req_t req_ = nullptr;
-	State state_ = State::idle;
+	/*
+	 * Guards req_ and state_ against interrupts and cancel() (the reaper).
+	 * A leaf (see the lock order in dispatch/dispatcher.hpp): nothing is
+	 * taken under it, and no reply is sent with it held; libfuse calls
+	 * on_interrupt() with its request lock held, which comes before it.
+	 */
+	Mutex mutex_;
+	fuse_req_t req_ CGL_GUARDED_BY(mutex_) = nullptr;
+	/* Written under mutex_; answered() reads it without (it only hints). */
+	std::atomic<State> state_ CGL_GUARDED_BY(mutex_){State::idle};
+	/* Set by prepare() before the job is submitted, then read-only until release(). */
 	IoOp op_ = IoOp::read;
 	image::BackingImage *image_ = nullptr;
 	char *parked_ = nullptr;	    /* adopted buffer, or nullptr */
@@ -98,12 +135,13 @@ public:
 	RequestPool &operator=(const RequestPool &) = delete;
 
 	/* nullptr on ENOMEM. */
-	IoRequest *get() noexcept;
-	void put(IoRequest *r) noexcept;
+	IoRequest *get() noexcept CGL_EXCLUDES(mutex_);
+	void put(IoRequest *r) noexcept CGL_EXCLUDES(mutex_);
 
 private:
-	std::mutex mutex_;
-	std::vector<IoRequest *> free_; /* guarded by mutex_ */
+	/* A leaf (see dispatch/dispatcher.hpp): nothing is taken under it. */
+	Mutex mutex_;
+	std::vector<IoRequest *> free_ CGL_GUARDED_BY(mutex_);
 	size_t max_cached_;
 };
 
@@ -113,8 +151,5 @@ private:
  * buffer, which costs less than the mapping's page-table walk.
  */
 inline constexpr size_t mapped_read_min = 32 * 1024;
-
-/* The errno FUSE callers see for a backing-store error (loop.c: most become EIO). */
-int errno_for_caller(int err);
 
 } /* namespace cgloopfs::fuse */

@@ -662,7 +662,10 @@ TEST_CASE("discard: punch and zero exactly the range, only inside the window")
 	std::vector<std::pair<std::string, bool>> variants = {{"/tmp", false}};
 	for (const auto &dir : direct_io_dirs())
 		variants.emplace_back(dir, true);
-	for (const auto &[dir, direct] : variants) {
+	for (const auto &variant : variants) {
+		/* Named, not a structured binding: clang 14 cannot capture those (CAPTURE). */
+		const std::string &dir = variant.first;
+		bool direct = variant.second;
 		CAPTURE(dir);
 		CAPTURE(direct);
 		TempFile file(dir, 65536);
@@ -775,7 +778,10 @@ TEST_CASE("a backing file that shrank under the window reads as zeros")
 	std::vector<std::pair<std::string, bool>> variants = {{"/tmp", false}};
 	for (const auto &dir : direct_io_dirs())
 		variants.emplace_back(dir, true);
-	for (const auto &[dir, direct] : variants) {
+	for (const auto &variant : variants) {
+		/* Named, not a structured binding: clang 14 cannot capture those (CAPTURE). */
+		const std::string &dir = variant.first;
+		bool direct = variant.second;
 		CAPTURE(dir);
 		CAPTURE(direct);
 		TempFile file(dir, 16384);

@@ -254,6 +254,30 @@ def test_writes_at_and_past_the_end_cache_kernel(t):
     check_writes_at_end(t, "cache=kernel")
 
 
+def check_direct_write_crossing_end(t, opts):
+    """An O_DIRECT write that crosses the end of the window is short: the bytes
+    inside the window land, none outside, and write(2) returns their count."""
+    manifest, backing = windowed_image(t)
+    model = bytearray(WIN_DATA)
+    with t.mount(manifest, opts=opts) as m:
+        for pos, n in ((WIN - 4096, 3 * 4096), (WIN - 512, 4096), (WIN - 64 * KiB, 256 * KiB)):
+            data = pattern(n, pos % 251)
+            got = harness.write_direct(m.path("win"), pos, data)
+            check_eq(got, WIN - pos, f"O_DIRECT pwrite({pos}, {n}) crossing the end")
+            model[pos:] = data[:WIN - pos]
+            check_bytes(harness.read_direct(m.path("win"), pos - 4096, 4096 + WIN - pos),
+                        bytes(model[pos - 4096:]), f"O_DIRECT read back ({pos}, {n})")
+        check_window(m, backing, model, "after O_DIRECT writes crossing the end")
+
+
+def test_direct_write_crossing_the_end_is_short(t):
+    check_direct_write_crossing_end(t, None)
+
+
+def test_direct_write_crossing_the_end_is_short_cache_kernel(t):
+    check_direct_write_crossing_end(t, "cache=kernel")
+
+
 def test_exported_size_rounding(t):
     def backing(name, size):
         p = t.path(name)
