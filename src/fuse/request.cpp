@@ -306,30 +306,39 @@ RequestPool::~RequestPool()
 
 IoRequest *RequestPool::get() noexcept
 {
-	{
-		MutexLocker l(mutex_);
-		if (!free_.empty()) {
-			IoRequest *r = free_.back();
-			free_.pop_back();
-			return r;
-		}
+	MutexLocker l(mutex_);
+	if (!free_.empty()) {
+		IoRequest *r = free_.back();
+		free_.pop_back();
+		return r;
 	}
-	return new (std::nothrow) IoRequest(*this);
+	try {
+		free_.reserve(objects_ + 1);
+	} catch (const std::bad_alloc &) {
+		return nullptr;
+	}
+	IoRequest *r = new (std::nothrow) IoRequest(*this);
+	if (r)
+		objects_++;
+	return r;
 }
 
 void RequestPool::put(IoRequest *r) noexcept
 {
-	{
-		MutexLocker l(mutex_);
-		if (free_.size() < max_cached_) {
-			try {
-				free_.push_back(r);
-				return;
-			} catch (...) {
-			}
-		}
-	}
-	delete r;
+	/*
+	 * Never deleted while the session runs: libfuse reads an interrupt's
+	 * callback and data under its session lock and calls it after
+	 * dropping that lock, so an interrupt racing the answer may still
+	 * call IoRequest::on_interrupt on this object after it was released.
+	 * A reused object ignores it (it compares req_); a deleted one would
+	 * be a use after free. The objects kept are as many as were ever in
+	 * flight at once (bounded by what the kernel lets callers have
+	 * outstanding); beyond max_cached_ they keep no write buffer.
+	 */
+	MutexLocker l(mutex_);
+	if (free_.size() >= max_cached_)
+		r->payload = AlignedBuffer();
+	free_.push_back(r); /* cannot throw: get() reserved room for every object */
 }
 
 } /* namespace cgloopfs::fuse */

@@ -142,7 +142,8 @@ private:
 	/* A leaf (see dispatch/dispatcher.hpp): nothing is taken under it. */
 	Mutex mutex_;
 	std::vector<IoRequest *> free_ CGL_GUARDED_BY(mutex_);
-	size_t max_cached_;
+	size_t objects_ CGL_GUARDED_BY(mutex_) = 0; /* made so far; free_ has room for all */
+	size_t max_cached_; /* beyond it, released objects drop their write buffer */
 };
 
 /*

@@ -672,17 +672,30 @@ TEST_CASE("the errno a caller sees, and the errors that are the caller's")
 	CHECK_FALSE(errno_is_unsupported(ENOSPC));
 }
 
-TEST_CASE("RequestPool: returned objects are reused, up to max_cached")
+TEST_CASE("RequestPool: returned objects are reused; none is freed while the pool lives")
 {
+	/*
+	 * An interrupt may reach a released object after its answer (libfuse
+	 * calls the callback outside its lock): objects over max_cached are
+	 * kept, without a write buffer, never deleted before the pool.
+	 */
 	RequestPool pool(2);
 	IoRequest *a = pool.get(), *b = pool.get(), *c = pool.get();
 	REQUIRE((a && b && c));
 	CHECK(a != b);
+	for (IoRequest *r : {a, b, c})
+		REQUIRE(r->payload.reserve(4096));
 	pool.put(a);
 	pool.put(b);
-	pool.put(c); /* over max_cached: freed */
-	IoRequest *x = pool.get(), *y = pool.get();
-	CHECK(((x == a && y == b) || (x == b && y == a)));
-	pool.put(x);
-	pool.put(y);
+	pool.put(c); /* over max_cached: kept, its buffer dropped */
+	IoRequest *x = pool.get(), *y = pool.get(), *z = pool.get();
+	CHECK(x == c); /* last in, first out */
+	CHECK(x->payload.capacity() == 0);
+	CHECK(((y == a && z == b) || (y == b && z == a)));
+	CHECK(y->payload.capacity() >= 4096);
+	IoRequest *d = pool.get(); /* none left: a new one */
+	REQUIRE(d);
+	CHECK((d != a && d != b && d != c));
+	for (IoRequest *r : {x, y, z, d})
+		pool.put(r);
 }
