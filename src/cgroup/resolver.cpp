@@ -8,6 +8,7 @@
 
 #include <fcntl.h>
 #include <linux/ioctl.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -66,7 +67,14 @@ uint64_t ask_pidfd(int fd, pid_t tid)
 	return info.cgroupid;
 }
 
-/* The per-thread pidfd cache: direct-mapped by tid, closed at thread exit. */
+/*
+ * The per-thread pidfd cache: direct-mapped by tid, closed at thread exit.
+ * It holds pidfds of live threads only, give or take the callers that ended
+ * since this thread's last miss: a pidfd that answers ESRCH is closed at
+ * once, and every miss (which pays a pidfd_open anyway) first closes, in one
+ * poll(2), every cached pidfd whose thread has exited. So many short-lived
+ * callers leave no trail of pidfds behind; a hit costs what it did.
+ */
 struct PidfdCache {
 	static constexpr size_t slots = 64;
 	struct Slot {
@@ -78,8 +86,46 @@ struct PidfdCache {
 	~PidfdCache()
 	{
 		for (auto &s : slot)
-			if (s.fd >= 0)
-				::close(s.fd);
+			drop(s);
+	}
+
+	static void drop(Slot &s) noexcept
+	{
+		if (s.fd >= 0)
+			::close(s.fd);
+		s.fd = -1;
+		s.tid = 0;
+	}
+
+	/*
+	 * Close the pidfds of threads that have exited: a pidfd polls readable
+	 * (POLLIN) once its thread has exited, and POLLHUP once it is reaped.
+	 */
+	void sweep() noexcept
+	{
+		struct pollfd pfd[slots];
+		size_t index[slots];
+		nfds_t n = 0;
+		for (size_t i = 0; i < slots; i++) {
+			if (slot[i].fd < 0)
+				continue;
+			pfd[n] = {slot[i].fd, POLLIN, 0};
+			index[n++] = i;
+		}
+		if (n == 0 || ::poll(pfd, n, 0) <= 0)
+			return;
+		for (nfds_t k = 0; k < n; k++)
+			if (pfd[k].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))
+				drop(slot[index[k]]);
+	}
+
+	/* Open pidfds, for tests. */
+	size_t size() const noexcept
+	{
+		size_t n = 0;
+		for (auto &s : slot)
+			n += s.fd >= 0;
+		return n;
 	}
 };
 
@@ -129,16 +175,30 @@ uint64_t Resolver::id_by_cached_pidfd(pid_t tid) const noexcept
 		if (uint64_t id = ask_pidfd(s.fd, tid))
 			return id;
 	}
-	/* A miss, or the cached thread is gone: open this tid afresh. */
-	if (s.fd >= 0)
-		::close(s.fd);
-	s.tid = 0;
+	/*
+	 * A miss, or the cached thread is gone (its tid may have been reused):
+	 * let go of this slot and of every pidfd whose thread has exited, then
+	 * open this tid afresh.
+	 */
+	PidfdCache::drop(s);
+	pidfd_cache.sweep();
 	/* pidfds are always close-on-exec; pidfd_open takes no O_CLOEXEC. */
-	s.fd = static_cast<int>(syscall(SYS_pidfd_open, tid, pidfd_thread));
-	if (s.fd < 0)
+	int fd = static_cast<int>(syscall(SYS_pidfd_open, tid, pidfd_thread));
+	if (fd < 0)
 		return 0;
+	uint64_t id = ask_pidfd(fd, tid);
+	if (id == 0) {
+		::close(fd); /* gone already, or no answer: nothing worth keeping */
+		return 0;
+	}
 	s.tid = tid;
-	return ask_pidfd(s.fd, tid);
+	s.fd = fd;
+	return id;
+}
+
+size_t Resolver::cached_pidfds() noexcept
+{
+	return pidfd_cache.size();
 }
 
 uint64_t Resolver::id_by_proc(pid_t tid) const noexcept

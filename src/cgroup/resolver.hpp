@@ -13,7 +13,10 @@
  * caches the thread, never its cgroup: the cgroup is asked anew on every
  * request (a thread may move), and a pidfd whose thread has gone answers
  * ESRCH even when its tid was reused, so a stale entry is reopened, never
- * trusted. Thread-safe (the cache is per thread); no logging above debug.
+ * trusted. The cache keeps only live threads: a pidfd that answers ESRCH is
+ * closed, and each miss first closes every cached pidfd whose thread has
+ * exited (one poll(2)), so short-lived callers leave no pidfds behind.
+ * Thread-safe (the cache is per thread); no logging above debug.
  */
 #pragma once
 
@@ -22,6 +25,7 @@
 #endif
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -55,6 +59,8 @@ public:
 	uint64_t id_by_cached_pidfd(pid_t tid) const noexcept;
 	uint64_t id_by_pidfd(pid_t tid) const noexcept;
 	uint64_t id_by_proc(pid_t tid) const noexcept;
+	/* How many pidfds the calling thread's cache holds open, for tests. */
+	static size_t cached_pidfds() noexcept;
 
 private:
 	std::string mount_;

@@ -13,6 +13,8 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "clock.hpp"
+
 namespace cgloopfs::log {
 
 namespace {
@@ -100,11 +102,14 @@ void write(Level level, std::string_view message)
 
 bool RateLimit::allow()
 {
+	return allow_at(monotonic_ns() / 1000000000);
+}
+
+bool RateLimit::allow_at(long long now_s)
+{
 	std::lock_guard<std::mutex> lock(rate_mutex);
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	if (ts.tv_sec - window_start_ >= static_cast<long long>(interval_s_)) {
-		window_start_ = ts.tv_sec;
+	if (now_s - window_start_ >= static_cast<long long>(interval_s_)) {
+		window_start_ = now_s;
 		count_ = 0;
 	}
 	if (count_ < burst_) {

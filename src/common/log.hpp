@@ -52,12 +52,20 @@ template <typename... Args> void debug(fmt::format_string<Args...> f, Args &&...
 		write(Level::debug, fmt::format(f, std::forward<Args>(args)...));
 }
 
-/* Log at most `burst` lines per `interval_s` per call site; returns false when suppressed. */
+/*
+ * Log at most `burst` lines per `interval_s` per call site; returns false
+ * when suppressed. Windows are fixed: one starts at the first call at least
+ * `interval_s` after the start of the last. Thread-safe.
+ */
 class RateLimit
 {
 public:
 	RateLimit(unsigned burst, unsigned interval_s) : burst_(burst), interval_s_(interval_s) {}
+	/* allow_at(now) on CLOCK_MONOTONIC seconds. */
 	bool allow();
+	/* The same at a time given in seconds (for tests: no sleeping). */
+	bool allow_at(long long now_s);
+	/* How many calls were refused since the last time this was asked. */
 	unsigned suppressed_since_last();
 
 private:

@@ -11,7 +11,9 @@ its own clean-up stack (`t.defer`). Nothing is skipped: a test that cannot run
 (no /dev/fuse, no fusermount3, no writable cgroup2) fails.
 
 Environment:
-  CGLOOPFS         the daemon binary (default: ../../build*/src/cgloopfs)
+  CGLOOPFS         the daemon binary (set by meson test; else the build directory
+                   inside this checkout, see find_build_dir()); CGLOOPCTL, GATEFS
+                   and CGLOAD likewise
   CGL_RESULTS_DIR  if set, <dir>/<module>.json gets {"passed", "failed", "cases"}
   CGL_TEST_FILTER  run only tests whose name contains this string
   CGL_KEEP_TMP     keep the temporary directories (for debugging)
@@ -51,29 +53,47 @@ BAD_STDERR = re.compile(r"error|warning|fatal|abort|Sanitizer|runtime error", re
 TMP_BASE = "/var/tmp" if os.path.isdir("/var/tmp") else "/tmp"
 
 
-def daemon_path():
+def find_build_dir():
+    """The build directory of THIS checkout, or None.
+
+    `meson test` sets CGLOOPFS (and CGLOOPCTL, GATEFS, CGLOAD) to its own
+    build's programs: that build wins. Run by hand, the harness takes a meson
+    build directory directly inside the checkout that holds a built daemon
+    ("build" first, else the one built last). It never looks outside the
+    checkout: a daemon from another tree would test other code."""
     p = os.environ.get("CGLOOPFS")
     if p:
-        return os.path.abspath(p)
-    for cand in ("/work/build-int/src/cgloopfs",
-                 os.path.join(SRC_ROOT, "build", "src", "cgloopfs")):
-        if os.access(cand, os.X_OK):
-            return cand
-    return "/work/build-int/src/cgloopfs"
+        return os.path.dirname(os.path.dirname(os.path.abspath(p)))  # BUILD/src/cgloopfs
+    found = []
+    for d in sorted(os.listdir(SRC_ROOT)):
+        b = os.path.join(SRC_ROOT, d)
+        daemon = os.path.join(b, "src", "cgloopfs")
+        if os.path.isdir(os.path.join(b, "meson-private")) and os.access(daemon, os.X_OK):
+            found.append((d != "build", -os.stat(daemon).st_mtime, b))
+    return min(found)[2] if found else None
 
 
-CGLOOPFS = daemon_path()
-BUILD_SRC = os.path.dirname(CGLOOPFS)
+BUILD_DIR = find_build_dir()
+# Without a build, the names still point into the checkout (the preflight fails every
+# test with NO_BUILD, saying so).
+_BUILD = BUILD_DIR or os.path.join(SRC_ROOT, "build")
+NO_BUILD = (f"a build of this checkout: CGLOOPFS is not set and no meson build directory "
+            f"in {SRC_ROOT} holds src/cgloopfs (meson setup build && ninja -C build)")
 
 
-def build_tool(env, *parts):
-    """A program of the build: $env when set, else its place beside the daemon's build."""
-    return os.environ.get(env) or os.path.join(os.path.dirname(BUILD_SRC), *parts)
+def build_program(env, *parts):
+    """A program of the build: $env when set (by meson), else its place in BUILD_DIR."""
+    p = os.environ.get(env)
+    return os.path.abspath(p) if p else os.path.join(_BUILD, *parts)
 
 
-CGLOOPCTL = os.environ.get("CGLOOPCTL") or os.path.join(BUILD_SRC, "cgloopctl")
-GATEFS = build_tool("GATEFS", "tests", "tools", "gatefs")
-CGLOAD = build_tool("CGLOAD", "tests", "tools", "cgload")
+CGLOOPFS = build_program("CGLOOPFS", "src", "cgloopfs")
+CGLOOPCTL = build_program("CGLOOPCTL", "src", "cgloopctl")
+GATEFS = build_program("GATEFS", "tests", "tools", "gatefs")
+CGLOAD = build_program("CGLOAD", "tests", "tools", "cgload")
+
+KiB = 1 << 10
+MiB = 1 << 20
 
 
 class TestFailure(AssertionError):
@@ -809,6 +829,181 @@ class Cgroup:
 
 
 # --------------------------------------------------------------------------
+# cgloopctl, and what the daemon says about its workers
+
+def ctl(*args, check_rc=0, user=None, timeout=30):
+    """Run `cgloopctl ARGS` (as uid/gid `user` when given); require exit status
+    `check_rc` (None: any). Returns the CompletedProcess (text stdout, stderr)."""
+    cmd = [CGLOOPCTL] + [str(a) for a in args]
+    if user is not None:
+        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"] + cmd
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if check_rc is not None and r.returncode != check_rc:
+        raise TestFailure(f"{cmd}: exit {r.returncode} (want {check_rc}); "
+                          f"stdout {r.stdout!r} stderr {r.stderr!r}")
+    return r
+
+
+def ctl_json(*args, **kw):
+    """`cgloopctl --json ARGS`, parsed."""
+    return json.loads(ctl("--json", *args, **kw).stdout)
+
+
+def ctl_mount(mnt, *args, json_out=True, check_rc=True):
+    """`cgloopctl [--json] ARGS -m MNT`: the parsed JSON (json_out, and it succeeded),
+    else the CompletedProcess. check_rc=False accepts any exit status."""
+    r = ctl(*(["--json"] if json_out else []), *args, "-m", mnt,
+            check_rc=0 if check_rc else None)
+    return json.loads(r.stdout) if json_out and r.returncode == 0 else r
+
+
+def workers_by_path(mnt):
+    return {w["cgroup"]: w for w in ctl_mount(mnt, "workers") if not w["root"]}
+
+
+def stats_by_path(mnt):
+    return {s["cgroup"]: s for s in ctl_mount(mnt, "stats")["cgroups"]}
+
+
+def daemon_threads(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    raise TestFailure(f"no Threads: line for pid {pid}")
+
+
+def daemon_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise TestFailure(f"no VmRSS: line for pid {pid}")
+
+
+# A small program run inside a cgroup: does I/O on one file and prints JSON.
+IO_PROG = r"""
+import json, os, sys, time
+path, op, off, size, chunk, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+fd = os.open(path, os.O_RDWR if op == "write" else os.O_RDONLY)
+t0 = time.monotonic()
+out = {"ok": True}
+try:
+    done = 0
+    while done < size:
+        n = min(chunk, size - done)
+        if op == "write":
+            data = bytes(((seed + off + done + i) * 31) & 0xff for i in range(min(n, 256))) * ((n + 255) // 256)
+            w = os.pwrite(fd, data[:n], off + done)
+            assert w == n, ("short write", w, n)
+        else:
+            b = os.pread(fd, n, off + done)
+            assert len(b) == n, ("short read", len(b), n)
+            out.setdefault("digest", 0)
+            out["digest"] = (out["digest"] * 1000003 + hash(b)) & 0xffffffff
+        done += n
+except OSError as e:
+    out = {"ok": False, "errno": e.errno}
+out["seconds"] = time.monotonic() - t0
+print(json.dumps(out), flush=True)
+"""
+
+
+def expected_pattern(off, size, seed):
+    row = bytes(((seed + off + i) * 31) & 0xff for i in range(256))
+    return (row * ((size + 255) // 256))[:size]
+
+
+def start_io(cg, child, path, op, off, size, chunk=64 * 1024, seed=0):
+    return cg.popen(child, [sys.executable, "-c", IO_PROG, path, op, str(off), str(size),
+                            str(chunk), str(seed)],
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish_io(p, timeout=30):
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        raise TestFailure(f"I/O program still blocked after {timeout} s")
+    check(p.returncode == 0, f"I/O program failed: {err}")
+    return json.loads(out)
+
+
+def run_io(cg, child, path, op, off, size, chunk=64 * 1024, seed=0, timeout=30):
+    return finish_io(start_io(cg, child, path, op, off, size, chunk, seed), timeout)
+
+
+class Gate:
+    """gatefs over a backing file: I/O at or past `gate_offset` waits while the
+    gate is closed. Cleanup opens the gate and unmounts gatefs after everything
+    registered later (the cgloopfs mount) is gone."""
+
+    def __init__(self, t, size, gate_offset):
+        check(os.access(GATEFS, os.X_OK), f"cannot run: gatefs {GATEFS} is missing")
+        self.backing = t.path("gate-backing.img")
+        make_sparse(self.backing, size)
+        self.mnt = t.mkdir("gatefs")
+        self.gate_file = t.path("GATE")
+        self.gate_offset = gate_offset
+        self.err = open(t.path("gatefs.stderr"), "wb")
+        self.proc = subprocess.Popen([GATEFS, self.backing, self.mnt, str(gate_offset),
+                                      self.gate_file], stdin=subprocess.DEVNULL,
+                                     stderr=self.err, stdout=self.err, start_new_session=True)
+        t.defer(self.cleanup)
+        check(wait_for(lambda: is_mounted(self.mnt) or
+                               self.proc.poll() is not None, 10),
+              "gatefs did not mount")
+        check(self.proc.poll() is None, "gatefs exited")
+        self.disk = os.path.join(self.mnt, "disk")
+
+    def close(self):
+        open(self.gate_file, "w").close()
+
+    def held(self):
+        """`with gate.held():` the gate is closed inside, and open again on the way out
+        (also when the test fails, so nothing stays stuck behind it)."""
+        gate = self
+
+        class Held:
+            def __enter__(self):
+                gate.close()
+                return gate
+
+            def __exit__(self, *exc):
+                gate.open()
+                return False
+        return Held()
+
+    def open(self):
+        if os.path.exists(self.gate_file):
+            os.unlink(self.gate_file)
+
+    def cleanup(self):
+        self.open()
+        fusermount_unmount(self.mnt)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.err.close()
+
+
+def wait_arrived(mnt, path, n, timeout=10):
+    """Wait until `n` requests of cgroup `path` (None: the root queue) are queued or
+    in flight."""
+    def arrived():
+        for w in ctl_mount(mnt, "workers"):
+            if (path is None and w["root"]) or (path is not None and w["cgroup"] == path):
+                return w["in_flight"] + w["queued"] >= n
+        return False
+    check(wait_for(arrived, timeout, interval=0.05),
+          f"{path or 'the root queue'} never had {n} requests: {ctl_mount(mnt, 'workers')}")
+
+
+# --------------------------------------------------------------------------
 # Loop devices
 
 def losetup_attach(t, path, extra=(), defer=None):
@@ -891,12 +1086,14 @@ def _emergency_cleanup():
 
 def _preflight():
     missing = []
+    if BUILD_DIR is None:
+        missing.append(NO_BUILD)
+    elif not os.access(CGLOOPFS, os.X_OK):
+        missing.append(f"the daemon {CGLOOPFS}")
     if not os.path.exists("/dev/fuse"):
         missing.append("/dev/fuse")
     if shutil.which("fusermount3") is None:
         missing.append("fusermount3")
-    if not os.access(CGLOOPFS, os.X_OK):
-        missing.append(f"the daemon {CGLOOPFS}")
     if os.geteuid() != 0:
         missing.append("root")
     return missing

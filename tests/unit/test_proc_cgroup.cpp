@@ -8,7 +8,10 @@
 #include <sstream>
 #include <string>
 
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
 
 #include <doctest/doctest.h>
 
@@ -153,10 +156,11 @@ TEST_CASE("find_cgroup2_mount: this machine")
 	std::string mountinfo = slurp("/proc/self/mountinfo");
 	REQUIRE_FALSE(mountinfo.empty());
 	auto m = find_cgroup2_mount(mountinfo);
-	if (!m) {
-		MESSAGE("no cgroup2 mounted here; nothing to check");
-		return;
-	}
+	/* cgroup2 is always mounted on these machines: not finding it is a failure. */
+	REQUIRE_MESSAGE(m.has_value(), "no cgroup2 mount in /proc/self/mountinfo");
+	struct statfs fs;
+	REQUIRE(statfs(m->c_str(), &fs) == 0);
+	CHECK(fs.f_type == CGROUP2_SUPER_MAGIC);
 	struct stat st;
 	REQUIRE(stat((*m + "/cgroup.controllers").c_str(), &st) == 0);
 	CHECK(S_ISREG(st.st_mode));
@@ -219,13 +223,19 @@ TEST_CASE("parse_v2_path: outside our namespace is returned, but not reachable")
 TEST_CASE("parse_v2_path: this process")
 {
 	std::string text = slurp("/proc/self/cgroup");
-	if (!find_cgroup2_mount(slurp("/proc/self/mountinfo"))) {
-		MESSAGE("no cgroup2 mounted here; nothing to check");
-		return;
-	}
+	auto m = find_cgroup2_mount(slurp("/proc/self/mountinfo"));
+	REQUIRE_MESSAGE(m.has_value(), "no cgroup2 mount in /proc/self/mountinfo");
 	auto p = parse_v2_path(text);
 	REQUIRE(p.has_value());
 	CHECK(p->front() == '/');
+	CHECK(path_is_reachable(*p));
+	/* The path names a cgroup directory under the mount, holding this process. */
+	std::string procs = slurp((*m + *p + "/cgroup.procs").c_str());
+	std::istringstream in(procs);
+	bool found = false;
+	for (long pid; in >> pid;)
+		found = found || pid == static_cast<long>(getpid());
+	CHECK_MESSAGE(found, *m << *p << "/cgroup.procs does not list this process");
 }
 
 TEST_CASE("path_is_reachable")

@@ -14,13 +14,12 @@ import os
 import select
 import signal
 import stat
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import harness  # noqa: E402
-from harness import check, check_bytes, check_eq, expect_errno, pattern  # noqa: E402
+from harness import check, check_bytes, check_eq, ctl, expect_errno, pattern  # noqa: E402
 
 CGLOOPCTL = harness.CGLOOPCTL
 MiB = 1 << 20
@@ -32,14 +31,6 @@ NOBODY = 65534
 # The kernel refuses a range whose end is not an off_t (EINVAL) or lies past
 # the largest file (EFBIG) before the daemon sees it.
 KERNEL_RANGE = (errno.EINVAL, errno.EFBIG)
-
-
-def ctl(*args, check_rc=0):
-    r = subprocess.run([CGLOOPCTL] + list(args), capture_output=True, text=True, timeout=30)
-    if check_rc is not None and r.returncode != check_rc:
-        raise harness.TestFailure(f"cgloopctl {args}: exit {r.returncode} (want {check_rc}); "
-                                  f"stdout {r.stdout!r} stderr {r.stderr!r}")
-    return r
 
 
 def private_tmpfs(t, name="big"):

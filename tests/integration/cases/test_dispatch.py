@@ -7,7 +7,6 @@ requests, and the control socket's defences."""
 
 import json
 import os
-import random
 import signal
 import socket
 import stat
@@ -17,174 +16,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import harness  # noqa: E402
-from harness import check, check_eq  # noqa: E402
+from harness import (  # noqa: E402
+    MiB, Gate, check, check_eq, ctl_mount, daemon_rss_kib, daemon_threads, expected_pattern,
+    finish_io, run_io, start_io, stats_by_path, wait_arrived, workers_by_path)
 
 CGLOOPCTL = harness.CGLOOPCTL
-GATEFS = harness.GATEFS
-MiB = 1 << 20
-
-
-# --------------------------------------------------------------------------
-# helpers
-
-def ctl(mnt, *args, json_out=True, check_rc=True):
-    cmd = [CGLOOPCTL] + (["--json"] if json_out else []) + list(args) + [mnt]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
-    if check_rc and r.returncode != 0:
-        raise harness.TestFailure(f"{cmd}: exit {r.returncode}: {r.stderr.strip()}")
-    return json.loads(r.stdout) if json_out and r.returncode == 0 else r
-
-
-def workers_by_path(mnt):
-    return {w["cgroup"]: w for w in ctl(mnt, "workers") if not w["root"]}
-
-
-def stats_by_path(mnt):
-    return {s["cgroup"]: s for s in ctl(mnt, "stats")["cgroups"]}
-
-
-def daemon_threads(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("Threads:"):
-                return int(line.split()[1])
-    raise harness.TestFailure(f"no Threads: line for pid {pid}")
-
-
-def daemon_rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise harness.TestFailure(f"no VmRSS: line for pid {pid}")
-
-
-# A small program run inside a cgroup: does I/O on one file and prints JSON.
-IO_PROG = r"""
-import json, os, sys, time
-path, op, off, size, chunk, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
-fd = os.open(path, os.O_RDWR if op == "write" else os.O_RDONLY)
-t0 = time.monotonic()
-out = {"ok": True}
-try:
-    done = 0
-    while done < size:
-        n = min(chunk, size - done)
-        if op == "write":
-            data = bytes(((seed + off + done + i) * 31) & 0xff for i in range(min(n, 256))) * ((n + 255) // 256)
-            w = os.pwrite(fd, data[:n], off + done)
-            assert w == n, ("short write", w, n)
-        else:
-            b = os.pread(fd, n, off + done)
-            assert len(b) == n, ("short read", len(b), n)
-            out.setdefault("digest", 0)
-            out["digest"] = (out["digest"] * 1000003 + hash(b)) & 0xffffffff
-        done += n
-except OSError as e:
-    out = {"ok": False, "errno": e.errno}
-out["seconds"] = time.monotonic() - t0
-print(json.dumps(out), flush=True)
-"""
-
-
-def expected_pattern(off, size, seed):
-    row = bytes(((seed + off + i) * 31) & 0xff for i in range(256))
-    return (row * ((size + 255) // 256))[:size]
-
-
-def start_io(cg, child, path, op, off, size, chunk=64 * 1024, seed=0):
-    return cg.popen(child, [sys.executable, "-c", IO_PROG, path, op, str(off), str(size),
-                            str(chunk), str(seed)],
-                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def finish_io(p, timeout=30):
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.communicate()
-        raise harness.TestFailure(f"I/O program still blocked after {timeout} s")
-    check(p.returncode == 0, f"I/O program failed: {err}")
-    return json.loads(out)
-
-
-def run_io(cg, child, path, op, off, size, chunk=64 * 1024, seed=0, timeout=30):
-    return finish_io(start_io(cg, child, path, op, off, size, chunk, seed), timeout)
-
-
-class Gate:
-    """gatefs over a backing file: I/O at or past `gate_offset` waits while the
-    gate is closed. Cleanup opens the gate and unmounts gatefs after everything
-    registered later (the cgloopfs mount) is gone."""
-
-    def __init__(self, t, size, gate_offset):
-        check(os.access(GATEFS, os.X_OK), f"cannot run: gatefs {GATEFS} is missing")
-        self.backing = t.path("gate-backing.img")
-        harness.make_sparse(self.backing, size)
-        self.mnt = t.mkdir("gatefs")
-        self.gate_file = t.path("GATE")
-        self.gate_offset = gate_offset
-        self.err = open(t.path("gatefs.stderr"), "wb")
-        self.proc = subprocess.Popen([GATEFS, self.backing, self.mnt, str(gate_offset),
-                                      self.gate_file], stdin=subprocess.DEVNULL,
-                                     stderr=self.err, stdout=self.err, start_new_session=True)
-        t.defer(self.cleanup)
-        check(harness.wait_for(lambda: harness.is_mounted(self.mnt) or
-                               self.proc.poll() is not None, 10),
-              "gatefs did not mount")
-        check(self.proc.poll() is None, "gatefs exited")
-        self.disk = os.path.join(self.mnt, "disk")
-
-    def close(self):
-        open(self.gate_file, "w").close()
-
-    def held(self):
-        """`with gate.held():` the gate is closed inside, and open again on the way out
-        (also when the test fails, so nothing stays stuck behind it)."""
-        gate = self
-
-        class Held:
-            def __enter__(self):
-                gate.close()
-                return gate
-
-            def __exit__(self, *exc):
-                gate.open()
-                return False
-        return Held()
-
-    def open(self):
-        if os.path.exists(self.gate_file):
-            os.unlink(self.gate_file)
-
-    def cleanup(self):
-        self.open()
-        harness.fusermount_unmount(self.mnt)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-        self.err.close()
-
-
-def wait_arrived(mnt, path, n, timeout=10):
-    """Wait until `n` requests of cgroup `path` (None: the root queue) are queued or
-    in flight."""
-    def arrived():
-        for w in ctl(mnt, "workers"):
-            if (path is None and w["root"]) or (path is not None and w["cgroup"] == path):
-                return w["in_flight"] + w["queued"] >= n
-        return False
-    check(harness.wait_for(arrived, timeout, interval=0.05),
-          f"{path or 'the root queue'} never had {n} requests: {ctl(mnt, 'workers')}")
-
-
-def wait_in_flight(mnt, path, n, timeout=10):
-    ok = harness.wait_for(lambda: workers_by_path(mnt).get(path, {}).get("in_flight", 0) >= n,
-                          timeout, interval=0.05)
-    check(ok, f"{path} never had {n} requests in flight: {workers_by_path(mnt)}")
 
 
 # --------------------------------------------------------------------------
@@ -367,7 +203,7 @@ def test_reaping_and_racing_requests(t):
         check(rel in workers_by_path(m.mnt), "no worker after I/O")
         check(harness.wait_for(lambda: rel not in workers_by_path(m.mnt), 5, 0.1),
               "the worker was not reaped within 5 s of an idle_timeout of 1 s")
-        check(ctl(m.mnt, "stats")["workers_reaped"] >= 1, "workers_reaped not counted")
+        check(ctl_mount(m.mnt, "stats")["workers_reaped"] >= 1, "workers_reaped not counted")
         check(run_io(cg, a, f, "read", 0, 4096)["ok"], "read after reaping")
         check(rel in workers_by_path(m.mnt), "no new worker after reaping")
         # One long-lived process in the cgroup issues requests spaced around the
@@ -389,7 +225,7 @@ print("ok", flush=True)
         check_eq(r.stdout.strip(), "ok", "racing requests")
         s = stats_by_path(m.mnt)[rel]
         check_eq(s["errors"], 0, "errors")
-        check(ctl(m.mnt, "stats")["workers_reaped"] >= 2, "no reaping happened during the race")
+        check(ctl_mount(m.mnt, "stats")["workers_reaped"] >= 2, "no reaping happened during the race")
     with open(img, "rb") as b:
         for i in range(12):
             b.seek(i * 4096)
@@ -412,12 +248,12 @@ def test_worker_cap_sends_the_rest_to_the_root_queue(t):
         ps = [start_io(cg, k, f, "read", i * 8 * MiB, 2 * MiB) for i, k in enumerate(kids)]
         for p in ps:
             check(finish_io(p)["ok"], "a read failed")
-        workers = [w for w in ctl(m.mnt, "workers") if not w["root"]]
+        workers = [w for w in ctl_mount(m.mnt, "workers") if not w["root"]]
         check_eq(len(workers), 2, "per-cgroup workers")
-        st = ctl(m.mnt, "stats")
+        st = ctl_mount(m.mnt, "stats")
         check(st["root_fallbacks"] > 0, "nothing went to the root queue")
         check(all(s["errors"] == 0 for s in st["cgroups"]), f"errors: {st}")
-        root = [w for w in ctl(m.mnt, "workers") if w["root"]][0]
+        root = [w for w in ctl_mount(m.mnt, "workers") if w["root"]][0]
         check(root["served"] > 0, "the root queue served nothing")
     with open(img, "rb") as b:
         for i in range(5):
@@ -463,7 +299,7 @@ def test_churn_keeps_threads_and_memory_bounded(t):
         rss = daemon_rss_kib(m.pid)
         check(rss <= base_rss + 32 * 1024,
               f"memory grew from {base_rss} KiB to {rss} KiB after {n} cgroups")
-        st = ctl(m.mnt, "stats")
+        st = ctl_mount(m.mnt, "stats")
         # Each cgroup got a worker, or (the cap reached) the root queue.
         check(st["workers_created"] >= 32, f"only {st['workers_created']} workers made")
         check(st["workers_created"] >= n or st["root_fallbacks"] > 0,
@@ -587,7 +423,7 @@ def test_control_socket_defences(t):
         # Still serving, through cgloopctl finding the socket from the mount point.
         r = json.loads(_raw_exchange(sock, good))
         check(r["ok"] and r["result"]["images"] == 1, f"status after garbage: {r}")
-        check_eq(ctl(m.mnt, "status")["images"], 1, "status via the mount point")
+        check_eq(ctl_mount(m.mnt, "status")["images"], 1, "status via the mount point")
         # Another uid: the socket file itself keeps it out...
         r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                             CGLOOPCTL, "--socket", sock, "workers"],
@@ -601,7 +437,7 @@ def test_control_socket_defences(t):
                            capture_output=True, text=True, timeout=30)
         check(r.returncode == 1 and "uid 65534" in r.stderr,
               f"uid 65534 past the file mode: {r.returncode} {r.stderr!r}")
-        check_eq(ctl(m.mnt, "status")["images"], 1, "status at the end")
+        check_eq(ctl_mount(m.mnt, "status")["images"], 1, "status at the end")
     check(not os.path.exists(sock), "the socket was not removed at exit")
 
 
@@ -613,13 +449,13 @@ def test_cgloopctl_tables_and_errors(t):
     a = cg.child("a")
     with t.mount(img) as m:
         run_io(cg, a, m.path("h.img"), "write", 0, 65536)
-        r = ctl(m.mnt, "workers", json_out=False)
+        r = ctl_mount(m.mnt, "workers", json_out=False)
         lines = r.stdout.splitlines()
         check(lines[0].split() == ["CGROUP", "STATE", "QUEUED", "INFLIGHT", "THREADS",
                                    "SERVED", "IDLE"], f"header {lines[0]!r}")
         check(any(ln.startswith("(root queue)") for ln in lines), "no root queue row")
         check(any(ln.startswith(cg.rel(a)) for ln in lines), "no row for the cgroup")
-        r = ctl(m.mnt, "stats", json_out=False)
+        r = ctl_mount(m.mnt, "stats", json_out=False)
         check("P99" in r.stdout.splitlines()[0], "stats header")
     r = subprocess.run([CGLOOPCTL, "workers", m.mnt], capture_output=True, text=True)
     check(r.returncode == 1 and "not a cgloopfs mount point" in r.stderr,

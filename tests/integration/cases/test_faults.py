@@ -27,7 +27,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import harness  # noqa: E402
-from harness import check, check_eq  # noqa: E402
+from harness import check, check_eq, ctl_mount  # noqa: E402
 
 CGLOOPCTL = harness.CGLOOPCTL
 KiB = 1 << 10
@@ -41,22 +41,16 @@ LOG_BURST, LOG_INTERVAL = 10, 5
 # --------------------------------------------------------------------------
 # helpers
 
-def ctl(mnt, *args, json_out=True):
-    cmd = [CGLOOPCTL] + (["--json"] if json_out else []) + list(args) + ["-m", mnt]
-    r = harness.run(cmd, timeout=30)
-    return json.loads(r.stdout) if json_out else r.stdout
-
-
 def stats_of(mnt, cgroup_path):
     """The `cgloopctl stats` entry of one cgroup (zeros if it was never seen)."""
-    for s in ctl(mnt, "stats")["cgroups"]:
+    for s in ctl_mount(mnt, "stats")["cgroups"]:
         if s["cgroup"] == cgroup_path:
             return s
     return {"reads": 0, "writes": 0, "syncs": 0, "errors": 0}
 
 
 def size_of(mnt, name):
-    for img in ctl(mnt, "list")["images"]:
+    for img in ctl_mount(mnt, "list")["images"]:
         if img["name"] == name:
             return img["size"]
     raise harness.TestFailure(f"{name} is not in cgloopctl list")
@@ -339,7 +333,7 @@ def test_read_eio_on_one_range_only(t):
         check(sa["reads"] >= len(ops), f"reads counted for cgroup a: {sa['reads']}")
         check_eq(sb["errors"], 0, "errors counted for cgroup b")
         check(sb["reads"] >= len(good_ops), f"reads counted for cgroup b: {sb['reads']}")
-        table = ctl(m.mnt, "stats", json_out=False).splitlines()
+        table = ctl_mount(m.mnt, "stats", json_out=False).stdout.splitlines()
         col = table[0].split().index("ERRORS")
         shown = {ln.split()[0]: ln.split()[col] for ln in table[1:] if ln.strip()}
         check_eq(shown.get(cg.rel(a)), str(expected_errors),
@@ -781,7 +775,7 @@ def test_backing_file_shrinks_and_grows_underneath(t):
                      f"{name}: a write past the window grew the backing file")
 
             os.truncate(backing, MiB + 1000)
-            check_eq(ctl(m.mnt, "set-capacity", name)["size"],
+            check_eq(ctl_mount(m.mnt, "set-capacity", name)["size"],
                      (MiB + 1000 - win_off) // 512 * 512, f"{name}: set-capacity (shrunk)")
             new = (MiB + 1000 - win_off) // 512 * 512
             check_eq(os.stat(f).st_size, new, f"{name}: size after set-capacity")
@@ -791,14 +785,14 @@ def test_backing_file_shrinks_and_grows_underneath(t):
 
             # Shrunk to before the offset: size 0, nothing read or written.
             os.truncate(backing, 1000)
-            check_eq(ctl(m.mnt, "set-capacity", name)["size"], 0, f"{name}: size 0")
+            check_eq(ctl_mount(m.mnt, "set-capacity", name)["size"], 0, f"{name}: size 0")
             check_eq(harness.file_pread(f, 0, 4096), b"", f"{name}: read of size 0")
             harness.expect_errno(errno.ENOSPC, harness.file_pwrite, f, 0, b"x")
             check_eq(os.stat(backing).st_size, 1000, f"{name}: backing size at size 0")
 
             # Grown back past the window: the limit again; the new part is zeros.
             os.truncate(backing, 8 * MiB)
-            check_eq(ctl(m.mnt, "set-capacity", name)["size"], win, f"{name}: regrown")
+            check_eq(ctl_mount(m.mnt, "set-capacity", name)["size"], win, f"{name}: regrown")
             check_eq(size_of(m.mnt, name), win, f"{name}: size in cgloopctl list")
             _expect_bytes(f, 0, bytes(win), f"{name}: the regrown window (it was all cut)")
             harness.file_pwrite(f, 2 * MiB, b"back")
@@ -818,10 +812,10 @@ def test_set_capacity_clears_the_kernel_cache(t):
         f = m.path("k.img")
         check(harness.read_whole(f) == pat, "first read")
         os.truncate(backing, MiB)
-        ctl(m.mnt, "set-capacity", "k.img")
+        ctl_mount(m.mnt, "set-capacity", "k.img")
         check_eq(os.stat(f).st_size, MiB, "size after shrinking")
         os.truncate(backing, 2 * MiB)
-        ctl(m.mnt, "set-capacity", "k.img")
+        ctl_mount(m.mnt, "set-capacity", "k.img")
         check_eq(os.stat(f).st_size, 2 * MiB, "size after growing back")
         got = harness.read_whole(f)
         harness.check_bytes(got, pat[:MiB] + bytes(MiB), "after the shrink and regrow")
@@ -851,7 +845,7 @@ def test_backing_file_renamed_or_unlinked_underneath(t):
             harness.file_pwrite(f, 4096, b"held!")
             _expect_bytes(moved, 4096, b"held!", "a write after the rename")
             check(harness.read_whole(held) == newcomer, "the newcomer was written")
-            check_eq(ctl(m.mnt, "set-capacity", "h.img")["size"], 2 * MiB,
+            check_eq(ctl_mount(m.mnt, "set-capacity", "h.img")["size"], 2 * MiB,
                      "set-capacity after the rename (the held file's size)")
 
             os.unlink(moved)
@@ -859,13 +853,13 @@ def test_backing_file_renamed_or_unlinked_underneath(t):
             _expect_bytes(f, 8192, b"unlinked!", "I/O after the unlink")
             check_eq(os.pread(keep, 9, 8192), b"unlinked!", "in the unlinked file")
             os.ftruncate(keep, MiB + 4000)
-            check_eq(ctl(m.mnt, "set-capacity", "h.img")["size"], MiB + 3584,
+            check_eq(ctl_mount(m.mnt, "set-capacity", "h.img")["size"], MiB + 3584,
                      "set-capacity of the unlinked file")
             check_eq(harness.file_pread(f, MiB + 3584, 4096), b"",
                      "read at the end of the unlinked file")
             _expect_bytes(f, MiB, pat[MiB:MiB + 3584], "the unlinked file's last bytes")
             check(harness.read_whole(held) == newcomer, "the newcomer was touched")
-            check_eq(ctl(m.mnt, "list")["images"][0]["size"], MiB + 3584, "listed size")
+            check_eq(ctl_mount(m.mnt, "list")["images"][0]["size"], MiB + 3584, "listed size")
         finally:
             os.close(keep)
 

@@ -8,7 +8,6 @@ kernel's own FUSE request timeout), and stalled writeback, RELEASE and many
 stalled asynchronous requests hold up nobody else."""
 
 import errno
-import mmap
 import os
 import subprocess
 import sys
@@ -16,11 +15,9 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import check, check_eq  # noqa: E402
-from test_dispatch import (  # noqa: E402
-    MiB, Gate, ctl, finish_io, start_io, wait_arrived, workers_by_path)
+from harness import (  # noqa: E402
+    MiB, Gate, check, check_eq, ctl_mount, finish_io, start_io, wait_arrived, workers_by_path)
 
 KERNEL_TIMEOUT = "/proc/sys/fs/fuse/default_request_timeout"
 
@@ -47,7 +44,7 @@ def stalled_scene(t):
 
 
 def totals(mnt):
-    return ctl(mnt, "stats")
+    return ctl_mount(mnt, "stats")
 
 
 def b_io_works(cg, b, f, limit=2.0):

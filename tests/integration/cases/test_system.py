@@ -17,12 +17,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import harness  # noqa: E402
 from harness import (  # noqa: E402
-    CGLOOPFS, SRC_ROOT, TestFailure, check, check_eq, make_image, pattern, run, timeout)
+    BUILD_DIR, CGLOOPCTL, CGLOOPFS, SRC_ROOT, TestFailure, check, check_eq, make_image, pattern,
+    run, timeout)
 
 MiB = 1024 * 1024
-CGLOOPCTL = os.path.abspath(os.environ.get(
-    "CGLOOPCTL", os.path.join(os.path.dirname(CGLOOPFS), "cgloopctl")))
-BUILD_DIR = os.path.dirname(os.path.dirname(CGLOOPFS))  # .../build-x/src/cgloopfs
 TOOLS = os.path.join(SRC_ROOT, "tests", "tools")
 MAN_SRC = os.path.join(SRC_ROOT, "man")
 PAGES = ["cgloopfs.8", "cgloopctl.8", "cgloopfs.toml.5"]
