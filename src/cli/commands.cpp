@@ -4,6 +4,7 @@
  * with their handlers, each sending one control request and printing the
  * answer. Not thread-safe (stdout).
  */
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <climits>
