@@ -3,7 +3,6 @@
 
 #include <cctype>
 #include <cstdint>
-#include <cstring>
 
 #include <getopt.h>
 
@@ -22,42 +21,6 @@ const std::vector<OptSpec> global_options = {
 	{"version", 'V', ArgKind::none, "", "show the version and exit"},
 };
 
-const std::vector<CommandSpec> commands = {
-	{"list", "[MOUNTPOINT]", "the images, as losetup --list shows loop devices", 0, 1,
-	 {
-		 {"output", 'O', ArgKind::required, "COLS", "the columns to show (comma-separated)"},
-		 {"noheadings", 'n', ArgKind::none, "", "no header line"},
-		 {"raw", 0, ArgKind::none, "", "raw output: single spaces, no alignment"},
-		 {"manifest", 0, ArgKind::none, "", "print a manifest that makes these images"},
-	 }},
-	{"attach", "IMAGE", "serve IMAGE (a file or block device) as a new file", 1, 1,
-	 {
-		 {"name", 0, ArgKind::required, "NAME", "its file name (default: IMAGE's name)"},
-		 {"offset", 'o', ArgKind::required, "SIZE", "where the window starts in IMAGE"},
-		 {"sizelimit", 0, ArgKind::required, "SIZE", "the most bytes the window may have"},
-		 {"read-only", 'r', ArgKind::none, "", "refuse writes, discards and truncation"},
-		 {"direct-io", 0, ArgKind::optional, "on|off", "O_DIRECT on IMAGE (on)"},
-		 {"sector-size", 'b', ArgKind::required, "SIZE", "block size shown (512..4096)"},
-		 {"discard", 0, ArgKind::none, "", "pass punch-hole and zero-range to IMAGE"},
-		 {"mode", 0, ArgKind::required, "MODE", "permission bits, octal (IMAGE's)"},
-		 {"uid", 0, ArgKind::required, "UID", "owner (IMAGE's)"},
-		 {"gid", 0, ArgKind::required, "GID", "group (IMAGE's)"},
-		 {"show", 0, ArgKind::none, "", "print the path of the new file"},
-	 }},
-	{"detach", "[NAME]", "stop serving an image", 0, 1,
-	 {
-		 {"all", 'a', ArgKind::none, "", "detach every image"},
-		 {"lazy", 'l', ArgKind::none, "", "hide it now, free it on its last close"},
-	 }},
-	{"set-capacity", "NAME", "re-read the size of an image's backing file", 1, 1, {}},
-	{"get", "[MOUNTPOINT]", "show the runtime settings", 0, 1, {}},
-	{"set", "KEY=VALUE...", "change idle_timeout, max_workers, worker_depth", 1, SIZE_MAX,
-	 {}},
-	{"workers", "[MOUNTPOINT]", "live workers: cgroup, state, queued, in flight", 0, 1, {}},
-	{"stats", "[MOUNTPOINT]", "per-cgroup requests, bytes, errors and latency", 0, 1, {}},
-	{"status", "[MOUNTPOINT]", "the mount: source, images, dispatch settings", 0, 1, {}},
-};
-
 namespace {
 
 const CommandSpec *find_command(std::string_view name)
@@ -73,9 +36,7 @@ void run_getopt(int argc, char **argv, const std::vector<const OptSpec *> &specs
 		Invocation &inv, std::vector<std::string> &rest)
 {
 	std::vector<struct option> longopts;
-	/* "+": getopt stops at each operand and we step over it ourselves; letting it
-	 * permute instead would make it rewind optind when called after its -1. */
-	std::string shortopts = "+";
+	std::string shortopts = "+"; /* see config::next_option */
 	for (size_t i = 0; i < specs.size(); i++) {
 		const OptSpec &o = *specs[i];
 		int has = o.arg == ArgKind::none ? no_argument
@@ -93,28 +54,9 @@ void run_getopt(int argc, char **argv, const std::vector<const OptSpec *> &specs
 	longopts.push_back({nullptr, 0, nullptr, 0});
 	optind = 0;
 	opterr = 0;
-	for (;;) {
-		/*
-		 * "--" ends the options, handled before getopt sees it: after a
-		 * "--" glibc's getopt moves optind back to the first operand at
-		 * every call, and the scan below stepped over the same operands
-		 * forever ("cgloopctl detach -- NAME" ran out of memory; see
-		 * config/mount_options.cpp). argv[next] is what getopt reads
-		 * next, or the cluster it is in (-rn, never "--").
-		 */
-		int next = optind == 0 ? 1 : optind;
-		if (next < argc && std::strcmp(argv[next], "--") == 0) {
-			for (int i = next + 1; i < argc; i++)
-				rest.emplace_back(argv[i]);
-			return;
-		}
-		int c = getopt_long(argc, argv, shortopts.c_str(), longopts.data(), nullptr);
-		if (c == -1) {
-			if (optind >= argc || stop_at_operand)
-				break;
-			rest.emplace_back(argv[optind++]);
-			continue;
-		}
+	int c;
+	while ((c = config::next_option(argc, argv, shortopts.c_str(), longopts.data(),
+					stop_at_operand, rest)) != -1) {
 		const OptSpec *o = nullptr;
 		if (c >= 1000)
 			o = specs[static_cast<size_t>(c - 1000)];
@@ -126,8 +68,6 @@ void run_getopt(int argc, char **argv, const std::vector<const OptSpec *> &specs
 			throw UsageError(config::describe_getopt_error(argv[optind - 1], optopt));
 		inv.options[std::string(o->long_name)] = optarg ? optarg : "";
 	}
-	for (int i = optind; i < argc; i++)
-		rest.emplace_back(argv[i]);
 }
 
 } /* namespace */

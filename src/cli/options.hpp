@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * cgloopctl's commands and options, written once: this table drives the
- * parser, --help and the man-page check. Reentrant; values only.
+ * cgloopctl's command line: the global options, and the parser and --help
+ * for them and the table of verbs (cli/commands.cpp), written once; they
+ * drive the parser, --help and the man-page check. Reentrant; values only.
  */
 #pragma once
 
@@ -27,15 +28,24 @@ struct OptSpec {
 	std::string_view help;
 };
 
+struct Invocation;
+
+/*
+ * One verb of cgloopctl, as systemd's struct Verb: its name, operands (for
+ * --help, and their count), options and handler.
+ */
 struct CommandSpec {
 	std::string_view name;	   /* "attach" */
 	std::string_view operands; /* "IMAGE" */
 	std::string_view help;
 	size_t min_operands, max_operands; /* max SIZE_MAX: any number */
 	std::vector<OptSpec> options;
+	/* Do it, talking to the daemon at `socket`: an exit status, or throws. */
+	int (*run)(const Invocation &inv, const std::string &socket);
 };
 
 extern const std::vector<OptSpec> global_options;
+/* The table of verbs (cli/commands.cpp, with their handlers). */
 extern const std::vector<CommandSpec> commands;
 
 /* A command line, parsed. Options by long name; flags map to "". */

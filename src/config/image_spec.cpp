@@ -1,16 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "image_spec.hpp"
 
+#include <type_traits>
 #include <unordered_map>
 
 #include <fmt/core.h>
 
-namespace cgloopfs::config {
+#include "units.hpp"
 
-const std::vector<std::string_view> image_setting_names = {
-	"name",	      "path",	   "offset", "size_limit", "read_only", "direct_io",
-	"block_size", "discard", "mode",   "uid",	   "gid",
-};
+namespace cgloopfs::config {
 
 void ImageSettings::inherit(const ImageSettings &d)
 {
@@ -78,6 +76,199 @@ std::string describe(const std::string &origin, const std::string &name)
 	return s;
 }
 
+namespace {
+
+/* The range check of a number read for a setting of `kind`. */
+std::optional<std::string> check_number(SettingKind kind, uint64_t v)
+{
+	switch (kind) {
+	case SettingKind::window:
+		if (v > static_cast<uint64_t>(INT64_MAX))
+			return fmt::format("{} is larger than 2^63 - 1", v);
+		break;
+	case SettingKind::block_size:
+		if (!valid_block_size(v))
+			return fmt::format("{} is not a power of two in 512..4096", v);
+		break;
+	case SettingKind::mode:
+		return check_mode(v);
+	case SettingKind::id:
+		if (v > UINT32_MAX - 1)
+			return fmt::format("{} is out of range (0..4294967294)", v);
+		break;
+	default:
+		break;
+	}
+	return std::nullopt;
+}
+
+std::optional<std::string> check_text(SettingKind kind, const std::string &v)
+{
+	if (kind != SettingKind::path)
+		return std::nullopt; /* a name is checked by make_spec, with the default name */
+	if (v.empty())
+		return "empty path";
+	if (v.find('\0') != std::string::npos)
+		return "contains a NUL byte";
+	return std::nullopt;
+}
+
+/* What `s` holds for `row`, checked; nullopt when fine or unset. */
+std::optional<std::string> check_setting(const ImageSettings &s, const ImageSetting &row)
+{
+	return std::visit(
+		[&](auto field) -> std::optional<std::string> {
+			const auto &v = s.*field;
+			using T = typename std::decay_t<decltype(v)>::value_type;
+			if (!v)
+				return std::nullopt;
+			if constexpr (std::is_same_v<T, std::string>)
+				return check_text(row.kind, *v);
+			else if constexpr (std::is_same_v<T, bool>)
+				return std::nullopt;
+			else
+				return check_number(row.kind, *v);
+		},
+		row.field);
+}
+
+/* A number of bytes: an integer, or a string with a suffix ("512MiB"). */
+std::optional<std::string> read_bytes(const SettingValue &value, uint64_t *ret)
+{
+	std::string why;
+	switch (value.type) {
+	case SettingValue::Type::integer:
+		if (value.integer < 0)
+			return fmt::format("{} is negative", value.integer);
+		*ret = static_cast<uint64_t>(value.integer);
+		return std::nullopt;
+	case SettingValue::Type::string:
+		if (auto v = parse_size(value.text, &why)) {
+			*ret = *v;
+			return std::nullopt;
+		}
+		return fmt::format("\"{}\": {}", printable(value.text), why);
+	default:
+		return "must be an integer or a string like \"512MiB\"";
+	}
+}
+
+/* A mode: octal digits in a string, or an integer (TOML's 0o660). */
+std::optional<std::string> read_mode(const SettingValue &value, uint64_t *ret)
+{
+	std::string why;
+	switch (value.type) {
+	case SettingValue::Type::string:
+		if (auto v = parse_mode(value.text, &why)) {
+			*ret = *v;
+			return std::nullopt;
+		}
+		return fmt::format("\"{}\": {}", printable(value.text), why);
+	case SettingValue::Type::integer:
+		/* Decimal 660 is octal 1224: say so rather than misread it. */
+		if (value.integer < 0 || check_mode(static_cast<uint64_t>(value.integer)))
+			return fmt::format("{:o} (octal) has bits other than read and write; write the "
+					   "mode as a string like \"0660\"",
+					   value.integer);
+		*ret = static_cast<uint64_t>(value.integer);
+		return std::nullopt;
+	default:
+		return "must be an octal string like \"0660\"";
+	}
+}
+
+/* A uid or gid: a decimal number, an integer or a string. */
+std::optional<std::string> read_id(const SettingValue &value, uint64_t *ret)
+{
+	std::string why;
+	switch (value.type) {
+	case SettingValue::Type::integer:
+		if (value.integer < 0)
+			return fmt::format("{} is out of range (0..4294967294)", value.integer);
+		*ret = static_cast<uint64_t>(value.integer);
+		return std::nullopt;
+	case SettingValue::Type::string:
+		if (auto v = parse_uint(value.text, 0, UINT64_MAX, &why)) {
+			*ret = *v;
+			return std::nullopt;
+		}
+		return fmt::format("\"{}\": {}", printable(value.text), why);
+	default:
+		return "must be a number";
+	}
+}
+
+} /* namespace */
+
+const ImageSetting *find_image_setting(std::string_view name)
+{
+	for (const auto &row : image_settings)
+		if (row.name == name)
+			return &row;
+	return nullptr;
+}
+
+std::optional<std::string> set_image_setting(ImageSettings &s, const ImageSetting &row,
+					     const SettingValue &value)
+{
+	if (row.kind == SettingKind::name || row.kind == SettingKind::path) {
+		if (value.type != SettingValue::Type::string)
+			return "must be a string";
+		if (auto why = check_text(row.kind, value.text))
+			return why;
+		s.*std::get<std::optional<std::string> ImageSettings::*>(row.field) = value.text;
+		return std::nullopt;
+	}
+	if (row.kind == SettingKind::flag) {
+		if (value.type != SettingValue::Type::boolean)
+			return "must be true or false";
+		s.*std::get<std::optional<bool> ImageSettings::*>(row.field) = value.boolean;
+		return std::nullopt;
+	}
+	uint64_t n = 0;
+	auto why = row.kind == SettingKind::mode ? read_mode(value, &n)
+		   : row.kind == SettingKind::id ? read_id(value, &n)
+						 : read_bytes(value, &n);
+	if (!why)
+		why = check_number(row.kind, n);
+	if (why)
+		return why;
+	if (auto *f = std::get_if<std::optional<uint64_t> ImageSettings::*>(&row.field))
+		s.**f = n;
+	else
+		s.*std::get<std::optional<uint32_t> ImageSettings::*>(row.field) =
+			static_cast<uint32_t>(n); /* checked above: fits */
+	return std::nullopt;
+}
+
+ImageSettings read_image_settings(const std::vector<WrittenSetting> &written, bool is_defaults)
+{
+	ImageSettings s;
+	auto apply = [&](const WrittenSetting &w) {
+		auto refused = [&](const std::string &why) {
+			return ConfigError(fmt::format("{}{}: {}",
+						       describe(w.origin, s.name.value_or("")),
+						       printable(w.key), why));
+		};
+		const ImageSetting *row = find_image_setting(w.key);
+		if (!row)
+			throw refused("unknown setting");
+		if (row->image_only && is_defaults)
+			throw refused(fmt::format("only an [[image]] can have a {}", row->name));
+		if (auto why = set_image_setting(s, *row, w.value))
+			throw refused(*why);
+	};
+	/* The name first, so that every later message can name the image. */
+	if (!is_defaults)
+		for (const auto &w : written)
+			if (w.key == "name")
+				apply(w);
+	for (const auto &w : written)
+		if (is_defaults || w.key != "name")
+			apply(w);
+	return s;
+}
+
 ImageSpec make_spec(const ImageSettings &s, const std::string &origin)
 {
 	ImageSpec spec;
@@ -94,26 +285,16 @@ ImageSpec make_spec(const ImageSettings &s, const std::string &origin)
 	}
 	if (auto why = check_name(spec.name))
 		throw ConfigError(fmt::format("{}name: {}", describe(origin, spec.name), *why));
-	if (spec.path.find('\0') != std::string::npos)
-		throw ConfigError(describe(origin, spec.name) + "path: contains a NUL byte");
+	for (const auto &row : image_settings)
+		if (auto why = check_setting(s, row))
+			throw ConfigError(fmt::format("{}{}: {}", describe(origin, spec.name), row.name,
+						      *why));
 	spec.offset = s.offset.value_or(0);
 	spec.size_limit = s.size_limit.value_or(0);
-	if (spec.offset > static_cast<uint64_t>(INT64_MAX))
-		throw ConfigError(fmt::format("{}offset: {} is larger than 2^63 - 1",
-					      describe(origin, spec.name), spec.offset));
-	if (spec.size_limit > static_cast<uint64_t>(INT64_MAX))
-		throw ConfigError(fmt::format("{}size_limit: {} is larger than 2^63 - 1",
-					      describe(origin, spec.name), spec.size_limit));
 	spec.read_only = s.read_only.value_or(false);
 	spec.direct_io = s.direct_io.value_or(false);
 	spec.block_size = s.block_size.value_or(512);
-	if (!valid_block_size(spec.block_size))
-		throw ConfigError(fmt::format("{}block_size: {} is not a power of two in 512..4096",
-					      describe(origin, spec.name), spec.block_size));
 	spec.discard = s.discard.value_or(false);
-	if (s.mode && (*s.mode & ~0666u))
-		throw ConfigError(fmt::format("{}mode: {:04o} has bits other than read and write",
-					      describe(origin, spec.name), *s.mode));
 	spec.mode = s.mode;
 	spec.uid = s.uid;
 	spec.gid = s.gid;

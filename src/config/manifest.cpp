@@ -10,162 +10,43 @@
 #include <fmt/core.h>
 #include <toml++/toml.h>
 
-#include "units.hpp"
 
 namespace cgloopfs::config {
 
 namespace {
 
-/* Reads one table ([defaults] or an [[image]]) into ImageSettings. */
-class TableReader
+std::string where(const std::string &filename, const toml::node &node)
 {
-public:
-	TableReader(const std::string &filename, const std::string &base_dir)
-		: filename_(filename), base_dir_(base_dir)
-	{
-	}
+	return fmt::format("{}:{}", filename, node.source().begin.line);
+}
 
-	ImageSettings read(const toml::table &table, bool is_defaults)
-	{
-		ImageSettings s;
-		/* The name first, so that every later message can name the image. */
-		if (auto n = table.get("name"); n && !is_defaults)
-			s.name = string_of(*n, "name", s);
-		for (auto &&[key, node] : table) {
-			std::string k(key.str());
-			if (k == "name") {
-				if (is_defaults)
-					fail(node, s, k, "only an [[image]] can have a name");
-				continue;
-			}
-			if (k == "path") {
-				if (is_defaults)
-					fail(node, s, k, "only an [[image]] can have a path");
-				std::string p = string_of(node, k, s);
-				if (p.empty())
-					fail(node, s, k, "empty path");
-				if (p.front() == '/' || base_dir_.empty())
-					s.path = p;
-				else if (base_dir_.back() == '/')
-					s.path = base_dir_ + p;
-				else
-					s.path = base_dir_ + "/" + p;
-			} else if (k == "offset") {
-				s.offset = size_of(node, k, s);
-			} else if (k == "size_limit") {
-				s.size_limit = size_of(node, k, s);
-			} else if (k == "read_only") {
-				s.read_only = bool_of(node, k, s);
-			} else if (k == "direct_io") {
-				s.direct_io = bool_of(node, k, s);
-			} else if (k == "discard") {
-				s.discard = bool_of(node, k, s);
-			} else if (k == "block_size") {
-				uint64_t v = size_of(node, k, s);
-				if (!valid_block_size(v))
-					fail(node, s, k,
-					     fmt::format("{} is not a power of two in 512..4096", v));
-				s.block_size = static_cast<uint32_t>(v);
-			} else if (k == "mode") {
-				s.mode = mode_of(node, k, s);
-			} else if (k == "uid") {
-				s.uid = id_of(node, k, s);
-			} else if (k == "gid") {
-				s.gid = id_of(node, k, s);
-			} else {
-				fail(node, s, k, "unknown setting");
-			}
-		}
-		return s;
-	}
+/* A TOML value as image_settings reads it. */
+SettingValue value_of(const toml::node &node)
+{
+	if (auto v = node.as_string())
+		return SettingValue::of(v->get());
+	if (auto v = node.as_integer())
+		return SettingValue::of(v->get());
+	if (auto v = node.as_boolean())
+		return SettingValue::of(v->get());
+	return {};
+}
 
-	std::string where(const toml::node &node) const
-	{
-		return fmt::format("{}:{}", filename_, node.source().begin.line);
-	}
-
-	[[noreturn]] void fail(const toml::node &node, const ImageSettings &s, const std::string &key,
-			       const std::string &why) const
-	{
-		throw ConfigError(fmt::format("{}{}: {}", describe(where(node), s.name.value_or("")),
-					      printable(key), why));
-	}
-
-private:
-	std::string string_of(const toml::node &node, const std::string &key,
-			      const ImageSettings &s) const
-	{
-		if (auto v = node.value<std::string>())
-			return *v;
-		fail(node, s, key, "must be a string");
-	}
-
-	bool bool_of(const toml::node &node, const std::string &key, const ImageSettings &s) const
-	{
-		if (auto v = node.as_boolean())
-			return v->get();
-		fail(node, s, key, "must be true or false");
-	}
-
-	uint64_t size_of(const toml::node &node, const std::string &key,
-			 const ImageSettings &s) const
-	{
-		if (auto i = node.as_integer()) {
-			if (i->get() < 0)
-				fail(node, s, key, fmt::format("{} is negative", i->get()));
-			return static_cast<uint64_t>(i->get());
-		}
-		if (auto str = node.as_string()) {
-			std::string why;
-			if (auto v = parse_size(str->get(), &why))
-				return *v;
-			fail(node, s, key, fmt::format("\"{}\": {}", printable(str->get()), why));
-		}
-		fail(node, s, key, "must be an integer or a string like \"512MiB\"");
-	}
-
-	uint32_t mode_of(const toml::node &node, const std::string &key,
-			 const ImageSettings &s) const
-	{
-		if (auto str = node.as_string()) {
-			std::string why;
-			if (auto v = parse_mode(str->get(), &why))
-				return *v;
-			fail(node, s, key, fmt::format("\"{}\": {}", printable(str->get()), why));
-		}
-		if (auto i = node.as_integer()) {
-			int64_t v = i->get();
-			if (v < 0 || (v & ~0666))
-				fail(node, s, key,
-				     fmt::format("{:o} (octal) has bits other than read and write; "
-						 "write the mode as a string like \"0660\"",
-						 v));
-			return static_cast<uint32_t>(v);
-		}
-		fail(node, s, key, "must be an octal string like \"0660\"");
-	}
-
-	uint32_t id_of(const toml::node &node, const std::string &key,
-		       const ImageSettings &s) const
-	{
-		std::string why;
-		if (auto i = node.as_integer()) {
-			if (i->get() < 0 || i->get() >= UINT32_MAX)
-				fail(node, s, key,
-				     fmt::format("{} is out of range (0..4294967294)", i->get()));
-			return static_cast<uint32_t>(i->get());
-		}
-		if (auto str = node.as_string()) {
-			if (auto v = parse_uint(str->get(), 0, UINT32_MAX - 1, &why))
-				return static_cast<uint32_t>(*v);
-			fail(node, s, key, fmt::format("\"{}\": {}", printable(str->get()), why));
-		}
-		fail(node, s, key, "must be a number");
-	}
-
-	const std::string &filename_;
-	const std::string &base_dir_;
-};
+/*
+ * One table ([defaults] or an [[image]]) as ImageSettings; a relative path
+ * is taken from `base_dir`.
+ */
+ImageSettings read_table(const toml::table &table, bool is_defaults, const std::string &filename,
+			 const std::string &base_dir)
+{
+	std::vector<WrittenSetting> written;
+	for (auto &&[key, node] : table)
+		written.push_back({std::string(key.str()), value_of(node), where(filename, node)});
+	ImageSettings s = read_image_settings(written, is_defaults);
+	if (s.path && s.path->front() != '/' && !base_dir.empty())
+		s.path = base_dir + (base_dir.back() == '/' ? "" : "/") + *s.path;
+	return s;
+}
 
 /*
  * toml++ 3.3.0 (Debian 12's) has undefined behaviour when it asks whether
@@ -320,17 +201,16 @@ std::vector<ImageSpec> parse_manifest(std::string_view text, const std::string &
 	}
 	toml::table root = parse_toml(text, filename);
 
-	TableReader reader(filename, base_dir);
 	ImageSettings defaults;
 	const toml::array *images = nullptr;
 	for (auto &&[key, node] : root) {
 		std::string k(key.str());
-		std::string at = fmt::format("{}:{}", filename, node.source().begin.line);
+		std::string at = where(filename, node);
 		if (k == "defaults") {
 			auto *t = node.as_table();
 			if (!t)
 				throw ConfigError(at + ": defaults: must be a table ([defaults])");
-			defaults = reader.read(*t, true);
+			defaults = read_table(*t, true, filename, base_dir);
 		} else if (k == "image") {
 			images = node.as_array();
 			if (!images || (!images->empty() && !images->is_array_of_tables()))
@@ -346,9 +226,9 @@ std::vector<ImageSpec> parse_manifest(std::string_view text, const std::string &
 	if (images) {
 		for (const auto &node : *images) {
 			const auto &table = *node.as_table();
-			ImageSettings s = reader.read(table, false);
+			ImageSettings s = read_table(table, false, filename, base_dir);
 			s.inherit(defaults);
-			specs.push_back(make_spec(s, reader.where(node)));
+			specs.push_back(make_spec(s, where(filename, node)));
 		}
 	}
 	check_unique_names(specs);

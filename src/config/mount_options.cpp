@@ -2,6 +2,7 @@
 #include "mount_options.hpp"
 
 #include <cstring>
+#include <utility>
 
 #include <getopt.h>
 
@@ -11,25 +12,104 @@
 
 namespace cgloopfs::config {
 
-const std::vector<OptionSpec> mount_option_table = {
-	{"idle_timeout", "SECONDS", "reap an idle cgroup worker after this (60; 1..86400)", true},
-	{"max_workers", "N", "cap on per-cgroup workers (64; 1..4096)", true},
-	{"worker_depth", "N", "parallel requests per worker (4; 1..64)", true},
-	{"request_timeout", "SECONDS", "answer EIO to a request stuck this long (30; 1..3600)", true},
-	{"max_queued", "SIZE", "cap on queued write payloads (256M; 16M..64G)", true},
-	{"dispatch", "cgroup|single", "worker per caller cgroup, or one queue (cgroup)", true},
-	{"cache", "direct|kernel", "bypass or use the kernel page cache (direct)", true},
-	{"control", "PATH", "control socket (/run/cgloopfs/MOUNT.sock)", true},
-	{"ro", "", "mount read-only: every image is read-only", false},
-	{"rw", "", "mount read-write (the default)", false},
-	{"allow_other", "", "let other users in (adds default_permissions)", false},
-	{"default_permissions", "", "let the kernel check file modes", false},
+namespace {
+
+void set_idle_timeout(MountOptions &o, const OptionValue &v)
+{
+	o.idle_timeout = static_cast<uint32_t>(v.number);
+}
+void set_max_workers(MountOptions &o, const OptionValue &v)
+{
+	o.max_workers = static_cast<uint32_t>(v.number);
+}
+void set_worker_depth(MountOptions &o, const OptionValue &v)
+{
+	o.worker_depth = static_cast<uint32_t>(v.number);
+}
+void set_request_timeout(MountOptions &o, const OptionValue &v)
+{
+	o.request_timeout = static_cast<uint32_t>(v.number);
+}
+void set_max_queued(MountOptions &o, const OptionValue &v)
+{
+	o.max_queued = v.number;
+}
+void set_dispatch(MountOptions &o, const OptionValue &v)
+{
+	o.dispatch = static_cast<DispatchMode>(v.number);
+}
+void set_cache(MountOptions &o, const OptionValue &v)
+{
+	o.cache = static_cast<CacheMode>(v.number);
+}
+void set_control(MountOptions &o, const OptionValue &v)
+{
+	o.control = v.text;
+}
+void set_ro(MountOptions &o, const OptionValue &)
+{
+	o.read_only = true; /* the session passes "ro" on when it is set at the end */
+}
+void set_rw(MountOptions &o, const OptionValue &)
+{
+	o.read_only = false;
+}
+void set_allow_other(MountOptions &o, const OptionValue &)
+{
+	o.allow_other = true;
+}
+void set_default_permissions(MountOptions &o, const OptionValue &)
+{
+	o.default_permissions = true;
+}
+
+constexpr uint64_t MiB = 1ULL << 20;
+constexpr uint64_t GiB = 1ULL << 30;
+
+/*
+ * The numbers here are the only place of these defaults and ranges (the
+ * man page repeats them, checked by check-man-options.py). Unsigned 32-bit
+ * fields: max fits in uint32_t.
+ */
+constinit const OptionSpec mount_option_rows[] = {
+	{.name = "idle_timeout", .metavar = "SECONDS",
+	 .help = "reap an idle cgroup worker after this", .ours = true,
+	 .kind = OptionKind::number, .def = 60, .min = 1, .max = 86400, .runtime = true,
+	 .set = set_idle_timeout},
+	{.name = "max_workers", .metavar = "N", .help = "cap on per-cgroup workers", .ours = true,
+	 .kind = OptionKind::number, .def = 64, .min = 1, .max = 4096, .runtime = true,
+	 .set = set_max_workers},
+	{.name = "worker_depth", .metavar = "N", .help = "parallel requests per worker",
+	 .ours = true, .kind = OptionKind::number, .def = 4, .min = 1, .max = 64, .runtime = true,
+	 .set = set_worker_depth},
+	{.name = "request_timeout", .metavar = "SECONDS",
+	 .help = "answer EIO to a request stuck this long", .ours = true,
+	 .kind = OptionKind::number, .def = 30, .min = 1, .max = 3600, .set = set_request_timeout},
+	{.name = "max_queued", .metavar = "SIZE", .help = "cap on queued write payloads",
+	 .ours = true, .kind = OptionKind::size, .def = 256 * MiB, .min = 16 * MiB, .max = 64 * GiB,
+	 .set = set_max_queued},
+	{.name = "dispatch", .metavar = "cgroup|single",
+	 .help = "worker per caller cgroup, or one queue", .ours = true,
+	 .kind = OptionKind::choice, .def = 0, .set = set_dispatch},
+	{.name = "cache", .metavar = "direct|kernel",
+	 .help = "bypass or use the kernel page cache", .ours = true, .kind = OptionKind::choice,
+	 .def = 0, .set = set_cache},
+	{.name = "control", .metavar = "PATH", .help = "control socket", .ours = true,
+	 .kind = OptionKind::path, .shown_default = "/run/cgloopfs/MOUNT.sock",
+	 .set = set_control},
+	{.name = "ro", .help = "mount read-only: every image is read-only", .set = set_ro},
+	{.name = "rw", .help = "mount read-write (the default)", .set = set_rw},
+	{.name = "allow_other", .help = "let other users in (adds default_permissions)",
+	 .set = set_allow_other},
+	{.name = "default_permissions", .help = "let the kernel check file modes",
+	 .set = set_default_permissions},
 	{"auto_unmount", "", "unmount when the daemon dies", false},
 	{"fsname", "NAME", "the source shown in /proc/mounts (SOURCE)", false},
-	{"nosuid", "", "ignore setuid bits (always on for FUSE)", false},
-	{"suid", "", "accepted; FUSE mounts stay nosuid", false},
-	{"nodev", "", "ignore device files (always on for FUSE)", false},
-	{"dev", "", "accepted; FUSE mounts stay nodev", false},
+	/* FUSE mounts are always nosuid,nodev: these are accepted and dropped. */
+	{.name = "nosuid", .help = "ignore setuid bits (always on for FUSE)", .dropped = true},
+	{.name = "suid", .help = "accepted; FUSE mounts stay nosuid", .dropped = true},
+	{.name = "nodev", .help = "ignore device files (always on for FUSE)", .dropped = true},
+	{.name = "dev", .help = "accepted; FUSE mounts stay nodev", .dropped = true},
 	{"noexec", "", "forbid execution", false},
 	{"exec", "", "allow execution", false},
 	{"noatime", "", "do not update access times", false},
@@ -45,19 +125,107 @@ const std::vector<OptionSpec> mount_option_table = {
 	{"sync", "", "", false},
 	{"async", "", "", false},
 	{"dirsync", "", "", false},
-	{"defaults", "", "", false},
-	{"nofail", "", "", false},
-	{"_netdev", "", "", false},
-	{"auto", "", "", false},
-	{"noauto", "", "", false},
-	{"user", "", "", false},
-	{"nouser", "", "", false},
-	{"users", "", "", false},
+	/* For mount(8) and fstab only: accepted and dropped. */
+	{.name = "defaults", .dropped = true},
+	{.name = "nofail", .dropped = true},
+	{.name = "_netdev", .dropped = true},
+	{.name = "auto", .dropped = true},
+	{.name = "noauto", .dropped = true},
+	{.name = "user", .dropped = true},
+	{.name = "nouser", .dropped = true},
+	{.name = "users", .dropped = true},
 };
 
-namespace {
+/* "256M", "64G": the largest of K, M, G, T that divides `bytes`. */
+std::string short_size(uint64_t bytes)
+{
+	static constexpr std::pair<uint64_t, char> units[] = {
+		{1ULL << 40, 'T'}, {1ULL << 30, 'G'}, {1ULL << 20, 'M'}, {1ULL << 10, 'K'}};
+	for (const auto &[mult, letter] : units)
+		if (bytes >= mult && bytes % mult == 0)
+			return fmt::format("{}{}", bytes / mult, letter);
+	return fmt::format("{}", bytes);
+}
 
-const OptionSpec *find_option(std::string_view name)
+/* The index of `word` among the words of a choice's metavar, or -1. */
+int choice_index(const OptionSpec &spec, std::string_view word)
+{
+	std::string_view rest = spec.metavar;
+	for (int i = 0;; i++) {
+		auto bar = rest.find('|');
+		if (rest.substr(0, bar) == word)
+			return i;
+		if (bar == std::string_view::npos)
+			return -1;
+		rest.remove_prefix(bar + 1);
+	}
+}
+
+/* "\"cgroup\" or \"single\"": the words of a choice, for messages. */
+std::string choice_list(const OptionSpec &spec)
+{
+	std::string out;
+	std::string_view rest = spec.metavar;
+	while (true) {
+		auto bar = rest.find('|');
+		bool last = bar == std::string_view::npos;
+		if (!out.empty())
+			out += last ? " or " : ", ";
+		out += fmt::format("\"{}\"", rest.substr(0, bar));
+		if (last)
+			return out;
+		rest.remove_prefix(bar + 1);
+	}
+}
+
+/* Read and check `value` for `spec` (which takes one), or throw UsageError. */
+OptionValue read_value(const OptionSpec &spec, std::string_view value)
+{
+	auto refused = [&](const std::string &why) {
+		return UsageError(
+			fmt::format("option \"{}={}\": {}", spec.name, printable(value), why));
+	};
+	std::string why;
+	switch (spec.kind) {
+	case OptionKind::number:
+		if (auto v = parse_uint(value, spec.min, spec.max, &why))
+			return {*v, value};
+		throw refused(why);
+	case OptionKind::size:
+		if (auto v = parse_size(value, &why)) {
+			if (*v < spec.min || *v > spec.max)
+				throw refused(fmt::format("must be between {} and {}",
+							  short_size(spec.min),
+							  short_size(spec.max)));
+			return {*v, value};
+		}
+		throw refused(why);
+	case OptionKind::choice:
+		if (int i = choice_index(spec, value); i >= 0)
+			return {static_cast<uint64_t>(i), value};
+		throw refused(fmt::format("must be {}", choice_list(spec)));
+	case OptionKind::path:
+		if (value.front() != '/')
+			throw refused("must be an absolute path");
+		return {0, value};
+	case OptionKind::flag:
+		break;
+	}
+	return {0, value};
+}
+
+} /* namespace */
+
+constinit const std::span<const OptionSpec> mount_option_table{mount_option_rows};
+
+MountOptions::MountOptions()
+{
+	for (const auto &spec : mount_option_table)
+		if (spec.ours && spec.kind != OptionKind::path)
+			spec.set(*this, {spec.def, ""});
+}
+
+const OptionSpec *find_mount_option(std::string_view name)
 {
 	for (const auto &o : mount_option_table)
 		if (o.name == name)
@@ -65,23 +233,49 @@ const OptionSpec *find_option(std::string_view name)
 	return nullptr;
 }
 
-uint32_t parse_bounded(std::string_view key, std::string_view value, uint64_t min, uint64_t max)
+std::string_view choice_name(const OptionSpec &spec, size_t i)
 {
-	std::string why;
-	auto v = parse_uint(value, min, max, &why);
-	if (!v)
-		throw UsageError(fmt::format("option \"{}={}\": {}", key, printable(value), why));
-	return static_cast<uint32_t>(*v);
+	std::string_view rest = spec.metavar;
+	for (; i > 0 && rest.find('|') != std::string_view::npos; i--)
+		rest.remove_prefix(rest.find('|') + 1);
+	return i == 0 ? rest.substr(0, rest.find('|')) : std::string_view();
 }
 
-void apply_one(MountOptions &opts, std::string_view item)
+std::string default_and_range(const OptionSpec &spec)
+{
+	switch (spec.kind) {
+	case OptionKind::number:
+		return fmt::format("{}; {}..{}", spec.def, spec.min, spec.max);
+	case OptionKind::size:
+		return fmt::format("{}; {}..{}", short_size(spec.def), short_size(spec.min),
+				   short_size(spec.max));
+	case OptionKind::choice:
+		return std::string(choice_name(spec, spec.def));
+	case OptionKind::path:
+		return std::string(spec.shown_default);
+	case OptionKind::flag:
+		break;
+	}
+	return "";
+}
+
+std::string runtime_option_names()
+{
+	std::string out;
+	for (const auto &o : mount_option_table)
+		if (o.runtime)
+			out += (out.empty() ? "" : ", ") + std::string(o.name);
+	return out;
+}
+
+void apply_option(MountOptions &opts, std::string_view item)
 {
 	auto eq = item.find('=');
 	std::string_view key = item.substr(0, eq);
 	std::string_view value = eq == std::string_view::npos ? "" : item.substr(eq + 1);
 	bool has_value = eq != std::string_view::npos;
 
-	const OptionSpec *spec = find_option(key);
+	const OptionSpec *spec = find_mount_option(key);
 	if (!spec)
 		throw UsageError(
 			fmt::format("unknown option \"{}\" (see cgloopfs --help)", printable(item)));
@@ -92,64 +286,11 @@ void apply_one(MountOptions &opts, std::string_view item)
 	if (!wants_value && has_value)
 		throw UsageError(fmt::format("option \"{}\" takes no value", key));
 
-	if (key == "idle_timeout") {
-		opts.idle_timeout = parse_bounded(key, value, 1, 86400);
-	} else if (key == "max_workers") {
-		opts.max_workers = parse_bounded(key, value, 1, 4096);
-	} else if (key == "worker_depth") {
-		opts.worker_depth = parse_bounded(key, value, 1, 64);
-	} else if (key == "request_timeout") {
-		opts.request_timeout = parse_bounded(key, value, 1, 3600);
-	} else if (key == "max_queued") {
-		std::string why;
-		auto v = parse_size(value, &why);
-		if (!v)
-			throw UsageError(fmt::format("option \"{}={}\": {}", key, value, why));
-		if (*v < (16ULL << 20) || *v > (64ULL << 30))
-			throw UsageError(fmt::format(
-				"option \"{}={}\": must be between 16M and 64G", key, value));
-		opts.max_queued = *v;
-	} else if (key == "dispatch") {
-		if (value == "cgroup")
-			opts.dispatch = DispatchMode::cgroup;
-		else if (value == "single")
-			opts.dispatch = DispatchMode::single;
-		else
-			throw UsageError(fmt::format(
-				"option \"dispatch={}\": must be \"cgroup\" or \"single\"",
-				printable(value)));
-	} else if (key == "cache") {
-		if (value == "direct")
-			opts.cache = CacheMode::direct;
-		else if (value == "kernel")
-			opts.cache = CacheMode::kernel;
-		else
-			throw UsageError(fmt::format(
-				"option \"cache={}\": must be \"direct\" or \"kernel\"",
-				printable(value)));
-	} else if (key == "control") {
-		if (value.front() != '/')
-			throw UsageError(fmt::format(
-				"option \"control={}\": must be an absolute path", printable(value)));
-		opts.control = value;
-	} else if (key == "ro") {
-		opts.read_only = true; /* the session passes "ro" on when it is set at the end */
-	} else if (key == "rw") {
-		opts.read_only = false;
-	} else if (key == "allow_other") {
-		opts.allow_other = true;
-	} else if (key == "default_permissions") {
-		opts.default_permissions = true;
-	} else if (key == "suid" || key == "dev" || key == "nosuid" || key == "nodev" ||
-		   key == "defaults" || key == "nofail" || key == "_netdev" || key == "auto" ||
-		   key == "noauto" || key == "user" || key == "nouser" || key == "users") {
-		/* Accepted for mount(8) and fstab; FUSE mounts are always nosuid,nodev. */
-	} else {
+	if (spec->set)
+		spec->set(opts, spec->ours ? read_value(*spec, value) : OptionValue{0, value});
+	else if (!spec->dropped)
 		opts.fuse_options.emplace_back(item);
-	}
 }
-
-} /* namespace */
 
 std::string describe_getopt_error(std::string_view arg, int optopt_value)
 {
@@ -167,6 +308,46 @@ std::string describe_getopt_error(std::string_view arg, int optopt_value)
 	return fmt::format("unknown option \"{}\"", printable(arg));
 }
 
+int next_option(int argc, char **argv, const char *shortopts, const struct option *longopts,
+		bool stop_at_operand, std::vector<std::string> &operands)
+{
+	for (;;) {
+		/*
+		 * "--" ends the options: the rest are operands. Handled here, not
+		 * by getopt: after a "--" glibc's getopt moves optind back to the
+		 * first operand at every call, so a scan that steps over operands
+		 * itself never ended (found by tests/fuzz/fuzz_mount_options).
+		 * argv[next] is what getopt reads next, or the cluster it is in
+		 * (-fd, never "--").
+		 */
+		int next = optind == 0 ? 1 : optind;
+		if (next < argc && std::strcmp(argv[next], "--") == 0) {
+			for (int i = next + 1; i < argc; i++)
+				operands.emplace_back(argv[i]);
+			optind = argc;
+			return -1;
+		}
+		/*
+		 * shortopts starts with "+": getopt stops at each operand and we
+		 * step over it ourselves (mount.fuse3 puts -o after the operands);
+		 * letting it permute instead would make it rewind optind when
+		 * called after its -1.
+		 */
+		int c = getopt_long(argc, argv, shortopts, longopts, nullptr);
+		if (c != -1)
+			return c;
+		if (optind >= argc)
+			return -1;
+		if (stop_at_operand) {
+			for (int i = optind; i < argc; i++)
+				operands.emplace_back(argv[i]);
+			optind = argc;
+			return -1;
+		}
+		operands.emplace_back(argv[optind++]);
+	}
+}
+
 void apply_option_string(MountOptions &opts, std::string_view list)
 {
 	std::string item;
@@ -177,7 +358,7 @@ void apply_option_string(MountOptions &opts, std::string_view list)
 		}
 		if (i == list.size() || list[i] == ',') {
 			if (!item.empty())
-				apply_one(opts, item);
+				apply_option(opts, item);
 			item.clear();
 			continue;
 		}
@@ -198,28 +379,8 @@ MountOptions parse_command_line(int argc, char **argv)
 	std::vector<std::string> positional;
 	optind = 0; /* 0, not 1: a full reset of getopt's state */
 	opterr = 0;
-	for (;;) {
-		/*
-		 * "--" ends the options: the rest are operands. Handled here, not
-		 * by getopt: after a "--" glibc's getopt moves optind back to the
-		 * first operand at every call, so the scan below never ended
-		 * (found by tests/fuzz/fuzz_mount_options). argv[next] is what
-		 * getopt reads next, or the cluster it is in (-fd, never "--").
-		 */
-		int next = optind == 0 ? 1 : optind;
-		if (next < argc && std::strcmp(argv[next], "--") == 0) {
-			for (int i = next + 1; i < argc; i++)
-				positional.emplace_back(argv[i]);
-			break;
-		}
-		int c = getopt_long(argc, argv, "+fdhVo:", long_options, nullptr);
-		if (c == -1) {
-			if (optind >= argc)
-				break;
-			/* mount.fuse3 puts -o after the operands: keep scanning. */
-			positional.emplace_back(argv[optind++]);
-			continue;
-		}
+	int c;
+	while ((c = next_option(argc, argv, "+fdhVo:", long_options, false, positional)) != -1) {
 		switch (c) {
 		case 'f':
 			opts.foreground = true;
@@ -282,10 +443,13 @@ std::string help_text(std::string_view program)
 			continue;
 		std::string left = o.metavar.empty() ? std::string(o.name)
 						     : fmt::format("{}={}", o.name, o.metavar);
+		std::string help(o.help);
+		if (std::string d = default_and_range(o); !d.empty())
+			help += fmt::format(" ({})", d);
 		if (left.size() > 22)
-			s += fmt::format("  {}\n  {:22} {}\n", left, "", o.help);
+			s += fmt::format("  {}\n  {:22} {}\n", left, "", help);
 		else
-			s += fmt::format("  {:22} {}\n", left, o.help);
+			s += fmt::format("  {:22} {}\n", left, help);
 	}
 	s += "\nAlso accepted for mount(8) and fstab: the other generic mount flags (sync,\n"
 	     "async, dirsync, lazytime, nofail, _netdev, auto, noauto, user, defaults, ...).\n";

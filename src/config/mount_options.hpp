@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The daemon's command line and -o options. One table (mount_option_table)
- * drives parsing, --help and the man-page check. Pure; reentrant.
+ * drives parsing, the defaults, --help, `cgloopctl set` and the man-page
+ * check. Pure; reentrant.
  */
 #pragma once
 
@@ -10,18 +11,29 @@
 #endif
 
 #include <cstdint>
+#include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "image_spec.hpp"
 
+struct option; /* <getopt.h> */
+
 namespace cgloopfs::config {
 
+/* In the order of their -o choices (OptionSpec::metavar "cgroup|single"). */
 enum class DispatchMode { cgroup, single };
 enum class CacheMode { direct, kernel };
 
+/*
+ * The daemon's settings. Those of -o start at the defaults of their rows in
+ * mount_option_table (the constructor sets them): written nowhere else.
+ */
 struct MountOptions {
+	MountOptions();
+
 	std::string source;
 	std::string mountpoint;
 	bool foreground = false;
@@ -29,13 +41,13 @@ struct MountOptions {
 	bool show_help = false;
 	bool show_version = false;
 
-	uint32_t idle_timeout = 60; /* seconds */
-	uint32_t max_workers = 64;
-	uint32_t worker_depth = 4;
-	uint32_t request_timeout = 30; /* seconds; a request still unanswered then gets EIO */
-	uint64_t max_queued = 256ULL << 20; /* bytes of write payloads waiting in queues */
-	DispatchMode dispatch = DispatchMode::cgroup;
-	CacheMode cache = CacheMode::direct;
+	uint32_t idle_timeout;	/* seconds */
+	uint32_t max_workers;
+	uint32_t worker_depth;
+	uint32_t request_timeout; /* seconds; a request still unanswered then gets EIO */
+	uint64_t max_queued;	  /* bytes of write payloads waiting in queues */
+	DispatchMode dispatch;
+	CacheMode cache;
 	std::string control; /* "" : the default path for the mount point */
 
 	bool read_only = false;	    /* -o ro (the last of ro/rw wins): every image read-only */
@@ -45,15 +57,53 @@ struct MountOptions {
 	std::vector<std::string> fuse_options;
 };
 
-/* One -o option of ours or a libfuse one we pass through. */
-struct OptionSpec {
-	std::string_view name;	  /* "idle_timeout" */
-	std::string_view metavar; /* "SECONDS", "" for flags */
-	std::string_view help;	  /* one line, for --help and the man-page check */
-	bool ours;		  /* false: a libfuse/mount option passed through */
+enum class OptionKind {
+	flag,	/* no value */
+	number, /* a decimal number in min..max */
+	size,	/* bytes with a suffix ("256M") in min..max */
+	choice, /* one of the words of metavar ("cgroup|single"); def: its index */
+	path,	/* an absolute path */
 };
 
-extern const std::vector<OptionSpec> mount_option_table;
+/* A value of an -o option, read and checked: the number (or choice) and the text. */
+struct OptionValue {
+	uint64_t number;
+	std::string_view text;
+};
+
+/*
+ * One -o option of ours, or a libfuse or mount(8) one we take, pass through
+ * or drop: its name, value, default, range and where it goes, written once.
+ * --help, parsing, the defaults of MountOptions and `cgloopctl set` (on the
+ * daemon's side) all read them from here.
+ */
+struct OptionSpec {
+	std::string_view name;	  /* "idle_timeout" */
+	std::string_view metavar; /* "SECONDS", "" for flags, the words of a choice */
+	std::string_view help;	  /* one line; --help adds the default and range */
+	bool ours;		  /* false: a libfuse/mount option (passed through unless `set`) */
+	OptionKind kind = OptionKind::flag;
+	uint64_t def = 0, min = 0, max = 0; /* number, size; choice: def */
+	std::string_view shown_default = ""; /* path: the default --help shows */
+	bool runtime = false;	/* `cgloopctl set` may change it while mounted */
+	bool dropped = false;	/* accepted for mount(8) and fstab, then ignored */
+	/* Store the value (ours, and the flags we act on: ro, rw, ...). */
+	void (*set)(MountOptions &, const OptionValue &) = nullptr;
+};
+
+extern const std::span<const OptionSpec> mount_option_table;
+
+/* The row of option `name`, or nullptr. */
+const OptionSpec *find_mount_option(std::string_view name);
+
+/* The word of a choice option for index `i` ("cgroup" for dispatch 0). */
+std::string_view choice_name(const OptionSpec &spec, size_t i);
+
+/* What --help shows after an option's help: "60; 1..86400", "cgroup"; "" for none. */
+std::string default_and_range(const OptionSpec &spec);
+
+/* The names of the options `cgloopctl set` may change, comma-separated. */
+std::string runtime_option_names();
 
 /* A usage error: bad or unknown option. what() is one line. */
 class UsageError : public std::runtime_error
@@ -65,11 +115,24 @@ public:
 /* Apply one "-o" argument (comma-separated list, "\," escapes a comma). */
 void apply_option_string(MountOptions &opts, std::string_view list);
 
+/* Apply one option, "key" or "key=value" (no list, no escapes). */
+void apply_option(MountOptions &opts, std::string_view item);
+
 /* Parse argv (cgloopfs [-f] [-d] [-h] [-V] [-o OPTS]... SOURCE MOUNTPOINT). */
 MountOptions parse_command_line(int argc, char **argv);
 
 /* One line for a getopt error: the argument getopt stopped at and its optopt. */
 std::string describe_getopt_error(std::string_view arg, int optopt_value);
+
+/*
+ * getopt_long, for a scan that collects the operands itself: the next
+ * option's code, or -1 when the scan is over. Operands (anywhere, or from
+ * the first one on when `stop_at_operand`) and everything after a "--" are
+ * appended to `operands`. Starts afresh when optind is 0; opterr is the
+ * caller's.
+ */
+int next_option(int argc, char **argv, const char *shortopts, const struct option *longopts,
+		bool stop_at_operand, std::vector<std::string> &operands);
 
 /* The --help text (fits 80 columns). */
 std::string help_text(std::string_view program);

@@ -129,13 +129,20 @@ std::optional<uint32_t> parse_mode(std::string_view text, std::string *ret_why)
 		}
 		v = v * 8 + static_cast<uint32_t>(c - '0');
 	}
-	if (v & ~0666u) {
-		set_why(ret_why, fmt::format("{:04o} has bits other than read and write (exported "
-					     "images are never executable, setuid, setgid or sticky)",
-					     v));
+	if (auto why = check_mode(v)) {
+		set_why(ret_why, std::move(*why));
 		return std::nullopt;
 	}
 	return v;
+}
+
+std::optional<std::string> check_mode(uint64_t mode)
+{
+	if (mode & ~uint64_t{0666})
+		return fmt::format("{:04o} has bits other than read and write (exported images are "
+				   "never executable, setuid, setgid or sticky)",
+				   mode);
+	return std::nullopt;
 }
 
 std::string format_size(uint64_t bytes)

@@ -30,6 +30,9 @@ std::optional<uint64_t> parse_uint(std::string_view text, uint64_t min, uint64_t
 /* File mode as octal digits ("0660", "660"); only read/write bits allowed. */
 std::optional<uint32_t> parse_mode(std::string_view text, std::string *ret_why = nullptr);
 
+/* Why `mode` is not a mode of an exported image (bits other than rw); nullopt if it is. */
+std::optional<std::string> check_mode(uint64_t mode);
+
 /* Human form of a byte count: "512MiB" when exact, else bytes. */
 std::string format_size(uint64_t bytes);
 

@@ -11,7 +11,7 @@
 #include <fmt/core.h>
 
 #include "config/manifest.hpp"
-#include "config/units.hpp"
+#include "config/mount_options.hpp"
 
 namespace cgloopfs::daemon {
 
@@ -85,6 +85,12 @@ json stats_json(fuse::Filesystem &fs)
 	};
 }
 
+/* The -o word of a choice option's value ("cgroup"), from its row. */
+std::string choice(std::string_view option, size_t value)
+{
+	return std::string(config::choice_name(*config::find_mount_option(option), value));
+}
+
 json status_json(fuse::Filesystem &fs)
 {
 	const auto &o = fs.options;
@@ -94,8 +100,8 @@ json status_json(fuse::Filesystem &fs)
 		{"mountpoint", o.mountpoint},
 		{"images", fs.table.count()},
 		{"open_handles", fs.open_handles()},
-		{"dispatch", o.dispatch == config::DispatchMode::cgroup ? "cgroup" : "single"},
-		{"cache", o.cache == config::CacheMode::direct ? "direct" : "kernel"},
+		{"dispatch", choice("dispatch", static_cast<size_t>(o.dispatch))},
+		{"cache", choice("cache", static_cast<size_t>(o.cache))},
 		{"idle_timeout", fs.dispatch.config().idle_timeout_ns / 1000000000},
 		{"max_workers", fs.dispatch.config().max_workers},
 		{"worker_depth", fs.dispatch.config().worker_depth},
@@ -167,57 +173,42 @@ std::optional<bool> bool_arg(const json &args, const char *key)
 	return it->get<bool>();
 }
 
-/* The attach request as image settings, validated as a manifest's are. */
+/* A JSON value as image_settings reads it (as a manifest's TOML value). */
+config::SettingValue setting_value(const json &v)
+{
+	if (v.is_string())
+		return config::SettingValue::of(v.get<std::string>());
+	if (v.is_boolean())
+		return config::SettingValue::of(v.get<bool>());
+	if (v.is_number_integer() && !v.is_number_unsigned())
+		return config::SettingValue::of(v.get<int64_t>());
+	if (v.is_number_unsigned()) {
+		uint64_t u = v.get<uint64_t>();
+		if (u <= static_cast<uint64_t>(INT64_MAX))
+			return config::SettingValue::of(static_cast<int64_t>(u));
+		return config::SettingValue::of(std::to_string(u)); /* refused as too large */
+	}
+	return {};
+}
+
+/*
+ * The attach request: its arguments are image settings by their names
+ * (config::image_settings), read and checked as a manifest's are.
+ */
 config::ImageSpec attach_spec(const json &args)
 {
-	config::ImageSettings s;
-	auto path = string_arg(args, "path");
-	if (!path || path->empty() || path->front() != '/')
+	if (!args.is_object())
+		throw control::ControlError("attach: the arguments must be an object");
+	auto path = args.find("path");
+	if (path == args.end() || !path->is_string() || path->get<std::string>().empty() ||
+	    path->get<std::string>().front() != '/')
 		throw control::ControlError("attach: the image path must be given, absolute");
-	s.path = *path;
-	s.name = string_arg(args, "name");
-	std::string who = config::describe("attach", s.name.value_or(""));
-	auto size_of = [&](const char *key, const char *setting) -> std::optional<uint64_t> {
-		auto v = string_arg(args, key);
-		if (!v)
-			return std::nullopt;
-		std::string why;
-		auto n = config::parse_size(*v, &why);
-		if (!n)
-			throw control::ControlError(
-				fmt::format("{}{}: \"{}\": {}", who, setting, *v, why));
-		return n;
-	};
-	s.offset = size_of("offset", "offset");
-	s.size_limit = size_of("sizelimit", "size_limit");
-	if (auto bs = size_of("sector_size", "block_size")) {
-		if (!config::valid_block_size(*bs))
-			throw control::ControlError(fmt::format(
-				"{}block_size: {} is not a power of two in 512..4096", who, *bs));
-		s.block_size = static_cast<uint32_t>(*bs);
-	}
-	s.read_only = bool_arg(args, "read_only");
-	s.direct_io = bool_arg(args, "direct_io");
-	s.discard = bool_arg(args, "discard");
-	if (auto m = string_arg(args, "mode")) {
-		std::string why;
-		auto v = config::parse_mode(*m, &why);
-		if (!v)
-			throw control::ControlError(fmt::format("{}mode: \"{}\": {}", who, *m, why));
-		s.mode = *v;
-	}
-	for (auto [key, slot] : {std::pair{"uid", &s.uid}, std::pair{"gid", &s.gid}}) {
-		if (auto v = string_arg(args, key)) {
-			std::string why;
-			auto n = config::parse_uint(*v, 0, UINT32_MAX - 1, &why);
-			if (!n)
-				throw control::ControlError(
-					fmt::format("{}{}: \"{}\": {}", who, key, *v, why));
-			*slot = static_cast<uint32_t>(*n);
-		}
-	}
+	std::vector<config::WrittenSetting> written;
+	for (auto it = args.begin(); it != args.end(); ++it)
+		if (!it->is_null())
+			written.push_back({it.key(), setting_value(*it), "attach"});
 	try {
-		return config::make_spec(s, "attach");
+		return config::make_spec(config::read_image_settings(written, false), "attach");
 	} catch (const config::ConfigError &e) {
 		throw control::ControlError(e.what());
 	}
@@ -310,6 +301,10 @@ json settings_json(fuse::Filesystem &fs)
 		{"worker_depth", c.worker_depth}};
 }
 
+/*
+ * `cgloopctl set`: the -o options marked runtime in config::mount_option_table,
+ * read and checked as -o reads them, starting from the current values.
+ */
 json set_settings(fuse::Filesystem &fs, const json &args)
 {
 	auto it = args.find("settings");
@@ -322,15 +317,15 @@ json set_settings(fuse::Filesystem &fs, const json &args)
 	tmp.worker_depth = c.worker_depth;
 	for (auto kv = it->begin(); kv != it->end(); ++kv) {
 		const std::string &key = kv.key();
-		if (key != "idle_timeout" && key != "max_workers" && key != "worker_depth")
-			throw control::ControlError(fmt::format(
-				"set: \"{}\" is not a setting (idle_timeout, max_workers, "
-				"worker_depth)",
-				config::printable(key)));
+		const config::OptionSpec *spec = config::find_mount_option(key);
+		if (!spec || !spec->runtime)
+			throw control::ControlError(
+				fmt::format("set: \"{}\" is not a setting ({})", config::printable(key),
+					    config::runtime_option_names()));
 		if (!kv->is_string())
 			throw control::ControlError(fmt::format("set: {}: must be a string", key));
 		try {
-			config::apply_option_string(tmp, key + "=" + kv->get<std::string>());
+			config::apply_option(tmp, key + "=" + kv->get<std::string>());
 		} catch (const config::UsageError &e) {
 			throw control::ControlError(fmt::format("set: {}", e.what()));
 		}
@@ -340,30 +335,42 @@ json set_settings(fuse::Filesystem &fs, const json &args)
 	return settings_json(fs);
 }
 
+json manifest_command(fuse::Filesystem &fs, const json &)
+{
+	return manifest_json(fs);
+}
+
+json get_command(fuse::Filesystem &fs, const json &)
+{
+	return settings_json(fs);
+}
+
+/* The daemon's verbs: a control request's command and its handler. */
+struct ControlVerb {
+	std::string_view name;
+	json (*run)(fuse::Filesystem &fs, const json &args);
+};
+
+constexpr ControlVerb control_verbs[] = {
+	{"workers", [](fuse::Filesystem &fs, const json &) { return workers_json(fs); }},
+	{"stats", [](fuse::Filesystem &fs, const json &) { return stats_json(fs); }},
+	{"status", [](fuse::Filesystem &fs, const json &) { return status_json(fs); }},
+	{"list", [](fuse::Filesystem &fs, const json &) { return list_json(fs); }},
+	{"manifest", manifest_command},
+	{"attach", attach},
+	{"detach", detach},
+	{"set-capacity", set_capacity},
+	{"get", get_command},
+	{"set", set_settings},
+};
+
 } /* namespace */
 
 json handle_control(const control::Request &request, const control::Peer &, fuse::Filesystem &fs)
 {
-	if (request.command == "workers")
-		return workers_json(fs);
-	if (request.command == "stats")
-		return stats_json(fs);
-	if (request.command == "status")
-		return status_json(fs);
-	if (request.command == "list")
-		return list_json(fs);
-	if (request.command == "manifest")
-		return manifest_json(fs);
-	if (request.command == "attach")
-		return attach(fs, request.args);
-	if (request.command == "detach")
-		return detach(fs, request.args);
-	if (request.command == "set-capacity")
-		return set_capacity(fs, request.args);
-	if (request.command == "get")
-		return settings_json(fs);
-	if (request.command == "set")
-		return set_settings(fs, request.args);
+	for (const auto &verb : control_verbs)
+		if (verb.name == request.command)
+			return verb.run(fs, request.args);
 	throw control::ControlError(fmt::format("unknown command \"{}\"", request.command));
 }
 

@@ -5,7 +5,7 @@
     check-man-options.py --cgloopfs BIN --cgloopctl BIN --man-dir DIR --src-dir DIR
 
 Options are written once in the code (src/config/mount_options.cpp,
-src/cli/options.cpp) and once, as prose, in the man pages (man/*.scd). This
+src/config/image_spec.hpp, src/cli/options.cpp, src/cli/commands.cpp) and once, as prose, in the man pages (man/*.scd). This
 compares what the programs print for --help with the OPTIONS-like sections of
 the pages, both ways:
 
@@ -20,7 +20,8 @@ the pages, both ways:
                                    vs  cgloopctl --help "Commands:", and each
                                        subsection's options vs cgloopctl NAME
                                        --help "Options:"
-  cgloopfs.toml(5)  KEYS           vs  image_setting_names (src/config/image_spec.cpp)
+  cgloopfs.toml(5)  KEYS           vs  image_setting_names, the rows of image_settings
+                                       (src/config/image_spec.hpp)
 
 In a page, an option is documented by a definition-list term: a line starting
 with the option in *bold*, followed by a tab-indented description. Prints one
@@ -210,28 +211,33 @@ def cpp_string_list(path, variable):
         problem(f"cannot read {path}: {e}")
         return []
     text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
-    m = re.search(re.escape(variable) + r"\s*=\s*\{(.*?)\n\};", text, re.S)
+    m = re.search(re.escape(variable) + r"(?:\[\])?\s*=\s*\{(.*?)\n\};", text, re.S)
     if not m:
         problem(f"{path}: cannot find `{variable} = {{ ... }};`")
         return []
     return m.group(1)
 
 
+# The first string of each row: `{"name", ...}` or `{.name = "name", ...}`.
+ROW_NAME = re.compile(r'^\s*\{\s*(?:\.name\s*=\s*)?"([^"]+)"', re.M)
+
+
 def manifest_keys(src_dir):
-    path = os.path.join(src_dir, "src", "config", "image_spec.cpp")
-    body = cpp_string_list(path, "image_setting_names")
-    keys = re.findall(r'"([^"]+)"', body) if body else []
+    """image_setting_names: the names of the rows of image_settings."""
+    path = os.path.join(src_dir, "src", "config", "image_spec.hpp")
+    body = cpp_string_list(path, "image_settings")
+    keys = ROW_NAME.findall(body) if body else []
     if body and "path" not in keys:
-        problem(f"{path}: image_setting_names looks wrong: {keys}")
+        problem(f"{path}: image_settings (image_setting_names) looks wrong: {keys}")
     return keys
 
 
 def mount_option_names(src_dir):
     path = os.path.join(src_dir, "src", "config", "mount_options.cpp")
-    body = cpp_string_list(path, "mount_option_table")
-    names = re.findall(r'\{\s*"([^"]+)"', body) if body else []
+    body = cpp_string_list(path, "mount_option_rows")
+    names = ROW_NAME.findall(body) if body else []
     if body and "idle_timeout" not in names:
-        problem(f"{path}: mount_option_table looks wrong: {names}")
+        problem(f"{path}: mount_option_rows (mount_option_table) looks wrong: {names}")
     return names
 
 

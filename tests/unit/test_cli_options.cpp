@@ -12,6 +12,7 @@
 #include <doctest/doctest.h>
 
 #include "cli/options.hpp"
+#include "config/image_spec.hpp"
 
 using namespace cgloopfs::cli;
 
@@ -85,4 +86,37 @@ TEST_CASE("cgloopctl: messages are one line")
 		CHECK(!msg.empty());
 		CHECK(msg.find('\n') == std::string::npos);
 	}
+}
+
+TEST_CASE("cgloopctl: the verbs have handlers, attach has an option per image setting")
+{
+	for (const auto &c : commands) {
+		CAPTURE(c.name);
+		CHECK(static_cast<bool>(c.run));
+		CHECK(c.min_operands <= c.max_operands);
+	}
+	const CommandSpec *attach = nullptr;
+	for (const auto &c : commands)
+		if (c.name == "attach")
+			attach = &c;
+	REQUIRE(attach);
+	for (const auto &s : cgloopfs::config::image_settings) {
+		if (s.option.empty())
+			continue;
+		CAPTURE(s.name);
+		bool found = false;
+		for (const auto &o : attach->options)
+			found |= o.long_name == s.option && o.short_name == s.short_option;
+		CHECK(found);
+	}
+	Invocation inv = parse({"cgloopctl", "attach", "--direct-io", "-b", "4096", "--sizelimit",
+				"1M", "-r", "img"});
+	CHECK(inv.get("direct-io", "x").empty());
+	CHECK(inv.get("sector-size") == "4096");
+	CHECK(inv.get("sizelimit") == "1M");
+	CHECK(inv.has("read-only"));
+	inv = parse({"cgloopctl", "attach", "--direct-io=off", "img"});
+	CHECK(inv.get("direct-io") == "off");
+	CHECK(help_text(nullptr).find("change idle_timeout, max_workers, worker_depth") !=
+	      std::string::npos);
 }

@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * config/image_spec: check_name, valid_block_size, make_spec,
- * check_unique_names, ImageSettings::inherit.
+ * check_unique_names, ImageSettings::inherit, the image_settings table and
+ * read_image_settings.
  */
 #include <cstdint>
 #include <initializer_list>
+#include <iterator>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -358,4 +361,124 @@ TEST_CASE("describe: prefix of messages")
 	CHECK(describe("", "a") == "image \"a\": ");
 	CHECK(describe("m.toml:7", "") == "m.toml:7: ");
 	CHECK(describe("", "").empty());
+}
+
+namespace {
+
+/* The ConfigError read_image_settings throws for `written`; "" when it does not. */
+std::string read_error(const std::vector<WrittenSetting> &written, bool is_defaults = false)
+{
+	try {
+		(void)read_image_settings(written, is_defaults);
+	} catch (const ConfigError &e) {
+		return e.what();
+	}
+	return "";
+}
+
+} /* namespace */
+
+TEST_CASE("image_settings: one row per field, each attach option once")
+{
+	for (size_t i = 0; i < std::size(image_settings); i++) {
+		const ImageSetting &a = image_settings[i];
+		CAPTURE(a.name);
+		CHECK(find_image_setting(a.name) == &a);
+		for (size_t j = i + 1; j < std::size(image_settings); j++) {
+			CHECK(a.name != image_settings[j].name);
+			CHECK(a.field != image_settings[j].field);
+			if (!a.option.empty())
+				CHECK(a.option != image_settings[j].option);
+			if (a.short_option)
+				CHECK(a.short_option != image_settings[j].short_option);
+		}
+		/* Every setting but the path (attach's operand) has an attach option. */
+		CHECK(a.option.empty() == (a.name == "path"));
+		if (!a.option.empty())
+			CHECK_FALSE(a.help.empty());
+		if (a.kind != SettingKind::flag && !a.option.empty())
+			CHECK_FALSE(a.metavar.empty());
+	}
+	CHECK(find_image_setting("sizelimit") == nullptr);
+}
+
+TEST_CASE("read_image_settings: values of every type, as a manifest or attach writes them")
+{
+	ImageSettings s = read_image_settings(
+		{{"path", SettingValue::of(std::string("/x/y.img")), "attach"},
+		 {"offset", SettingValue::of(std::string("1MiB")), "attach"},
+		 {"size_limit", SettingValue::of(int64_t{4096}), "attach"},
+		 {"read_only", SettingValue::of(true), "attach"},
+		 {"direct_io", SettingValue::of(false), "attach"},
+		 {"block_size", SettingValue::of(std::string("4K")), "attach"},
+		 {"mode", SettingValue::of(std::string("0640")), "attach"},
+		 {"uid", SettingValue::of(std::string("1000")), "attach"},
+		 {"gid", SettingValue::of(int64_t{100}), "attach"}},
+		false);
+	CHECK(s.path == "/x/y.img");
+	CHECK(s.offset == 1048576u);
+	CHECK(s.size_limit == 4096u);
+	CHECK(s.read_only == true);
+	CHECK(s.direct_io == false);
+	CHECK(s.block_size == 4096u);
+	CHECK_FALSE(s.discard.has_value());
+	CHECK(s.mode == 0640u);
+	CHECK(s.uid == 1000u);
+	CHECK(s.gid == 100u);
+}
+
+TEST_CASE("read_image_settings: refusals name the place, the image and the setting")
+{
+	auto name = WrittenSetting{"name", SettingValue::of(std::string("a")), "attach"};
+	auto w = [](const char *key, SettingValue v) { return WrittenSetting{key, v, "attach"}; };
+
+	/* The name is read first, so a setting before it is still named with it. */
+	CHECK(read_error({w("offset", SettingValue::of(std::string("1Q"))), name}) ==
+	      "attach: image \"a\": offset: \"1Q\": unknown size suffix \"Q\" (use K, M, G, T, "
+	      "KiB, MiB, GiB, TiB, KB, MB, GB or TB)");
+	CHECK(read_error({w("offset", SettingValue::of(std::string("8192PiB")))}) ==
+	      "attach: offset: 9223372036854775808 is larger than 2^63 - 1");
+	CHECK(read_error({name, w("block_size", SettingValue::of(int64_t{1000}))}) ==
+	      "attach: image \"a\": block_size: 1000 is not a power of two in 512..4096");
+	CHECK(contains(read_error({name, w("mode", SettingValue::of(std::string("0755")))}),
+		       "attach: image \"a\": mode: \"0755\": 0755 has bits other than read and write"));
+	CHECK(read_error({name, w("uid", SettingValue::of(std::string("4294967295")))}) ==
+	      "attach: image \"a\": uid: 4294967295 is out of range (0..4294967294)");
+	CHECK(read_error({name, w("gid", SettingValue::of(int64_t{-1}))}) ==
+	      "attach: image \"a\": gid: -1 is out of range (0..4294967294)");
+	CHECK(read_error({name, w("read_only", SettingValue::of(std::string("yes")))}) ==
+	      "attach: image \"a\": read_only: must be true or false");
+	CHECK(read_error({name, w("path", SettingValue{})}) ==
+	      "attach: image \"a\": path: must be a string");
+	CHECK(read_error({name, w("path", SettingValue::of(std::string()))}) ==
+	      "attach: image \"a\": path: empty path");
+	CHECK(read_error({name, w("sizelimit", SettingValue::of(int64_t{1}))}) ==
+	      "attach: image \"a\": sizelimit: unknown setting");
+	CHECK(read_error({w("name", SettingValue::of(std::string("d")))}, true) ==
+	      "attach: name: only an [[image]] can have a name");
+}
+
+TEST_CASE("set_image_setting: the checks of make_spec, on the value as read")
+{
+	/* Every value make_spec refuses is refused when read, and the other way round. */
+	for (uint64_t bs : {uint64_t{256}, uint64_t{512}, uint64_t{3000}, uint64_t{4096},
+			    uint64_t{1} << 40}) {
+		CAPTURE(bs);
+		ImageSettings read = with_path("/x");
+		bool refused = set_image_setting(read, *find_image_setting("block_size"),
+						 SettingValue::of(static_cast<int64_t>(bs)))
+				       .has_value();
+		CHECK(refused == !valid_block_size(bs));
+		if (refused)
+			CHECK_FALSE(read.block_size.has_value());
+	}
+	ImageSettings s = with_path("/x");
+	CHECK(set_image_setting(s, *find_image_setting("mode"), SettingValue::of(int64_t{0640})) ==
+	      std::nullopt);
+	CHECK(s.mode == 0640u);
+	/* Decimal 660 is not octal 0660. */
+	CHECK(contains(set_image_setting(s, *find_image_setting("mode"),
+					 SettingValue::of(int64_t{660}))
+			       .value_or(""),
+		       "write the mode as a string"));
 }

@@ -324,12 +324,14 @@ TEST_CASE("parse_manifest: bad block_size, mode, uid and gid")
 		      "gid");
 }
 
+/* Refused at the line of the setting, as every other out-of-range value is. */
 TEST_CASE("parse_manifest: offset and size_limit above 2^63 - 1")
 {
-	check_refusal("[[image]]\nname = \"a\"\npath = \"/x\"\noffset = \"8192PiB\"\n", 1, "a",
-		      "offset");
+	check_refusal("[[image]]\nname = \"a\"\npath = \"/x\"\noffset = \"8192PiB\"\n", 4, "a",
+		      "offset", "larger than 2^63 - 1");
 	check_refusal("[[image]]\nname = \"a\"\npath = \"/x\"\nsize_limit = \"9223372036854775808\"\n",
-		      1, "a", "size_limit");
+		      4, "a", "size_limit", "larger than 2^63 - 1");
+	check_refusal("[defaults]\noffset = \"8192PiB\"\n", 2, "", "offset", "larger than 2^63 - 1");
 }
 
 TEST_CASE("parse_manifest: every per-image setting is known to it")

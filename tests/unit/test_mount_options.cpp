@@ -580,3 +580,59 @@ TEST_CASE("parse_command_line: messages are one line")
 	}
 	CHECK(contains(usage_error({"cgloopfs", "-o", "a\nb", "s", "m"}), "a\\x0ab"));
 }
+
+TEST_CASE("mount_option_table: the rows hold the defaults, ranges and choices")
+{
+	MountOptions o;
+	for (const OptionSpec &spec : mount_option_table) {
+		CAPTURE(spec.name);
+		if (spec.kind == OptionKind::number || spec.kind == OptionKind::size) {
+			CHECK(spec.ours);
+			CHECK(spec.min <= spec.def);
+			CHECK(spec.def <= spec.max);
+			/* The default is what a MountOptions starts with, and min and max are accepted. */
+			MountOptions fresh;
+			spec.set(fresh, {spec.def, ""});
+			std::string bound = spec.kind == OptionKind::size
+						    ? std::to_string(spec.max >> 20) + "M"
+						    : std::to_string(spec.max);
+			CHECK_NOTHROW(apply_option(fresh, std::string(spec.name) + "=" + bound));
+			CHECK_THROWS_AS(apply_option(fresh, std::string(spec.name) + "=0"), UsageError);
+		}
+		if (spec.kind == OptionKind::choice)
+			CHECK_FALSE(choice_name(spec, spec.def).empty());
+		if (spec.ours)
+			CHECK(static_cast<bool>(spec.set));
+		CHECK_FALSE((spec.dropped && spec.set));
+	}
+	CHECK(o.idle_timeout == find_mount_option("idle_timeout")->def);
+	CHECK(o.max_workers == find_mount_option("max_workers")->def);
+	CHECK(o.worker_depth == find_mount_option("worker_depth")->def);
+	CHECK(o.request_timeout == find_mount_option("request_timeout")->def);
+	CHECK(o.max_queued == find_mount_option("max_queued")->def);
+	CHECK(choice_name(*find_mount_option("dispatch"), static_cast<size_t>(o.dispatch)) ==
+	      "cgroup");
+	CHECK(choice_name(*find_mount_option("cache"), static_cast<size_t>(o.cache)) == "direct");
+	CHECK(choice_name(*find_mount_option("cache"), 1) == "kernel");
+	CHECK(choice_name(*find_mount_option("cache"), 2).empty());
+}
+
+TEST_CASE("default_and_range and runtime_option_names: what --help and set show")
+{
+	CHECK(default_and_range(*find_mount_option("idle_timeout")) == "60; 1..86400");
+	CHECK(default_and_range(*find_mount_option("max_queued")) == "256M; 16M..64G");
+	CHECK(default_and_range(*find_mount_option("dispatch")) == "cgroup");
+	CHECK(default_and_range(*find_mount_option("control")) == "/run/cgloopfs/MOUNT.sock");
+	CHECK(default_and_range(*find_mount_option("ro")).empty());
+	CHECK(runtime_option_names() == "idle_timeout, max_workers, worker_depth");
+	CHECK(find_mount_option("nope") == nullptr);
+}
+
+TEST_CASE("apply_option: one option, commas and all")
+{
+	MountOptions o;
+	apply_option(o, "control=/a,b");
+	CHECK(o.control == "/a,b");
+	CHECK_THROWS_AS(apply_option(o, "idle_timeout=5,max_workers=1"), UsageError);
+	CHECK(o.max_workers == 64);
+}

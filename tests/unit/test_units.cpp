@@ -11,6 +11,7 @@
 #include "config/units.hpp"
 
 using cgloopfs::config::format_size;
+using cgloopfs::config::check_mode;
 using cgloopfs::config::parse_mode;
 using cgloopfs::config::parse_size;
 using cgloopfs::config::parse_uint;
@@ -247,4 +248,15 @@ TEST_CASE("format_size output parses back to the same number")
 		CAPTURE(v);
 		CHECK(parse_size(format_size(v)) == v);
 	}
+}
+
+TEST_CASE("check_mode: the one check of a mode's bits, parse_mode's too")
+{
+	CHECK_FALSE(check_mode(0660).has_value());
+	CHECK_FALSE(check_mode(0).has_value());
+	CHECK(check_mode(0755).value_or("").find("0755 has bits other than read and write") == 0);
+	CHECK(check_mode(0100644).has_value());
+	std::string why;
+	CHECK_FALSE(parse_mode("4660", &why).has_value());
+	CHECK(why == check_mode(04660).value_or(""));
 }
