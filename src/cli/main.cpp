@@ -95,10 +95,11 @@ const Column list_columns[] = {
 	{"SIZE", "size", true},		   {"RO", "ro", true},
 	{"DIO", "dio", true},		   {"LOG-SEC", "log-sec", true},
 	{"DISCARD", "discard", true},	   {"OPEN", "open", true},
-	{"MODE", "mode", false},	   {"UID", "uid", true},
-	{"GID", "gid", true},
+	{"LOCK", "locked", true},	   {"MODE", "mode", false},
+	{"UID", "uid", true},		   {"GID", "gid", true},
 };
-constexpr size_t default_columns = 10; /* NAME .. OPEN, as losetup --list */
+/* NAME .. OPEN, as losetup --list, and whether the image holds its locks */
+constexpr size_t default_columns = 11;
 
 std::vector<const Column *> chosen_columns(const cli::Invocation &inv)
 {
@@ -199,7 +200,7 @@ int do_attach(const cli::Invocation &inv, const std::string &socket)
 		image = std::string(cwd) + "/" + image;
 	}
 	json args = {{"path", image}};
-	for (const char *key : {"name", "offset", "sizelimit", "mode", "uid", "gid"})
+	for (const char *key : {"name", "offset", "sizelimit", "mode", "uid", "gid", "lock"})
 		if (inv.has(key))
 			args[key] = inv.get(key);
 	if (inv.has("sector-size"))

@@ -42,6 +42,7 @@ const std::vector<CommandSpec> commands = {
 		 {"mode", 0, ArgKind::required, "MODE", "permission bits, octal (IMAGE's)"},
 		 {"uid", 0, ArgKind::required, "UID", "owner (IMAGE's)"},
 		 {"gid", 0, ArgKind::required, "GID", "group (IMAGE's)"},
+		 {"lock", 0, ArgKind::required, "auto|on|off", "QEMU-style locks on IMAGE (auto)"},
 		 {"show", 0, ArgKind::none, "", "print the path of the new file"},
 	 }},
 	{"detach", "[NAME]", "stop serving an image", 0, 1,

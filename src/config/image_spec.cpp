@@ -10,7 +10,32 @@ namespace cgloopfs::config {
 const std::vector<std::string_view> image_setting_names = {
 	"name",	      "path",	   "offset", "size_limit", "read_only", "direct_io",
 	"block_size", "discard", "mode",   "uid",	   "gid",
+	"lock",
 };
+
+std::optional<LockMode> parse_lock_mode(std::string_view text)
+{
+	if (text == "auto")
+		return LockMode::automatic;
+	if (text == "on" || text == "true")
+		return LockMode::on;
+	if (text == "off" || text == "false")
+		return LockMode::off;
+	return std::nullopt;
+}
+
+const char *lock_mode_name(LockMode mode)
+{
+	switch (mode) {
+	case LockMode::automatic:
+		return "auto";
+	case LockMode::on:
+		return "on";
+	case LockMode::off:
+		return "off";
+	}
+	return "auto";
+}
 
 void ImageSettings::inherit(const ImageSettings &d)
 {
@@ -24,6 +49,7 @@ void ImageSettings::inherit(const ImageSettings &d)
 	take(size_limit, d.size_limit);
 	take(read_only, d.read_only);
 	take(direct_io, d.direct_io);
+	take(lock, d.lock);
 	take(block_size, d.block_size);
 	take(discard, d.discard);
 	take(mode, d.mode);
@@ -106,6 +132,7 @@ ImageSpec make_spec(const ImageSettings &s, const std::string &origin)
 					      describe(origin, spec.name), spec.size_limit));
 	spec.read_only = s.read_only.value_or(false);
 	spec.direct_io = s.direct_io.value_or(false);
+	spec.lock = s.lock;
 	spec.block_size = s.block_size.value_or(512);
 	if (!valid_block_size(spec.block_size))
 		throw ConfigError(fmt::format("{}block_size: {} is not a power of two in 512..4096",

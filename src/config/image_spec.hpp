@@ -28,6 +28,17 @@ public:
 	using std::runtime_error::runtime_error;
 };
 
+/*
+ * Image locks (QEMU's locking=): auto takes them where the file system has
+ * open file description locks and serves unlocked where it has none; on
+ * refuses to serve without them; off takes none and checks nothing.
+ */
+enum class LockMode { automatic, on, off };
+
+/* "auto", "on", "off" (and the booleans as on/off); nullopt for anything else. */
+std::optional<LockMode> parse_lock_mode(std::string_view text);
+const char *lock_mode_name(LockMode mode);
+
 /* Every per-image setting, each optional: what [defaults] or an [[image]] says. */
 struct ImageSettings {
 	std::optional<std::string> name;
@@ -36,6 +47,7 @@ struct ImageSettings {
 	std::optional<uint64_t> size_limit;
 	std::optional<bool> read_only;
 	std::optional<bool> direct_io;
+	std::optional<LockMode> lock;
 	std::optional<uint32_t> block_size;
 	std::optional<bool> discard;
 	std::optional<uint32_t> mode;
@@ -54,6 +66,7 @@ struct ImageSpec {
 	uint64_t size_limit = 0; /* 0: up to the end of the backing file */
 	bool read_only = false;
 	bool direct_io = false;
+	std::optional<LockMode> lock; /* unset: the mount's -o lock */
 	uint32_t block_size = 512;
 	bool discard = false;
 	std::optional<uint32_t> mode; /* unset: the backing file's rw bits */

@@ -60,6 +60,8 @@ public:
 				s.direct_io = bool_of(node, k, s);
 			} else if (k == "discard") {
 				s.discard = bool_of(node, k, s);
+			} else if (k == "lock") {
+				s.lock = lock_of(node, k, s);
 			} else if (k == "block_size") {
 				uint64_t v = size_of(node, k, s);
 				if (!valid_block_size(v))
@@ -105,6 +107,17 @@ private:
 		if (auto v = node.as_boolean())
 			return v->get();
 		fail(node, s, key, "must be true or false");
+	}
+
+	LockMode lock_of(const toml::node &node, const std::string &key,
+			 const ImageSettings &s) const
+	{
+		if (auto b = node.as_boolean())
+			return b->get() ? LockMode::on : LockMode::off;
+		if (auto str = node.as_string())
+			if (auto m = parse_lock_mode(str->get()))
+				return *m;
+		fail(node, s, key, "must be \"auto\", \"on\" or \"off\"");
 	}
 
 	uint64_t size_of(const toml::node &node, const std::string &key,
@@ -383,6 +396,8 @@ std::string format_manifest(const std::vector<ImageSpec> &specs)
 		t.insert("size_limit", static_cast<int64_t>(spec.size_limit));
 		t.insert("read_only", spec.read_only);
 		t.insert("direct_io", spec.direct_io);
+		if (spec.lock)
+			t.insert("lock", lock_mode_name(*spec.lock));
 		t.insert("block_size", static_cast<int64_t>(spec.block_size));
 		t.insert("discard", spec.discard);
 		if (spec.mode)

@@ -20,6 +20,7 @@ const std::vector<OptionSpec> mount_option_table = {
 	{"dispatch", "cgroup|single", "worker per caller cgroup, or one queue (cgroup)", true},
 	{"cache", "direct|kernel", "bypass or use the kernel page cache (direct)", true},
 	{"control", "PATH", "control socket (/run/cgloopfs/MOUNT.sock)", true},
+	{"lock", "auto|on|off", "QEMU-style locks on the backing files (auto)", true},
 	{"ro", "", "mount read-only: every image is read-only", false},
 	{"rw", "", "mount read-write (the default)", false},
 	{"allow_other", "", "let other users in (adds default_permissions)", false},
@@ -132,6 +133,13 @@ void apply_one(MountOptions &opts, std::string_view item)
 			throw UsageError(fmt::format(
 				"option \"control={}\": must be an absolute path", printable(value)));
 		opts.control = value;
+	} else if (key == "lock") {
+		auto mode = parse_lock_mode(value);
+		if (!mode)
+			throw UsageError(fmt::format(
+				"option \"lock={}\": must be \"auto\", \"on\" or \"off\"",
+				printable(value)));
+		opts.lock = *mode;
 	} else if (key == "ro") {
 		opts.read_only = true; /* the session passes "ro" on when it is set at the end */
 	} else if (key == "rw") {

@@ -31,6 +31,7 @@
 #include "control/protocol.hpp"
 #include "control/server.hpp"
 #include "daemon/control_commands.hpp"
+#include "daemon/lock_notice.hpp"
 #include "daemon/mount_point.hpp"
 #include "fuse/session.hpp"
 #include "image/image_table.hpp"
@@ -71,8 +72,11 @@ int main(int argc, char **argv)
 	try {
 		auto specs = config::load_source(opts.source);
 		config::check_unique_names(specs);
-		for (const auto &spec : specs)
-			image::add_image(table, image::BackingImage::open(spec, opts.read_only));
+		for (const auto &spec : specs) {
+			auto img = image::BackingImage::open(spec, opts.read_only, opts.lock);
+			image::add_image(table, img);
+			daemon::note_lock_state(*img);
+		}
 	} catch (const config::ConfigError &e) {
 		log::error("{}", e.what());
 		return EXIT_FAILURE;
