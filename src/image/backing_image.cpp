@@ -207,8 +207,8 @@ void BackingImage::lock(const std::string &reopen_path, config::LockMode default
 			"locks (use lock=auto to serve it unlocked)",
 			who, path));
 	default:
-		throw ConfigError(fmt::format("{}cannot lock \"{}\": {}", who, path,
-					      std::strerror(-why.err)));
+		throw ConfigError(fmt::format("{}path \"{}\": cannot be opened to lock it: {}",
+					      who, path, std::strerror(-why.err)));
 	}
 }
 
@@ -245,9 +245,6 @@ std::shared_ptr<BackingImage> BackingImage::open(const config::ImageSpec &spec,
 		resolved[rn] = '\0';
 		img->spec_.path = resolved;
 	}
-	img->shared_ = SharedBacking::of(st.st_dev, st.st_ino);
-	img->lock(proc, default_lock);
-
 	int flags = (img->read_only_ ? O_RDONLY : O_RDWR) | O_CLOEXEC;
 	if (spec.direct_io) {
 		UniqueFd fd(::open(proc.c_str(), flags | O_DIRECT));
@@ -267,9 +264,16 @@ std::shared_ptr<BackingImage> BackingImage::open(const config::ImageSpec &spec,
 			throw ConfigError(fmt::format("{}path \"{}\": cannot be opened for writing "
 						      "({}); set read_only",
 						      who, spec.path, std::strerror(err)));
+		if (err == EBUSY && img->is_block_device_)
+			throw ConfigError(fmt::format("{}block device \"{}\" is in use (mounted, or "
+						      "opened exclusively by another program)",
+						      who, spec.path));
 		throw ConfigError(fmt::format("{}path \"{}\": {}", who, spec.path,
 					      std::strerror(err)));
 	}
+	/* Locked before it is served (image_lock.hpp); a refusal leaves the file untouched. */
+	img->shared_ = SharedBacking::of(st.st_dev, st.st_ino);
+	img->lock(proc, default_lock);
 
 	img->dev_ = st.st_dev;
 	img->ino_ = st.st_ino;
