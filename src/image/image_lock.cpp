@@ -200,10 +200,4 @@ void BackingLock::release(bool writable)
 	}
 }
 
-int BackingLock::fd() const
-{
-	std::lock_guard<std::mutex> l(mutex_);
-	return fd_.get();
-}
-
 } /* namespace cgloopfs::image */

@@ -134,9 +134,6 @@ public:
 	/* Undo one acquire() that succeeded (held or unsupported). */
 	void release(bool writable);
 
-	/* The description that carries the locks (-1 when none): for tests. */
-	int fd() const;
-
 private:
 	LockBits bits_for(unsigned readers, unsigned writers) const;
 
