@@ -185,35 +185,37 @@ void BackingImage::lock(const std::string &reopen_path, config::LockMode default
 				"{}another process holds the \"{}\" permission on \"{}\", which "
 				"this image needs to keep from others (QEMU lock byte {}){}",
 				who, perm_name(why.conflict.bit), path,
-				lock_perm_base + std::countr_zero(why.conflict.bit), override_hint));
+				lock_perm_base + std::countr_zero(why.conflict.bit),
+				override_hint));
 		if (why.conflict.bit == perm_write)
-			throw ConfigError(fmt::format(
-				"{}another process has \"{}\" open and lets no one else write to it "
-				"(perhaps a virtual machine or another cgloopfs){}",
-				who, path, override_hint));
+			throw ConfigError(
+				fmt::format("{}another process has \"{}\" open and lets no "
+					    "one else write to it (perhaps a virtual machine "
+					    "or another cgloopfs){}",
+					    who, path, override_hint));
 		throw ConfigError(fmt::format(
 			"{}another process has \"{}\" open and lets no one else have the \"{}\" "
 			"permission (QEMU lock byte {}){}",
 			who, path, perm_name(why.conflict.bit),
 			lock_shared_base + std::countr_zero(why.conflict.bit), override_hint));
 	case -EBUSY:
-		throw ConfigError(fmt::format(
-			"{}block device \"{}\" is in use (mounted, or opened exclusively by another "
-			"program){}",
-			who, path, override_hint));
+		throw ConfigError(fmt::format("{}block device \"{}\" is in use (mounted, or opened "
+					      "exclusively by another program){}",
+					      who, path, override_hint));
 	case -ENOLCK:
 		throw ConfigError(fmt::format(
 			"{}lock=on: \"{}\" is on a file system without open file description "
 			"locks (use lock=auto to serve it unlocked)",
 			who, path));
 	default:
-		throw ConfigError(fmt::format("{}path \"{}\": cannot be opened to lock it: {}",
-					      who, path, std::strerror(-why.err)));
+		throw ConfigError(fmt::format("{}path \"{}\": cannot be opened to lock it: {}", who,
+					      path, std::strerror(-why.err)));
 	}
 }
 
 std::shared_ptr<BackingImage> BackingImage::open(const config::ImageSpec &spec,
-						 bool force_read_only, config::LockMode default_lock)
+						 bool force_read_only,
+						 config::LockMode default_lock)
 {
 	std::string who = describe(spec.origin, spec.name);
 	std::shared_ptr<BackingImage> img(new BackingImage());
@@ -265,9 +267,10 @@ std::shared_ptr<BackingImage> BackingImage::open(const config::ImageSpec &spec,
 						      "({}); set read_only",
 						      who, spec.path, std::strerror(err)));
 		if (err == EBUSY && img->is_block_device_)
-			throw ConfigError(fmt::format("{}block device \"{}\" is in use (mounted, or "
-						      "opened exclusively by another program)",
-						      who, spec.path));
+			throw ConfigError(
+				fmt::format("{}block device \"{}\" is in use (mounted, or "
+					    "opened exclusively by another program)",
+					    who, spec.path));
 		throw ConfigError(fmt::format("{}path \"{}\": {}", who, spec.path,
 					      std::strerror(err)));
 	}
