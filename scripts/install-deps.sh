@@ -14,6 +14,7 @@ packages="
   python3 util-linux e2fsprogs fio procps kmod
   systemd strace
   nbdkit libnbd-bin
+  qemu-utils qemu-system-common
   clang clang-format libclang-rt-14-dev llvm
 "
 

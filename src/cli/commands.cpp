@@ -56,10 +56,11 @@ const Column list_columns[] = {
 	{"SIZE", "size", true},		   {"RO", "ro", true},
 	{"DIO", "dio", true},		   {"LOG-SEC", "log-sec", true},
 	{"DISCARD", "discard", true},	   {"OPEN", "open", true},
-	{"MODE", "mode", false},	   {"UID", "uid", true},
-	{"GID", "gid", true},
+	{"LOCK", "locked", true},	   {"MODE", "mode", false},
+	{"UID", "uid", true},		   {"GID", "gid", true},
 };
-constexpr size_t default_columns = 10; /* NAME .. OPEN, as losetup --list */
+/* NAME .. OPEN, as losetup --list, and whether the image holds its locks */
+constexpr size_t default_columns = 11;
 
 std::vector<const Column *> chosen_columns(const Invocation &inv)
 {

@@ -10,6 +10,30 @@
 
 namespace cgloopfs::config {
 
+std::optional<LockMode> parse_lock_mode(std::string_view text)
+{
+	if (text == "auto")
+		return LockMode::automatic;
+	if (text == "on" || text == "true")
+		return LockMode::on;
+	if (text == "off" || text == "false")
+		return LockMode::off;
+	return std::nullopt;
+}
+
+const char *lock_mode_name(LockMode mode)
+{
+	switch (mode) {
+	case LockMode::automatic:
+		return "auto";
+	case LockMode::on:
+		return "on";
+	case LockMode::off:
+		return "off";
+	}
+	return "auto";
+}
+
 void ImageSettings::inherit(const ImageSettings &d)
 {
 	auto take = [](auto &mine, const auto &theirs) {
@@ -22,6 +46,7 @@ void ImageSettings::inherit(const ImageSettings &d)
 	take(size_limit, d.size_limit);
 	take(read_only, d.read_only);
 	take(direct_io, d.direct_io);
+	take(lock, d.lock);
 	take(block_size, d.block_size);
 	take(discard, d.discard);
 	take(mode, d.mode);
@@ -124,7 +149,7 @@ std::optional<std::string> check_setting(const ImageSettings &s, const ImageSett
 				return std::nullopt;
 			if constexpr (std::is_same_v<T, std::string>)
 				return check_text(row.kind, *v);
-			else if constexpr (std::is_same_v<T, bool>)
+			else if constexpr (std::is_same_v<T, bool> || std::is_same_v<T, LockMode>)
 				return std::nullopt;
 			else
 				return check_number(row.kind, *v);
@@ -219,6 +244,19 @@ std::optional<std::string> set_image_setting(ImageSettings &s, const ImageSettin
 		s.*std::get<std::optional<std::string> ImageSettings::*>(row.field) = value.text;
 		return std::nullopt;
 	}
+	if (row.kind == SettingKind::lock) {
+		std::optional<LockMode> mode;
+		if (value.type == SettingValue::Type::boolean)
+			mode = value.boolean ? LockMode::on : LockMode::off;
+		else if (value.type == SettingValue::Type::string)
+			mode = parse_lock_mode(value.text);
+		if (!mode)
+			return value.type == SettingValue::Type::string
+				       ? fmt::format("\"{}\" is not auto, on or off", printable(value.text))
+				       : "must be \"auto\", \"on\" or \"off\"";
+		s.*std::get<std::optional<LockMode> ImageSettings::*>(row.field) = *mode;
+		return std::nullopt;
+	}
 	if (row.kind == SettingKind::flag) {
 		if (value.type != SettingValue::Type::boolean)
 			return "must be true or false";
@@ -293,6 +331,7 @@ ImageSpec make_spec(const ImageSettings &s, const std::string &origin)
 	spec.size_limit = s.size_limit.value_or(0);
 	spec.read_only = s.read_only.value_or(false);
 	spec.direct_io = s.direct_io.value_or(false);
+	spec.lock = s.lock;
 	spec.block_size = s.block_size.value_or(512);
 	spec.discard = s.discard.value_or(false);
 	spec.mode = s.mode;

@@ -32,6 +32,17 @@ public:
 	using std::runtime_error::runtime_error;
 };
 
+/*
+ * Image locks (QEMU's locking=): auto takes them where the file system has
+ * open file description locks and serves unlocked where it has none; on
+ * refuses to serve without them; off takes none and checks nothing.
+ */
+enum class LockMode { automatic, on, off };
+
+/* "auto", "on", "off" (and the booleans as on/off); nullopt for anything else. */
+std::optional<LockMode> parse_lock_mode(std::string_view text);
+const char *lock_mode_name(LockMode mode);
+
 /* Every per-image setting, each optional: what [defaults] or an [[image]] says. */
 struct ImageSettings {
 	std::optional<std::string> name;
@@ -40,6 +51,7 @@ struct ImageSettings {
 	std::optional<uint64_t> size_limit;
 	std::optional<bool> read_only;
 	std::optional<bool> direct_io;
+	std::optional<LockMode> lock;
 	std::optional<uint32_t> block_size;
 	std::optional<bool> discard;
 	std::optional<uint32_t> mode;
@@ -58,6 +70,7 @@ struct ImageSpec {
 	uint64_t size_limit = 0; /* 0: up to the end of the backing file */
 	bool read_only = false;
 	bool direct_io = false;
+	std::optional<LockMode> lock; /* unset: the mount's -o lock */
 	uint32_t block_size = 512;
 	bool discard = false;
 	std::optional<uint32_t> mode; /* unset: the backing file's rw bits */
@@ -91,13 +104,15 @@ enum class SettingKind {
 	flag,	    /* true or false */
 	mode,	    /* octal string "0660" (or integer), read and write bits only */
 	id,	    /* a uid or gid: 0..4294967294 (-1 means "unchanged" to chown) */
+	lock,	    /* "auto", "on" or "off" (or a boolean: on, off) */
 };
 
 /* Where a setting goes in ImageSettings. */
 using SettingField = std::variant<std::optional<std::string> ImageSettings::*,
 				  std::optional<uint64_t> ImageSettings::*,
 				  std::optional<uint32_t> ImageSettings::*,
-				  std::optional<bool> ImageSettings::*>;
+				  std::optional<bool> ImageSettings::*,
+				  std::optional<LockMode> ImageSettings::*>;
 
 /*
  * One per-image setting, written once: the manifest key (also the key of a
@@ -137,6 +152,8 @@ inline constexpr ImageSetting image_settings[] = {
 	 "permission bits, octal (IMAGE's)"},
 	{"uid", SettingKind::id, &ImageSettings::uid, false, "uid", 0, "UID", "owner (IMAGE's)"},
 	{"gid", SettingKind::id, &ImageSettings::gid, false, "gid", 0, "GID", "group (IMAGE's)"},
+	{"lock", SettingKind::lock, &ImageSettings::lock, false, "lock", 0, "auto|on|off",
+	 "QEMU-style locks on IMAGE (the mount's)"},
 };
 
 /* The names of image_settings, in order (for the man-page check and tests). */

@@ -263,6 +263,8 @@ std::string format_manifest(const std::vector<ImageSpec> &specs)
 		t.insert("size_limit", static_cast<int64_t>(spec.size_limit));
 		t.insert("read_only", spec.read_only);
 		t.insert("direct_io", spec.direct_io);
+		if (spec.lock)
+			t.insert("lock", lock_mode_name(*spec.lock));
 		t.insert("block_size", static_cast<int64_t>(spec.block_size));
 		t.insert("discard", spec.discard);
 		if (spec.mode)

@@ -42,6 +42,10 @@ void set_cache(MountOptions &o, const OptionValue &v)
 {
 	o.cache = static_cast<CacheMode>(v.number);
 }
+void set_lock(MountOptions &o, const OptionValue &v)
+{
+	o.lock = static_cast<LockMode>(v.number);
+}
 void set_control(MountOptions &o, const OptionValue &v)
 {
 	o.control = v.text;
@@ -94,6 +98,9 @@ constinit const OptionSpec mount_option_rows[] = {
 	{.name = "cache", .metavar = "direct|kernel",
 	 .help = "bypass or use the kernel page cache", .ours = true, .kind = OptionKind::choice,
 	 .def = 0, .set = set_cache},
+	{.name = "lock", .metavar = "auto|on|off",
+	 .help = "QEMU-style locks on the backing files", .ours = true,
+	 .kind = OptionKind::choice, .def = 0, .set = set_lock},
 	{.name = "control", .metavar = "PATH", .help = "control socket", .ours = true,
 	 .kind = OptionKind::path, .shown_default = "/run/cgloopfs/MOUNT.sock",
 	 .set = set_control},

@@ -49,6 +49,7 @@ struct MountOptions {
 	DispatchMode dispatch;
 	CacheMode cache;
 	std::string control; /* "" : the default path for the mount point */
+	LockMode lock;	     /* images that do not say */
 
 	bool read_only = false;	    /* -o ro (the last of ro/rw wins): every image read-only */
 	bool allow_other = false;   /* implies default_permissions */

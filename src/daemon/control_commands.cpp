@@ -12,6 +12,7 @@
 
 #include "config/manifest.hpp"
 #include "config/mount_options.hpp"
+#include "daemon/lock_notice.hpp"
 
 namespace cgloopfs::daemon {
 
@@ -115,6 +116,20 @@ std::string mode_string(uint32_t mode)
 	return fmt::format("{:04o}", mode);
 }
 
+/* Whether an image holds its locks: true, false (its file system has none) or "off". */
+json lock_json(image::LockState state)
+{
+	switch (state) {
+	case image::LockState::held:
+		return true;
+	case image::LockState::unsupported:
+		return false;
+	case image::LockState::off:
+		break;
+	}
+	return "off";
+}
+
 json list_json(fuse::Filesystem &fs)
 {
 	json images = json::array();
@@ -133,6 +148,7 @@ json list_json(fuse::Filesystem &fs)
 			{"log-sec", spec.block_size},
 			{"discard", img.discard_enabled()},
 			{"open", img.open_count()},
+			{"locked", lock_json(img.lock_state())},
 			{"mode", mode_string(a.mode)},
 			{"uid", a.uid},
 			{"gid", a.gid},
@@ -218,12 +234,13 @@ json attach(fuse::Filesystem &fs, const json &args)
 {
 	config::ImageSpec spec = attach_spec(args);
 	try {
-		auto img = image::BackingImage::open(spec, fs.options.read_only);
+		auto img = image::BackingImage::open(spec, fs.options.read_only, fs.options.lock);
 		if (fs.mount_dev != 0 && img->backing_dev() == fs.mount_dev)
 			throw config::ConfigError(fmt::format(
 				"{}path \"{}\": is inside this cgloopfs mount",
 				config::describe("attach", spec.name), spec.path));
 		uint64_t ino = image::add_image(fs.table, img);
+		note_lock_state(*img);
 		/* A name seen before (a detached image) must not come back from a cache. */
 		fs.invalidate(ino, spec.name);
 		return {{"name", spec.name},

@@ -39,6 +39,7 @@
 #include "control/protocol.hpp"
 #include "control/server.hpp"
 #include "daemon/control_commands.hpp"
+#include "daemon/lock_notice.hpp"
 #include "daemon/mount_point.hpp"
 #include "fuse/session.hpp"
 #include "image/image_table.hpp"
@@ -74,8 +75,11 @@ bool load_images(const config::MountOptions &opts, image::ImageTable &table)
 	try {
 		auto specs = config::load_source(opts.source);
 		config::check_unique_names(specs);
-		for (const auto &spec : specs)
-			image::add_image(table, image::BackingImage::open(spec, opts.read_only));
+		for (const auto &spec : specs) {
+			auto img = image::BackingImage::open(spec, opts.read_only, opts.lock);
+			image::add_image(table, img);
+			daemon::note_lock_state(*img);
+		}
 	} catch (const config::ConfigError &e) {
 		log::error("{}", e.what());
 		return false;

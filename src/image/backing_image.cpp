@@ -2,6 +2,7 @@
 #include "backing_image.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -148,12 +149,73 @@ BackingImage::~BackingImage()
 {
 	if (map_)
 		munmap(const_cast<char *>(map_), map_len_);
-	if (shared_ && spec_.direct_io)
+	if (shared_ && direct_counted_)
 		shared_->direct_users.fetch_sub(1);
+	if (shared_ && lock_state_ != LockState::off)
+		shared_->image_lock.release(!read_only_);
+}
+
+void BackingImage::lock(const std::string &reopen_path, config::LockMode default_lock)
+{
+	config::LockMode mode = spec_.lock.value_or(default_lock);
+	if (mode != config::LockMode::automatic)
+		spec_.lock = mode;
+	if (mode == config::LockMode::off)
+		return;
+	bool writable = !read_only_;
+	BackingLock::Refusal why;
+	auto r = shared_->image_lock.acquire(reopen_path, writable, is_block_device_,
+					     mode == config::LockMode::on, &why);
+	if (r.ok()) {
+		lock_state_ = *r;
+		return;
+	}
+	std::string who = describe(spec_.origin, spec_.name);
+	constexpr const char *override_hint = "; use lock=off to override";
+	const std::string &path = spec_.path;
+	switch (why.err) {
+	case -EAGAIN:
+		if (why.conflict.other_holds && why.conflict.bit == perm_write)
+			throw ConfigError(fmt::format(
+				"{}another process has \"{}\" open for writing (perhaps a virtual "
+				"machine or another cgloopfs){}",
+				who, path, override_hint));
+		if (why.conflict.other_holds)
+			throw ConfigError(fmt::format(
+				"{}another process holds the \"{}\" permission on \"{}\", which "
+				"this image needs to keep from others (QEMU lock byte {}){}",
+				who, perm_name(why.conflict.bit), path,
+				lock_perm_base + std::countr_zero(why.conflict.bit),
+				override_hint));
+		if (why.conflict.bit == perm_write)
+			throw ConfigError(
+				fmt::format("{}another process has \"{}\" open and lets no "
+					    "one else write to it (perhaps a virtual machine "
+					    "or another cgloopfs){}",
+					    who, path, override_hint));
+		throw ConfigError(fmt::format(
+			"{}another process has \"{}\" open and lets no one else have the \"{}\" "
+			"permission (QEMU lock byte {}){}",
+			who, path, perm_name(why.conflict.bit),
+			lock_shared_base + std::countr_zero(why.conflict.bit), override_hint));
+	case -EBUSY:
+		throw ConfigError(fmt::format("{}block device \"{}\" is in use (mounted, or opened "
+					      "exclusively by another program){}",
+					      who, path, override_hint));
+	case -ENOLCK:
+		throw ConfigError(fmt::format(
+			"{}lock=on: \"{}\" is on a file system without open file description "
+			"locks (use lock=auto to serve it unlocked)",
+			who, path));
+	default:
+		throw ConfigError(fmt::format("{}path \"{}\": cannot be opened to lock it: {}", who,
+					      path, std::strerror(-why.err)));
+	}
 }
 
 std::shared_ptr<BackingImage> BackingImage::open(const config::ImageSpec &spec,
-						 bool force_read_only)
+						 bool force_read_only,
+						 config::LockMode default_lock)
 {
 	std::string who = describe(spec.origin, spec.name);
 	std::shared_ptr<BackingImage> img(new BackingImage());
@@ -204,9 +266,17 @@ std::shared_ptr<BackingImage> BackingImage::open(const config::ImageSpec &spec,
 			throw ConfigError(fmt::format("{}path \"{}\": cannot be opened for writing "
 						      "({}); set read_only",
 						      who, spec.path, std::strerror(err)));
+		if (err == EBUSY && img->is_block_device_)
+			throw ConfigError(
+				fmt::format("{}block device \"{}\" is in use (mounted, or "
+					    "opened exclusively by another program)",
+					    who, spec.path));
 		throw ConfigError(fmt::format("{}path \"{}\": {}", who, spec.path,
 					      std::strerror(err)));
 	}
+	/* Locked before it is served (image_lock.hpp); a refusal leaves the file untouched. */
+	img->shared_ = SharedBacking::of(st.st_dev, st.st_ino);
+	img->lock(proc, default_lock);
 
 	img->dev_ = st.st_dev;
 	img->ino_ = st.st_ino;
@@ -217,13 +287,13 @@ std::shared_ptr<BackingImage> BackingImage::open(const config::ImageSpec &spec,
 		img->mode_ &= ~0222u;
 	img->atime_ = st.st_atim;
 	img->mtime_ns_ = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-	img->shared_ = SharedBacking::of(st.st_dev, st.st_ino);
 	if (spec.direct_io) {
 		img->dio_align_ = query_dio_align(img->fd_.get(), img->is_block_device_);
 		uint32_t a = img->shared_->align.load();
 		while (a < img->dio_align_ && !img->shared_->align.compare_exchange_weak(a, img->dio_align_))
 			;
 		img->shared_->direct_users.fetch_add(1);
+		img->direct_counted_ = true;
 	}
 
 	auto bsize = img->backing_size();

@@ -31,6 +31,7 @@
 #include "common/result.hpp"
 #include "common/unique_fd.hpp"
 #include "config/image_spec.hpp"
+#include "image_lock.hpp"
 
 namespace cgloopfs::image {
 
@@ -82,6 +83,7 @@ struct SharedBacking {
 	BlockRangeLock lock;
 	std::atomic<unsigned> direct_users{0};
 	std::atomic<uint32_t> align{512}; /* the largest direct-I/O alignment among them */
+	BackingLock image_lock; /* this process's QEMU-style locks on the file */
 
 	/* The one for (dev, ino), made on first use; kept while an image holds it. */
 	static std::shared_ptr<SharedBacking> of(dev_t dev, ino_t ino);
@@ -91,11 +93,15 @@ class BackingImage
 {
 public:
 	/*
-	 * Open the backing file of `spec`; `force_read_only` is -o ro.
-	 * Throws config::ConfigError naming the image and the setting.
+	 * Open the backing file of `spec`; `force_read_only` is -o ro,
+	 * `default_lock` the -o lock for images that do not say. Locks it
+	 * (image_lock.hpp) before it is opened for I/O. Throws
+	 * config::ConfigError naming the image and the setting, or the
+	 * process that holds the image.
 	 */
-	static std::shared_ptr<BackingImage> open(const config::ImageSpec &spec,
-						  bool force_read_only);
+	static std::shared_ptr<BackingImage>
+	open(const config::ImageSpec &spec, bool force_read_only,
+	     config::LockMode default_lock = config::LockMode::automatic);
 
 	~BackingImage();
 	BackingImage(const BackingImage &) = delete;
@@ -107,6 +113,7 @@ public:
 	bool direct_io() const { return spec_.direct_io; }
 	bool discard_enabled() const { return spec_.discard; }
 	uint64_t size() const { return size_.load(std::memory_order_acquire); }
+	LockState lock_state() const { return lock_state_; }
 	dev_t backing_dev() const { return dev_; }
 	ino_t backing_ino() const { return ino_; }
 	ExportedAttr attr() const;
@@ -173,6 +180,9 @@ public:
 private:
 	BackingImage() = default;
 
+	/* Take the image's locks (image_lock.hpp) or throw ConfigError saying who holds it. */
+	void lock(const std::string &reopen_path, config::LockMode default_lock);
+
 	Result<std::span<const char>> read_direct(uint64_t bpos, size_t len, AlignedBuffer &buf);
 	/* Write at a backing position, under the block lock where one is needed. */
 	Result<size_t> write_backing(uint64_t bpos, std::span<const char> data,
@@ -206,6 +216,8 @@ private:
 	std::atomic<uint32_t> open_count_{0};
 	std::atomic<int> write_error_{0}; /* -errno of a failed write since the last sync */
 	std::shared_ptr<SharedBacking> shared_;
+	LockState lock_state_ = LockState::off; /* held or unsupported: registered in shared_ */
+	bool direct_counted_ = false;		/* counted in shared_->direct_users */
 };
 
 } /* namespace cgloopfs::image */

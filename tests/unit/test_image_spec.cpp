@@ -313,7 +313,8 @@ TEST_CASE("image_setting_names lists every setting once")
 {
 	std::vector<std::string> expect = {"name",	 "path",    "offset", "size_limit",
 					   "read_only",	 "direct_io", "block_size",
-					   "discard",	 "mode",    "uid",    "gid"};
+					   "discard",	 "mode",    "uid",    "gid",
+					   "lock"};
 	REQUIRE(image_setting_names.size() == expect.size());
 	for (size_t i = 0; i < expect.size(); i++)
 		CHECK(image_setting_names[i] == expect[i]);

@@ -344,6 +344,8 @@ TEST_CASE("parse_manifest: every per-image setting is known to it")
 			continue;
 		if (key == "read_only" || key == "direct_io" || key == "discard")
 			text += key + " = true\n";
+		else if (key == "lock")
+			text += key + " = \"off\"\n";
 		else if (key == "mode")
 			text += key + " = \"0600\"\n";
 		else if (key == "block_size")

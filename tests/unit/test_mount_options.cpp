@@ -458,6 +458,8 @@ TEST_CASE("mount_option_table: every option in it is accepted")
 				item += "=kernel";
 			else if (spec.name == "control")
 				item += "=/run/c.sock";
+			else if (spec.name == "lock")
+				item += "=off";
 			else
 				item += "=value";
 		}

@@ -59,16 +59,16 @@ discard = true
     with t.mount(man) as m:
         w = max(len(a), len(b), len("BACK-FILE"))
         want = (
-            f"NAME   {'BACK-FILE':<{w}}   OFFSET  SIZELIMIT     SIZE  RO  DIO  LOG-SEC  DISCARD  OPEN\n"
-            f"alpha  {a:<{w}}  1048576    2097152  2097152   1    0      512        0     0\n"
-            f"beta   {b:<{w}}        0          0  4194816   0    0     4096        1     0\n")
+            f"NAME   {'BACK-FILE':<{w}}   OFFSET  SIZELIMIT     SIZE  RO  DIO  LOG-SEC  DISCARD  OPEN  LOCK\n"
+            f"alpha  {a:<{w}}  1048576    2097152  2097152   1    0      512        0     0     1\n"
+            f"beta   {b:<{w}}        0          0  4194816   0    0     4096        1     0     1\n")
         got = ctl("list", m.mnt).stdout
         if got != want:
             raise harness.TestFailure(f"list table:\n{got}want:\n{want}")
         # Without headings, as libsmartcols does, only the cells set the widths.
         check_eq(ctl("list", "--noheadings", m.mnt).stdout,
-                 f"alpha  {a}  1048576  2097152  2097152  1  0   512  0  0\n"
-                 f"beta   {b}        0        0  4194816  0  0  4096  1  0\n",
+                 f"alpha  {a}  1048576  2097152  2097152  1  0   512  0  0  1\n"
+                 f"beta   {b}        0        0  4194816  0  0  4096  1  0  1\n",
                  "list --noheadings")
         check_eq(ctl("list", "--raw", "-O", "name,size,ro,back-file", m.mnt).stdout,
                  f"NAME SIZE RO BACK-FILE\nalpha 2097152 1 {a}\nbeta 4194816 0 {b}\n",
@@ -77,9 +77,10 @@ discard = true
         check_eq(got, {"images": [
             {"name": "alpha", "back-file": a, "offset": 1048576, "sizelimit": 2097152,
              "size": 2097152, "ro": True, "dio": False, "log-sec": 512, "discard": False,
-             "open": 0},
+             "open": 0, "locked": True},
             {"name": "beta", "back-file": b, "offset": 0, "sizelimit": 0, "size": 4194816,
-             "ro": False, "dio": False, "log-sec": 4096, "discard": True, "open": 0}]},
+             "ro": False, "dio": False, "log-sec": 4096, "discard": True, "open": 0,
+             "locked": True}]},
             "list --json")
         check_eq(ctl_json("list", "-O", "NAME,OPEN", m.mnt),
                  {"images": [{"name": "alpha", "open": 0}, {"name": "beta", "open": 0}]},
