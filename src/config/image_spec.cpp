@@ -252,7 +252,8 @@ std::optional<std::string> set_image_setting(ImageSettings &s, const ImageSettin
 			mode = parse_lock_mode(value.text);
 		if (!mode)
 			return value.type == SettingValue::Type::string
-				       ? fmt::format("\"{}\" is not auto, on or off", printable(value.text))
+				       ? fmt::format("\"{}\": must be \"auto\", \"on\" or \"off\"",
+						     printable(value.text))
 				       : "must be \"auto\", \"on\" or \"off\"";
 		s.*std::get<std::optional<LockMode> ImageSettings::*>(row.field) = *mode;
 		return std::nullopt;
