@@ -7,9 +7,10 @@ COMP_POINT), and COMPREPLY is checked: commands, options and their values,
 files, and the mount points and image names of a real mount of the built
 cgloopfs."""
 
-import json
 import os
+import socket
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import harness  # noqa: E402
@@ -103,7 +104,13 @@ def comp_words(line):
     return words
 
 
-def complete(line, prog="cgloopctl", cwd=None, env=None):
+def as_nobody():
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+
+
+def complete(line, prog="cgloopctl", cwd=None, env=None, preexec=None):
     """(COMPREPLY, compopt options) for the cursor at the end of `line`; the first
     word of the line is replaced by the built program (unless it is a path)."""
     # The line as typed with the built program's path, so that COMP_LINE and
@@ -115,7 +122,7 @@ def complete(line, prog="cgloopctl", cwd=None, env=None):
     func = "_" + prog
     r = run(["bash", "-c", DRIVER, "driver", BASH_COMPLETION,
              os.path.join(COMPLETIONS, prog), func, line] + words,
-            cwd=cwd, env=env, check_rc=False, text=False)
+            cwd=cwd, env=env, check_rc=False, text=False, preexec_fn=preexec)
     check(r.returncode == 0, f"{line!r}: the driver exited {r.returncode}: "
           f"{r.stderr.decode(errors='replace')}")
     check(not r.stderr, f"{line!r}: the completion wrote to stderr: "
@@ -125,8 +132,8 @@ def complete(line, prog="cgloopctl", cwd=None, env=None):
     return parts[1 + n:], parts[1:1 + n]
 
 
-def expect(line, want, prog="cgloopctl", cwd=None, nospace=None, env=None):
-    got, opts = complete(line, prog, cwd, env)
+def expect(line, want, prog="cgloopctl", cwd=None, nospace=None, env=None, preexec=None):
+    got, opts = complete(line, prog, cwd, env, preexec)
     check_eq(sorted(got), sorted(want), f"candidates for {line!r}")
     if nospace is not None:
         check_eq("nospace" in opts, nospace, f"nospace for {line!r} (compopt {opts})")
@@ -343,8 +350,34 @@ def test_live_mount_points_and_image_names(t):
         run([CGLOOPCTL, "-m", mnt, "attach", "--name", "extra.img",
              make_image(t.path("extra-backing.img"), 1 << 20)])
         expect(f"cgloopctl -m {q} detach e", ["extra.img"])
-        # When the daemon cannot be asked, the mount's directory is listed.
-        expect(f"cgloopctl -s {t.tmp}/no.sock -m {q} detach ", names + ["extra.img"])
+
+
+
+def test_names_of_a_mount_the_user_may_not_control(t):
+    # A user other than the one who mounted may not use the control socket;
+    # with allow_other they still see the files: those are offered.
+    imgs = t.mkdir("images")
+    make_image(os.path.join(imgs, "a.img"), 1 << 20)
+    make_image(os.path.join(imgs, "b c.img"), 1 << 20)
+    with t.mount(imgs, opts="allow_other") as m:
+        r = run([CGLOOPCTL, "-m", m.mnt, "list"], check_rc=False, preexec_fn=as_nobody)
+        check(r.returncode != 0, f"cgloopctl list as nobody worked: {r.stdout}")
+        expect(f"cgloopctl -m {m.mnt} detach ", ["a.img", "b\\ c.img"], preexec=as_nobody)
+
+
+def test_a_daemon_that_does_not_answer_holds_up_no_tab(t):
+    # A control socket that takes the connection and never answers: the
+    # completion gives up after 2 s and offers nothing (it does not fall back
+    # to reading a directory, which on a stuck mount could hang too).
+    sock_path = t.path("stuck.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    t.defer(srv.close)
+    srv.bind(sock_path)
+    srv.listen(8)
+    t0 = time.monotonic()
+    expect(f"cgloopctl -s {sock_path} detach ", [])
+    dt = time.monotonic() - t0
+    check(dt < 6, f"the completion took {dt:.1f} s")
 
 
 def test_no_mount_no_names(t):
