@@ -297,6 +297,13 @@ def test_cgloopfs_mount_option_values(t):
     expect("cgloopfs -o control=r", ["run"], prog="cgloopfs", cwd=d)
 
 
+def test_cgloopfs_without_the_program_uses_its_lists(t):
+    expect("/nonexistent/cgloopfs --f", ["--foreground"], prog="cgloopfs")
+    expect("/nonexistent/cgloopfs -o dispatch=", ["cgroup", "single"], prog="cgloopfs")
+    expect("/nonexistent/cgloopfs -o ro,cache=k", ["kernel"], prog="cgloopfs")
+    expect("/nonexistent/cgloopfs -o max_w", ["max_workers="], prog="cgloopfs")
+
+
 def test_cgloopfs_operands(t):
     d = t.mkdir("src")
     make_image(os.path.join(d, "disk.img"), 4096)
