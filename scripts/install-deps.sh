@@ -3,7 +3,10 @@
 # Install everything cgloopfs needs to build, test and benchmark, from
 # Debian's packages. Run as root on Debian 12. clang with compiler-rt's
 # libFuzzer (libclang-rt-14-dev) builds tests/fuzz; llvm brings the
-# symbolizer for sanitizer stack traces.
+# symbolizer for sanitizer stack traces. dpkg-dev, debhelper, fakeroot and
+# lintian build and check the Debian package (scripts/package.sh);
+# bash-completion gives the completions their directory (pkg-config) and
+# the completion test its helpers.
 set -eu
 
 packages="
@@ -16,6 +19,7 @@ packages="
   nbdkit libnbd-bin
   qemu-utils qemu-system-common
   clang clang-format libclang-rt-14-dev llvm
+  dpkg-dev debhelper fakeroot lintian bash-completion
 "
 
 missing=""

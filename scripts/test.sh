@@ -7,11 +7,14 @@
 #   clang  build-clang  clang (its -Wthread-safety checks the lock
 #                       annotations): the unit and style tests
 #   asan   build-asan   as plain, with address+undefined sanitizers
-#   tsan   build-tsan   thread sanitizer: the dispatcher unit test and the
-#                       control mount test (only what they need is built)
+#   tsan   build-tsan   thread sanitizer: the dispatcher, request and payload
+#                       pool unit tests and the control mount test (only what
+#                       they need is built)
 #   fuzz   build-fuzz   clang + libFuzzer: each harness of tests/fuzz for
 #                       CGL_FUZZ_SECONDS (60), as many at once as there are
 #                       CPUs; a finding fails it
+#   package             scripts/package.sh: the .deb built, lintian clean,
+#                       installed, mounted through mount(8), removed
 # Run as root from a clone: sudo ./scripts/test.sh
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -82,14 +85,21 @@ else
     echo "tsan: setarch -R not permitted here; running with address randomization" >&2
 fi
 run_build tsan build-tsan TIMEOUT=2 UNDER="$tsan_under" \
-    TARGETS="src/cgloopfs src/cgloopctl tests/tools/gatefs tests/unit/test_dispatcher" \
-    TESTS="test_dispatcher mount/test_control" \
+    TARGETS="src/cgloopfs src/cgloopctl tests/tools/gatefs tests/unit/test_dispatcher tests/unit/test_request tests/unit/test_payload_pool" \
+    TESTS="test_dispatcher test_request test_payload_pool mount/test_control" \
     -Db_sanitize=thread -Dman-pages=disabled || status=1
 
 run_build fuzz build-fuzz CXX=clang++ \
     TARGETS="tests/fuzz/fuzz_manifest tests/fuzz/fuzz_mount_options tests/fuzz/fuzz_control_request tests/fuzz/fuzz_control_framing" \
     TESTS="--suite fuzz" \
     -Dfuzz=true -Dtests=false -Dman-pages=disabled || status=1
+
+# The Debian package (scripts/package.sh): built from a copy of the tree,
+# lintian, installed, a sample mounted through mount(8), removed and purged.
+rm -rf build-package-results
+CGL_RESULTS_DIR="$top/build-package-results" ./scripts/package.sh >build-package.log 2>&1 || status=1
+tail -3 build-package.log
+builds="$builds package::$top/build-package-results"
 
 # shellcheck disable=SC2086
 python3 scripts/summarize.py $builds || status=1

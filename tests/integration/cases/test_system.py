@@ -169,6 +169,7 @@ class Installed:
         self.bindir = under_prefix(o["bindir"])
         self.sbindir = under_prefix(o["sbindir"])
         self.mandir = under_prefix(o["mandir"])
+        self.datadir = under_prefix(o["datadir"])
         self.unitdir = o.get("systemdsystemunitdir", "")
         if not self.unitdir:
             r = subprocess.run(["pkg-config", f"--define-variable=rootprefix={self.prefix}",
@@ -223,8 +224,10 @@ def test_install_tree(t):
           f"the unit does not run {inst.bindir}/cgloopfs -f")
     check("@BINDIR@" not in text, "the unit still has @BINDIR@")
     # Nothing else: every installed file is one of these.
+    completions = inst.path(inst.datadir, "bash-completion", "completions")
     want = {inst.path(inst.bindir, "cgloopfs"), inst.path(inst.bindir, "cgloopctl"), helper,
-            unit} | {inst.path(inst.mandir, "man" + p.rsplit(".", 1)[1], p) for p in PAGES}
+            unit} | {inst.path(inst.mandir, "man" + p.rsplit(".", 1)[1], p) for p in PAGES} \
+        | {os.path.join(completions, p) for p in ("cgloopctl", "cgloopfs")}
     got = set()
     for top, _, files in os.walk(inst.dest):
         got |= {os.path.join(top, f) for f in files}
