@@ -43,9 +43,9 @@ int main(int argc, char **argv)
 	cgroup::Resolver r;
 	pid_t tid = static_cast<pid_t>(syscall(SYS_gettid));
 	std::printf("cgroup2 at %s, method %s, %ld iterations\n", r.mount_point().c_str(),
-		    r.method() == cgroup::Method::pidfd_info   ? "pidfd_info"
+		    r.method() == cgroup::Method::pidfd_info  ? "pidfd_info"
 		    : r.method() == cgroup::Method::proc_file ? "proc_file"
-							     : "none",
+							      : "none",
 		    n);
 	double pidfd = ns_per_call(n, [&] { return r.id_by_pidfd(tid); });
 	double cached_pidfd = ns_per_call(n, [&] { return r.id_by_cached_pidfd(tid); });

@@ -64,7 +64,7 @@ public:
 
 private:
 	std::string mount_;
-	UniqueFd root_fd_; /* the cgroup2 mount, O_PATH */
+	UniqueFd root_fd_;     /* the cgroup2 mount, O_PATH */
 	uint64_t root_id_ = 0; /* the id of the root cgroup (of our namespace) */
 	Method method_ = Method::none;
 };

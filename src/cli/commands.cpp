@@ -51,13 +51,13 @@ struct Column {
 };
 
 const Column list_columns[] = {
-	{"NAME", "name", false},	   {"BACK-FILE", "back-file", false},
-	{"OFFSET", "offset", true},	   {"SIZELIMIT", "sizelimit", true},
-	{"SIZE", "size", true},		   {"RO", "ro", true},
-	{"DIO", "dio", true},		   {"LOG-SEC", "log-sec", true},
-	{"DISCARD", "discard", true},	   {"OPEN", "open", true},
-	{"LOCK", "locked", true},	   {"MODE", "mode", false},
-	{"UID", "uid", true},		   {"GID", "gid", true},
+	{"NAME", "name", false},      {"BACK-FILE", "back-file", false},
+	{"OFFSET", "offset", true},   {"SIZELIMIT", "sizelimit", true},
+	{"SIZE", "size", true},	      {"RO", "ro", true},
+	{"DIO", "dio", true},	      {"LOG-SEC", "log-sec", true},
+	{"DISCARD", "discard", true}, {"OPEN", "open", true},
+	{"LOCK", "locked", true},     {"MODE", "mode", false},
+	{"UID", "uid", true},	      {"GID", "gid", true},
 };
 /* NAME .. OPEN, as losetup --list, and whether the image holds its locks */
 constexpr size_t default_columns = 11;
@@ -172,8 +172,8 @@ int do_attach(const Invocation &inv, const std::string &socket)
 		}
 		std::string v = inv.get(option); /* "" : given without a value */
 		if (v != "" && v != "on" && v != "off")
-			throw UsageError(fmt::format("attach: --{} takes on or off, not \"{}\"", option,
-						     config::printable(v)));
+			throw UsageError(fmt::format("attach: --{} takes on or off, not \"{}\"",
+						     option, config::printable(v)));
 		args[std::string(setting.name)] = v != "off";
 	}
 	json r = control::call(socket, {"attach", args});
@@ -236,16 +236,18 @@ void print_keys(const json &r)
 void print_workers(const json &r)
 {
 	Table t({{"CGROUP", false},
-		      {"STATE", false},
-		      {"QUEUED", true},
-		      {"INFLIGHT", true},
-		      {"THREADS", true},
-		      {"SERVED", true},
-		      {"IDLE", true}});
+		 {"STATE", false},
+		 {"QUEUED", true},
+		 {"INFLIGHT", true},
+		 {"THREADS", true},
+		 {"SERVED", true},
+		 {"IDLE", true}});
 	for (const auto &w : r)
 		t.add_row({w.value("cgroup", ""), w.value("state", ""),
-			   std::to_string(w.value("queued", 0)), std::to_string(w.value("in_flight", 0)),
-			   std::to_string(w.value("threads", 0)), std::to_string(w.value("served", 0)),
+			   std::to_string(w.value("queued", 0)),
+			   std::to_string(w.value("in_flight", 0)),
+			   std::to_string(w.value("threads", 0)),
+			   std::to_string(w.value("served", 0)),
 			   human_age(w.value("idle_seconds", 0.0))});
 	std::fputs(t.render().c_str(), stdout);
 }
@@ -253,14 +255,14 @@ void print_workers(const json &r)
 void print_stats(const json &r)
 {
 	Table t({{"CGROUP", false},
-		      {"WORKER", false},
-		      {"READS", true},
-		      {"WRITES", true},
-		      {"READ", true},
-		      {"WRITTEN", true},
-		      {"ERRORS", true},
-		      {"P50", true},
-		      {"P99", true}});
+		 {"WORKER", false},
+		 {"READS", true},
+		 {"WRITES", true},
+		 {"READ", true},
+		 {"WRITTEN", true},
+		 {"ERRORS", true},
+		 {"P50", true},
+		 {"P99", true}});
 	for (const auto &s : r.value("cgroups", json::array()))
 		t.add_row({s.value("cgroup", ""), s.value("worker", false) ? "yes" : "no",
 			   std::to_string(s.value("reads", 0ULL)),
@@ -307,8 +309,8 @@ std::vector<OptSpec> attach_options()
 		if (s.option.empty())
 			continue;
 		ArgKind arg = s.kind != config::SettingKind::flag ? ArgKind::required
-			      : s.metavar.empty()		    ? ArgKind::none
-								    : ArgKind::optional;
+			      : s.metavar.empty()		  ? ArgKind::none
+								  : ArgKind::optional;
 		out.push_back({s.option, s.short_option, arg, s.metavar, s.help});
 	}
 	out.push_back({"show", 0, ArgKind::none, "", "print the path of the new file"});
@@ -321,9 +323,14 @@ const std::string set_help = "change " + config::runtime_option_names();
 
 /* The verbs: parsing, --help and the man-page check read them too. */
 const std::vector<CommandSpec> commands = {
-	{"list", "[MOUNTPOINT]", "the images, as losetup --list shows loop devices", 0, 1,
+	{"list",
+	 "[MOUNTPOINT]",
+	 "the images, as losetup --list shows loop devices",
+	 0,
+	 1,
 	 {
-		 {"output", 'O', ArgKind::required, "COLS", "the columns to show (comma-separated)"},
+		 {"output", 'O', ArgKind::required, "COLS",
+		  "the columns to show (comma-separated)"},
 		 {"noheadings", 'n', ArgKind::none, "", "no header line"},
 		 {"raw", 0, ArgKind::none, "", "raw output: single spaces, no alignment"},
 		 {"manifest", 0, ArgKind::none, "", "print a manifest that makes these images"},
@@ -331,21 +338,45 @@ const std::vector<CommandSpec> commands = {
 	 do_list},
 	{"attach", "IMAGE", "serve IMAGE (a file or block device) as a new file", 1, 1,
 	 attach_options(), do_attach},
-	{"detach", "[NAME]", "stop serving an image", 0, 1,
+	{"detach",
+	 "[NAME]",
+	 "stop serving an image",
+	 0,
+	 1,
 	 {
 		 {"all", 'a', ArgKind::none, "", "detach every image"},
 		 {"lazy", 'l', ArgKind::none, "", "hide it now, free it on its last close"},
 	 },
 	 do_detach},
-	{"set-capacity", "NAME", "re-read the size of an image's backing file", 1, 1, {},
+	{"set-capacity",
+	 "NAME",
+	 "re-read the size of an image's backing file",
+	 1,
+	 1,
+	 {},
 	 do_set_capacity},
 	{"get", "[MOUNTPOINT]", "show the runtime settings", 0, 1, {}, do_get},
 	{"set", "KEY=VALUE...", set_help, 1, SIZE_MAX, {}, do_set},
-	{"workers", "[MOUNTPOINT]", "live workers: cgroup, state, queued, in flight", 0, 1, {},
+	{"workers",
+	 "[MOUNTPOINT]",
+	 "live workers: cgroup, state, queued, in flight",
+	 0,
+	 1,
+	 {},
 	 do_workers},
-	{"stats", "[MOUNTPOINT]", "per-cgroup requests, bytes, errors and latency", 0, 1, {},
+	{"stats",
+	 "[MOUNTPOINT]",
+	 "per-cgroup requests, bytes, errors and latency",
+	 0,
+	 1,
+	 {},
 	 do_stats},
-	{"status", "[MOUNTPOINT]", "the mount: source, images, dispatch settings", 0, 1, {},
+	{"status",
+	 "[MOUNTPOINT]",
+	 "the mount: source, images, dispatch settings",
+	 0,
+	 1,
+	 {},
 	 do_status},
 };
 

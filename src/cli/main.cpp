@@ -84,7 +84,8 @@ int main(int argc, char **argv)
 		}
 		return run(inv);
 	} catch (const cli::UsageError &e) {
-		std::fprintf(stderr, "cgloopctl: %s\nTry 'cgloopctl --help' for more information.\n",
+		std::fprintf(stderr,
+			     "cgloopctl: %s\nTry 'cgloopctl --help' for more information.\n",
 			     e.what());
 		return 2;
 	} catch (const control::ClientError &e) {

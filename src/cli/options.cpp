@@ -14,7 +14,8 @@
 namespace cgloopfs::cli {
 
 const std::vector<OptSpec> global_options = {
-	{"mount", 'm', ArgKind::required, "DIR", "the cgloopfs mount point (default: the only one)"},
+	{"mount", 'm', ArgKind::required, "DIR",
+	 "the cgloopfs mount point (default: the only one)"},
 	{"socket", 's', ArgKind::required, "PATH", "talk to this control socket instead"},
 	{"json", 'J', ArgKind::none, "", "print JSON instead of a table"},
 	{"help", 'h', ArgKind::none, "", "show this help and exit"},
@@ -32,14 +33,14 @@ const CommandSpec *find_command(std::string_view name)
 }
 
 /* getopt_long over `specs`; options go to inv.options, operands to `rest`. */
-void run_getopt(int argc, char **argv, const std::vector<const OptSpec *> &specs, bool stop_at_operand,
-		Invocation &inv, std::vector<std::string> &rest)
+void run_getopt(int argc, char **argv, const std::vector<const OptSpec *> &specs,
+		bool stop_at_operand, Invocation &inv, std::vector<std::string> &rest)
 {
 	std::vector<struct option> longopts;
 	std::string shortopts = "+"; /* see config::next_option */
 	for (size_t i = 0; i < specs.size(); i++) {
 		const OptSpec &o = *specs[i];
-		int has = o.arg == ArgKind::none ? no_argument
+		int has = o.arg == ArgKind::none       ? no_argument
 			  : o.arg == ArgKind::required ? required_argument
 						       : optional_argument;
 		longopts.push_back({o.long_name.data(), has, nullptr, 1000 + static_cast<int>(i)});
@@ -99,8 +100,7 @@ Invocation parse_command_line(int argc, char **argv)
 	for (size_t i = 1; i < rest.size(); i++)
 		sub.push_back(rest[i].data());
 	sub.push_back(nullptr);
-	run_getopt(static_cast<int>(sub.size() - 1), sub.data(), specs, false, inv,
-		   inv.operands);
+	run_getopt(static_cast<int>(sub.size() - 1), sub.data(), specs, false, inv, inv.operands);
 	inv.help = inv.has("help");
 	inv.version = inv.has("version");
 	if (inv.help || inv.version)
@@ -120,7 +120,8 @@ std::string help_text(const CommandSpec *command)
 	auto options = [](const std::vector<OptSpec> &list) {
 		std::string s;
 		for (const auto &o : list) {
-			std::string left = o.short_name ? fmt::format("-{}, ", o.short_name) : "    ";
+			std::string left =
+				o.short_name ? fmt::format("-{}, ", o.short_name) : "    ";
 			left += fmt::format("--{}", o.long_name);
 			if (o.arg == ArgKind::required)
 				left += fmt::format(" {}", o.metavar);
@@ -136,18 +137,19 @@ std::string help_text(const CommandSpec *command)
 	if (command) {
 		std::string what(command->help);
 		what[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(what[0])));
-		std::string s = fmt::format("Usage: cgloopctl {} [OPTIONS] {}\n\n{}.\n", command->name,
-					    command->operands, what);
+		std::string s = fmt::format("Usage: cgloopctl {} [OPTIONS] {}\n\n{}.\n",
+					    command->name, command->operands, what);
 		if (!command->options.empty())
 			s += "\nOptions:\n" + options(command->options);
 		s += "\nGlobal options:\n" + options(global_options);
 		return s;
 	}
-	std::string s = "Usage: cgloopctl [OPTIONS] COMMAND [ARGS]\n"
-			"\n"
-			"Look at and control a running cgloopfs mount, as losetup does loop devices.\n"
-			"\n"
-			"Commands:\n";
+	std::string s =
+		"Usage: cgloopctl [OPTIONS] COMMAND [ARGS]\n"
+		"\n"
+		"Look at and control a running cgloopfs mount, as losetup does loop devices.\n"
+		"\n"
+		"Commands:\n";
 	for (const auto &c : commands)
 		s += fmt::format("  {:13} {}\n", c.name, c.help);
 	s += "\nOptions:\n" + options(global_options);

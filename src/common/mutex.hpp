@@ -73,8 +73,8 @@ public:
 
 private:
 	friend class MutexLocker;
-class SharedLocker;
-class ExclusiveLocker;
+	class SharedLocker;
+	class ExclusiveLocker;
 	std::mutex mutex_;
 };
 

@@ -2,6 +2,7 @@
 #include "sched.hpp"
 
 #include <cstdint>
+
 #include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>

@@ -22,8 +22,7 @@ namespace cgloopfs {
  * failed start (EAGAIN when the library gives none); ret_thread is then left
  * as it was.
  */
-template <typename Fn>
-[[nodiscard]] int start_thread(std::jthread &ret_thread, Fn &&fn)
+template <typename Fn> [[nodiscard]] int start_thread(std::jthread &ret_thread, Fn &&fn)
 {
 	sigset_t all, prev;
 	sigfillset(&all);

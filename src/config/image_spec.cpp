@@ -192,9 +192,10 @@ std::optional<std::string> read_mode(const SettingValue &value, uint64_t *ret)
 	case SettingValue::Type::integer:
 		/* Decimal 660 is octal 1224: say so rather than misread it. */
 		if (value.integer < 0 || check_mode(static_cast<uint64_t>(value.integer)))
-			return fmt::format("{:o} (octal) has bits other than read and write; write the "
-					   "mode as a string like \"0660\"",
-					   value.integer);
+			return fmt::format(
+				"{:o} (octal) has bits other than read and write; write the "
+				"mode as a string like \"0660\"",
+				value.integer);
 		*ret = static_cast<uint64_t>(value.integer);
 		return std::nullopt;
 	default:
@@ -326,8 +327,8 @@ ImageSpec make_spec(const ImageSettings &s, const std::string &origin)
 		throw ConfigError(fmt::format("{}name: {}", describe(origin, spec.name), *why));
 	for (const auto &row : image_settings)
 		if (auto why = check_setting(s, row))
-			throw ConfigError(fmt::format("{}{}: {}", describe(origin, spec.name), row.name,
-						      *why));
+			throw ConfigError(fmt::format("{}{}: {}", describe(origin, spec.name),
+						      row.name, *why));
 	spec.offset = s.offset.value_or(0);
 	spec.size_limit = s.size_limit.value_or(0);
 	spec.read_only = s.read_only.value_or(false);
@@ -348,10 +349,11 @@ void check_unique_names(const std::vector<ImageSpec> &specs)
 		auto [it, inserted] = seen.emplace(spec.name, &spec);
 		if (inserted)
 			continue;
-		std::string first = it->second->origin.empty() ? "" : " (first at " + it->second->origin + ")";
+		std::string first =
+			it->second->origin.empty() ? "" : " (first at " + it->second->origin + ")";
 		throw ConfigError(fmt::format("{}name: \"{}\" is used twice{}",
-					      describe(spec.origin, spec.name), printable(spec.name),
-					      first));
+					      describe(spec.origin, spec.name),
+					      printable(spec.name), first));
 	}
 }
 

@@ -108,11 +108,11 @@ enum class SettingKind {
 };
 
 /* Where a setting goes in ImageSettings. */
-using SettingField = std::variant<std::optional<std::string> ImageSettings::*,
-				  std::optional<uint64_t> ImageSettings::*,
-				  std::optional<uint32_t> ImageSettings::*,
-				  std::optional<bool> ImageSettings::*,
-				  std::optional<LockMode> ImageSettings::*>;
+using SettingField =
+	std::variant<std::optional<std::string> ImageSettings::*,
+		     std::optional<uint64_t> ImageSettings::*,
+		     std::optional<uint32_t> ImageSettings::*, std::optional<bool> ImageSettings::*,
+		     std::optional<LockMode> ImageSettings::*>;
 
 /*
  * One per-image setting, written once: the manifest key (also the key of a
@@ -125,8 +125,8 @@ struct ImageSetting {
 	SettingField field;
 	bool image_only; /* an [[image]]'s own: never in [defaults] */
 	/* cgloopctl attach: the option ("" : none; the path is attach's operand) */
-	std::string_view option; /* "sizelimit" */
-	char short_option;	 /* 'o', or 0 */
+	std::string_view option;  /* "sizelimit" */
+	char short_option;	  /* 'o', or 0 */
 	std::string_view metavar; /* flags: "" (no value) or "on|off" (an optional one) */
 	std::string_view help;
 };

@@ -10,7 +10,6 @@
 #include <fmt/core.h>
 #include <toml++/toml.h>
 
-
 namespace cgloopfs::config {
 
 namespace {
@@ -98,7 +97,8 @@ Misplaced find_misplaced_non_ascii(std::string_view text)
 				state = comment;
 			} else if (c == '"' || c == '\'') {
 				bool multi = run_of(i, c) >= 3;
-				state = c == '"' ? (multi ? ml_basic : basic) : (multi ? ml_literal : literal);
+				state = c == '"' ? (multi ? ml_basic : basic)
+						 : (multi ? ml_literal : literal);
 				i += multi ? 3 : 1;
 				continue;
 			}
@@ -111,7 +111,8 @@ Misplaced find_misplaced_non_ascii(std::string_view text)
 		case literal:
 			if (c == '\n' || c == (state == basic ? '"' : '\''))
 				state = outside;
-			else if (c == '\\' && state == basic && i + 1 < text.size() && text[i + 1] != '\n')
+			else if (c == '\\' && state == basic && i + 1 < text.size() &&
+				 text[i + 1] != '\n')
 				i++; /* an escaped character */
 			break;
 		case ml_basic:
@@ -131,8 +132,9 @@ Misplaced find_misplaced_non_ascii(std::string_view text)
 				for (i++; blank(i); i++)
 					line += text[i] == '\n';
 				if (non_ascii(i))
-					return {line, "a non-ASCII character first after a line-ending "
-						      "backslash (not supported)"};
+					return {line,
+						"a non-ASCII character first after a line-ending "
+						"backslash (not supported)"};
 				continue;
 			}
 			i++; /* an escaped character */
@@ -152,8 +154,8 @@ Misplaced find_misplaced_non_ascii(std::string_view text)
 		why += u < 0x20 || u == 0x7f ? fmt::format("\\x{:02x}", u) : std::string(1, c);
 	}
 	const auto &b = e.source().begin;
-	throw ConfigError(fmt::format("{}:{}:{}: malformed manifest: {}", filename, b.line, b.column,
-				      why));
+	throw ConfigError(
+		fmt::format("{}:{}:{}: malformed manifest: {}", filename, b.line, b.column, why));
 }
 
 /*
@@ -169,7 +171,8 @@ toml::table parse_toml(std::string_view text, const std::string &filename)
 	if (std::any_of(text.begin(), text.end(), non_ascii)) {
 		std::string ascii(text);
 		size_t bom = ascii.compare(0, 3, "\xef\xbb\xbf") == 0 ? 3 : 0; /* toml++ skips it */
-		std::replace_if(ascii.begin() + static_cast<long>(bom), ascii.end(), non_ascii, 'x');
+		std::replace_if(ascii.begin() + static_cast<long>(bom), ascii.end(), non_ascii,
+				'x');
 		auto misplaced = find_misplaced_non_ascii(text);
 		try {
 			(void)toml::parse(ascii, filename);
@@ -195,7 +198,8 @@ std::vector<ImageSpec> parse_manifest(std::string_view text, const std::string &
 				      const std::string &base_dir)
 {
 	if (auto nul = text.find('\0'); nul != std::string_view::npos) {
-		size_t line = 1 + static_cast<size_t>(std::count(text.begin(), text.begin() + nul, '\n'));
+		size_t line =
+			1 + static_cast<size_t>(std::count(text.begin(), text.begin() + nul, '\n'));
 		throw ConfigError(fmt::format("{}:{}: malformed manifest: contains a NUL byte",
 					      filename, line));
 	}
@@ -214,11 +218,12 @@ std::vector<ImageSpec> parse_manifest(std::string_view text, const std::string &
 		} else if (k == "image") {
 			images = node.as_array();
 			if (!images || (!images->empty() && !images->is_array_of_tables()))
-				throw ConfigError(at + ": image: must be an array of tables ([[image]])");
+				throw ConfigError(
+					at + ": image: must be an array of tables ([[image]])");
 		} else {
-			throw ConfigError(fmt::format(
-				"{}: {}: unknown key (a manifest has [defaults] and [[image]] tables)",
-				at, printable(k)));
+			throw ConfigError(fmt::format("{}: {}: unknown key (a manifest has "
+						      "[defaults] and [[image]] tables)",
+						      at, printable(k)));
 		}
 	}
 
@@ -283,8 +288,8 @@ std::string format_manifest(const std::vector<ImageSpec> &specs)
 	 * that reads back as something else or not at all (found by
 	 * tests/fuzz/fuzz_manifest).
 	 */
-	constexpr auto flags = toml::format_flags::allow_unicode_strings |
-			       toml::format_flags::indentation;
+	constexpr auto flags =
+		toml::format_flags::allow_unicode_strings | toml::format_flags::indentation;
 	std::ostringstream ss;
 	ss << toml::toml_formatter(root, flags) << "\n";
 	return ss.str();

@@ -41,7 +41,7 @@ struct MountOptions {
 	bool show_help = false;
 	bool show_version = false;
 
-	uint32_t idle_timeout;	/* seconds */
+	uint32_t idle_timeout; /* seconds */
 	uint32_t max_workers;
 	uint32_t worker_depth;
 	uint32_t request_timeout; /* seconds; a request still unanswered then gets EIO */
@@ -51,8 +51,8 @@ struct MountOptions {
 	std::string control; /* "" : the default path for the mount point */
 	LockMode lock;	     /* images that do not say */
 
-	bool read_only = false;	    /* -o ro (the last of ro/rw wins): every image read-only */
-	bool allow_other = false;   /* implies default_permissions */
+	bool read_only = false;	  /* -o ro (the last of ro/rw wins): every image read-only */
+	bool allow_other = false; /* implies default_permissions */
 	bool default_permissions = false;
 	/* Passed to libfuse's mount as "-o" values, unescaped (the session escapes commas). */
 	std::vector<std::string> fuse_options;
@@ -84,10 +84,10 @@ struct OptionSpec {
 	std::string_view help;	  /* one line; --help adds the default and range */
 	bool ours;		  /* false: a libfuse/mount option (passed through unless `set`) */
 	OptionKind kind = OptionKind::flag;
-	uint64_t def = 0, min = 0, max = 0; /* number, size; choice: def */
+	uint64_t def = 0, min = 0, max = 0;  /* number, size; choice: def */
 	std::string_view shown_default = ""; /* path: the default --help shows */
-	bool runtime = false;	/* `cgloopctl set` may change it while mounted */
-	bool dropped = false;	/* accepted for mount(8) and fstab, then ignored */
+	bool runtime = false;		     /* `cgloopctl set` may change it while mounted */
+	bool dropped = false;		     /* accepted for mount(8) and fstab, then ignored */
 	/* Store the value (ours, and the flags we act on: ro, rw, ...). */
 	void (*set)(MountOptions &, const OptionValue &) = nullptr;
 };

@@ -39,8 +39,8 @@ std::string find_socket(const std::string &mountpoint)
 {
 	char real[PATH_MAX];
 	if (!realpath(mountpoint.c_str(), real))
-		throw ClientError(fmt::format("mount point \"{}\": {}", mountpoint,
-					      std::strerror(errno)));
+		throw ClientError(
+			fmt::format("mount point \"{}\": {}", mountpoint, std::strerror(errno)));
 	bool mounted = false;
 	for (const auto &m : cgloopfs_mounts())
 		if (m == real)
@@ -81,8 +81,8 @@ UniqueFd connect_to(const std::string &socket_path)
 		throw ClientError(fmt::format("control socket \"{}\": permission denied "
 					      "(only root and the mounting user may use it)",
 					      socket_path));
-	throw ClientError(fmt::format("control socket \"{}\": {}", socket_path,
-				      std::strerror(err)));
+	throw ClientError(
+		fmt::format("control socket \"{}\": {}", socket_path, std::strerror(err)));
 }
 
 void send_message(int fd, const std::string &msg, const std::string &socket_path)

@@ -106,8 +106,9 @@ void LineReader::clear()
 
 std::string format_request(const Request &request)
 {
-	nlohmann::json j = {
-		{"version", protocol_version}, {"command", request.command}, {"args", request.args}};
+	nlohmann::json j = {{"version", protocol_version},
+			    {"command", request.command},
+			    {"args", request.args}};
 	return j.dump() + "\n";
 }
 

@@ -17,9 +17,10 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <variant>
+
 #include <sys/types.h>
 #include <sys/un.h>
-#include <variant>
 
 #include <nlohmann/json.hpp>
 

@@ -29,7 +29,7 @@ struct ControlServer::Client {
 	LineReader in;
 	std::string out;
 	int64_t deadline_ms = 0;
-	bool closing = false;	  /* close once `out` is sent */
+	bool closing = false;	 /* close once `out` is sent */
 	bool discarding = false; /* after an oversized message: drop input until EOF */
 
 	/* Close at once, dropping what is not sent yet. */
@@ -73,8 +73,9 @@ std::string refusal(int fd, uid_t owner, size_t clients, ucred *ret_cred)
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, ret_cred, &len) < 0)
 		return "cannot identify the peer";
 	if (ret_cred->uid != 0 && ret_cred->uid != owner)
-		return fmt::format("permission denied: uid {} is neither root nor the mounting user",
-				   ret_cred->uid);
+		return fmt::format(
+			"permission denied: uid {} is neither root nor the mounting user",
+			ret_cred->uid);
 	if (clients >= ControlServer::max_clients)
 		return "busy: too many control connections";
 	return "";
@@ -127,8 +128,8 @@ int ControlServer::bind_socket(std::string *ret_why)
 	int err = errno;
 	umask(old);
 	if (r < 0)
-		return fail(err, fmt::format("control socket \"{}\": {}", path_,
-					     std::strerror(err)));
+		return fail(err,
+			    fmt::format("control socket \"{}\": {}", path_, std::strerror(err)));
 	/* Which file is ours, so that stop() removes that one and no other. */
 	struct stat st;
 	if (lstat(path_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
@@ -137,8 +138,8 @@ int ControlServer::bind_socket(std::string *ret_why)
 		socket_ino_ = st.st_ino;
 	}
 	if (listen(listen_fd_.get(), 16) < 0)
-		return fail(errno, fmt::format("control socket \"{}\": {}", path_,
-					       std::strerror(errno)));
+		return fail(errno,
+			    fmt::format("control socket \"{}\": {}", path_, std::strerror(errno)));
 	wake_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
 	if (!wake_fd_)
 		return fail(errno, fmt::format("control socket: {}", std::strerror(errno)));
@@ -163,8 +164,8 @@ int ControlServer::remove_stale_socket(const sockaddr_un &addr, std::string *ret
 		return fail(EEXIST, fmt::format("control socket \"{}\": exists and is not a socket",
 						path_));
 	UniqueFd probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-	if (probe && connect(probe.get(), reinterpret_cast<const sockaddr *>(&addr),
-			     sizeof(addr)) == 0)
+	if (probe &&
+	    connect(probe.get(), reinterpret_cast<const sockaddr *>(&addr), sizeof(addr)) == 0)
 		return fail(EADDRINUSE, fmt::format("control socket \"{}\": another cgloopfs is "
 						    "serving it",
 						    path_));
@@ -212,8 +213,7 @@ void ControlServer::remove_socket()
 		return;
 	bound_ = false;
 	struct stat st;
-	if (lstat(path_.c_str(), &st) == 0 && st.st_dev == socket_dev_ &&
-	    st.st_ino == socket_ino_)
+	if (lstat(path_.c_str(), &st) == 0 && st.st_dev == socket_dev_ && st.st_ino == socket_ino_)
 		(void)unlink(path_.c_str());
 }
 
@@ -242,8 +242,7 @@ void ControlServer::loop(std::stop_token stop)
  * What to wait for: the wake eventfd, the listening socket, then each client
  * in order. Returns the poll timeout: until the nearest client deadline.
  */
-int ControlServer::poll_set(const std::vector<Client> &clients,
-			    std::vector<pollfd> &ret_pfds) const
+int ControlServer::poll_set(const std::vector<Client> &clients, std::vector<pollfd> &ret_pfds) const
 {
 	ret_pfds.clear();
 	ret_pfds.push_back({wake_fd_.get(), POLLIN, 0});
@@ -343,11 +342,11 @@ void ControlServer::drop_clients(std::vector<Client> &clients, int64_t now)
 void ControlServer::accept_clients(std::vector<Client> &clients)
 {
 	for (;;) {
-		UniqueFd fd(accept4(listen_fd_.get(), nullptr, nullptr,
-				    SOCK_CLOEXEC | SOCK_NONBLOCK));
+		UniqueFd fd(
+			accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
 		if (!fd)
 			return;
-		struct ucred cred {};
+		struct ucred cred = {};
 		if (std::string why = refusal(fd.get(), owner_, clients.size(), &cred);
 		    !why.empty()) {
 			send_last(fd.get(), why);

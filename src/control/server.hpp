@@ -82,7 +82,7 @@ private:
 	UniqueFd listen_fd_;
 	UniqueFd wake_fd_;
 	std::jthread thread_;
-	bool bound_ = false; /* the socket file at path_ is ours: */
+	bool bound_ = false;   /* the socket file at path_ is ours: */
 	dev_t socket_dev_ = 0; /* its st_dev and st_ino, when bound_ */
 	ino_t socket_ino_ = 0;
 };

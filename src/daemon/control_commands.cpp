@@ -236,9 +236,9 @@ json attach(fuse::Filesystem &fs, const json &args)
 	try {
 		auto img = image::BackingImage::open(spec, fs.options.read_only, fs.options.lock);
 		if (fs.mount_dev != 0 && img->backing_dev() == fs.mount_dev)
-			throw config::ConfigError(fmt::format(
-				"{}path \"{}\": is inside this cgloopfs mount",
-				config::describe("attach", spec.name), spec.path));
+			throw config::ConfigError(
+				fmt::format("{}path \"{}\": is inside this cgloopfs mount",
+					    config::describe("attach", spec.name), spec.path));
 		uint64_t ino = image::add_image(fs.table, img);
 		note_lock_state(*img);
 		/* A name seen before (a detached image) must not come back from a cache. */
@@ -287,7 +287,9 @@ json detach(fuse::Filesystem &fs, const json &args)
 		throw control::ControlError(fmt::format(
 			"detach: image {} is open (close it first, or use --lazy to detach it "
 			"on last close){}",
-			list, detached.empty() ? "" : fmt::format("; {} others detached", detached.size())));
+			list,
+			detached.empty() ? ""
+					 : fmt::format("; {} others detached", detached.size())));
 	}
 	return {{"detached", detached}};
 }
@@ -305,7 +307,8 @@ json set_capacity(fuse::Filesystem &fs, const json &args)
 	if (!r.ok())
 		throw control::ControlError(fmt::format(
 			"set-capacity: image \"{}\": cannot read the size of \"{}\": {}",
-			config::printable(*name), e->image->spec().path, std::strerror(-r.error())));
+			config::printable(*name), e->image->spec().path,
+			std::strerror(-r.error())));
 	fs.invalidate_attr(e->ino);
 	return {{"name", *name}, {"size", *r}};
 }
@@ -336,9 +339,9 @@ json set_settings(fuse::Filesystem &fs, const json &args)
 		const std::string &key = kv.key();
 		const config::OptionSpec *spec = config::find_mount_option(key);
 		if (!spec || !spec->runtime)
-			throw control::ControlError(
-				fmt::format("set: \"{}\" is not a setting ({})", config::printable(key),
-					    config::runtime_option_names()));
+			throw control::ControlError(fmt::format("set: \"{}\" is not a setting ({})",
+								config::printable(key),
+								config::runtime_option_names()));
 		if (!kv->is_string())
 			throw control::ControlError(fmt::format("set: {}: must be a string", key));
 		try {
@@ -347,8 +350,8 @@ json set_settings(fuse::Filesystem &fs, const json &args)
 			throw control::ControlError(fmt::format("set: {}", e.what()));
 		}
 	}
-	fs.dispatch.set_limits(static_cast<int64_t>(tmp.idle_timeout) * 1000000000,
-			       tmp.max_workers, tmp.worker_depth);
+	fs.dispatch.set_limits(static_cast<int64_t>(tmp.idle_timeout) * 1000000000, tmp.max_workers,
+			       tmp.worker_depth);
 	return settings_json(fs);
 }
 

@@ -99,10 +99,11 @@ int serve(const config::MountOptions &opts, image::ImageTable &table)
 									 opts.mountpoint, getuid())
 					  : opts.control;
 	fuse::Filesystem *serving = nullptr;
-	control::ControlServer server(socket_path, getuid(),
-				      [&serving](const control::Request &r, const control::Peer &p) {
-					      return daemon::handle_control(r, p, *serving);
-				      });
+	control::ControlServer server(
+		socket_path, getuid(),
+		[&serving](const control::Request &r, const control::Peer &p) {
+			return daemon::handle_control(r, p, *serving);
+		});
 	std::string why;
 	if (server.bind_socket(&why) < 0) {
 		log::error("{}", why);
@@ -141,7 +142,8 @@ int main(int argc, char **argv)
 	 * inherited by every thread made from here on. Needs CAP_SYS_RESOURCE.
 	 */
 	if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) < 0)
-		log::debug("prctl(PR_SET_IO_FLUSHER): {}, running without it", std::strerror(errno));
+		log::debug("prctl(PR_SET_IO_FLUSHER): {}, running without it",
+			   std::strerror(errno));
 
 	image::ImageTable table;
 	if (!load_images(opts, table))

@@ -53,7 +53,7 @@ int probe_statfs(const std::string &path, int timeout_ms)
 				;
 			return -ETIMEDOUT;
 		}
-		struct timespec ts {0, 10 * 1000000};
+		struct timespec ts = {0, 10 * 1000000};
 		nanosleep(&ts, nullptr);
 	}
 	if (!WIFEXITED(status))
@@ -108,9 +108,10 @@ std::optional<std::string> prepare_mount_point(const std::string &given, std::st
 		if (r == 0) {
 			if (!ours)
 				return path; /* a live mount of another kind: mount over it */
-			*ret_why = fmt::format("mount point \"{}\": a running cgloopfs already serves "
-					       "it (unmount it first)",
-					       *path);
+			*ret_why =
+				fmt::format("mount point \"{}\": a running cgloopfs already serves "
+					    "it (unmount it first)",
+					    *path);
 			return std::nullopt;
 		}
 		if (r == -ETIMEDOUT) {
@@ -130,9 +131,10 @@ std::optional<std::string> prepare_mount_point(const std::string &given, std::st
 			return std::nullopt;
 		}
 		if (int u = unmount_dead_mount(*path, makedev(top->major, top->minor)); u < 0) {
-			*ret_why = fmt::format("mount point \"{}\": the cgloopfs daemon of the mount "
-					       "there is gone, and unmounting it failed: {}",
-					       *path, std::strerror(-u));
+			*ret_why =
+				fmt::format("mount point \"{}\": the cgloopfs daemon of the mount "
+					    "there is gone, and unmounting it failed: {}",
+					    *path, std::strerror(-u));
 			return std::nullopt;
 		}
 		log::warning("mount point \"{}\": the cgloopfs daemon of the mount there is gone "

@@ -18,8 +18,8 @@ Dispatcher::Dispatcher(Config config, const Clock &clock, PathFn path_of)
 	: mode_(config.mode), reaper_thread_(config.reaper_thread),
 	  request_timeout_ns_(config.request_timeout_ns),
 	  interrupt_grace_ns_(config.interrupt_grace_ns), clock_(clock),
-	  path_of_(std::move(path_of)), config_(config),
-	  depth_(std::max(1u, config.worker_depth)), idle_timeout_ns_(config.idle_timeout_ns)
+	  path_of_(std::move(path_of)), config_(config), depth_(std::max(1u, config.worker_depth)),
+	  idle_timeout_ns_(config.idle_timeout_ns)
 {
 }
 
@@ -83,8 +83,8 @@ std::shared_ptr<CgroupStats> Dispatcher::stats_for(uint64_t id, const std::strin
 		for (auto s = stats_.begin(); s != stats_.end(); ++s) {
 			if (s->first == 0 || workers_.count(s->first))
 				continue;
-			if (victim == stats_.end() ||
-			    s->second->last_active_ns.load() < victim->second->last_active_ns.load())
+			if (victim == stats_.end() || s->second->last_active_ns.load() <
+							      victim->second->last_active_ns.load())
 				victim = s;
 		}
 		if (victim != stats_.end())
@@ -258,8 +258,8 @@ void Dispatcher::reaper_main(std::stop_token stop)
 	int64_t next_reap = clock_.now_ns();
 	MutexLocker l(reaper_mutex_);
 	while (!stop.stop_requested()) {
-		int64_t reap_period = std::clamp<int64_t>(idle_timeout_ns_.load() / 4, 100000000,
-							  1000000000);
+		int64_t reap_period =
+			std::clamp<int64_t>(idle_timeout_ns_.load() / 4, 100000000, 1000000000);
 		int64_t wait = std::min(reap_period, expire_period);
 		reaper_cv_.wait_for(l.get(), stop, std::chrono::nanoseconds(wait),
 				    [] { return false; });

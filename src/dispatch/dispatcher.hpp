@@ -101,8 +101,8 @@ struct DispatchTotals {
 	uint64_t workers_reaped = 0;
 	uint64_t root_fallbacks = 0; /* jobs of a known cgroup served by the root queue */
 	uint64_t spawn_failures = 0;
-	uint64_t timeouts = 0;	      /* jobs answered EIO at request_timeout */
-	uint64_t interrupted = 0;     /* running jobs answered EINTR after an interrupt */
+	uint64_t timeouts = 0;	  /* jobs answered EIO at request_timeout */
+	uint64_t interrupted = 0; /* running jobs answered EINTR after an interrupt */
 };
 
 /* Worker creation began failing, or works again; see on_spawn_trouble(). */
@@ -217,8 +217,8 @@ private:
 	int last_spawn_error_ CGL_GUARDED_BY(mutex_) = 0;
 	std::string last_spawn_path_ CGL_GUARDED_BY(mutex_);
 	SpawnTroubleFn on_spawn_trouble_; /* set before start(), then constant */
-	std::unique_ptr<Worker> root_; /* set by start(); released (leaked) when stuck */
-	Worker *root_raw_ = nullptr;   /* set by start(), then constant: submit() uses it */
+	std::unique_ptr<Worker> root_;	  /* set by start(); released (leaked) when stuck */
+	Worker *root_raw_ = nullptr;	  /* set by start(), then constant: submit() uses it */
 	std::atomic<unsigned> depth_;
 	std::atomic<int64_t> idle_timeout_ns_;
 	std::atomic<unsigned> fail_spawns_{0};

@@ -1,17 +1,17 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "worker.hpp"
 
-#include "common/sched.hpp"
-#include "common/thread.hpp"
-
 #include <cerrno>
 #include <chrono>
-#include <signal.h>
 #include <system_error>
 
 #include <pthread.h>
+#include <signal.h>
 
 #include <fmt/core.h>
+
+#include "common/sched.hpp"
+#include "common/thread.hpp"
 
 namespace cgloopfs::dispatch {
 
@@ -276,8 +276,9 @@ bool Worker::stop_and_join(int64_t grace_ns)
 		MutexLocker l(mutex_);
 		stopping_ = true;
 		cv_.notify_all();
-		drained = drained_.wait_for(l, std::chrono::nanoseconds(grace_ns),
-						 [&]() CGL_REQUIRES(mutex_) { return live_threads_ == 0; });
+		drained = drained_.wait_for(
+			l, std::chrono::nanoseconds(grace_ns),
+			[&]() CGL_REQUIRES(mutex_) { return live_threads_ == 0; });
 		if (drained) {
 			threads = std::move(threads_);
 		} else {

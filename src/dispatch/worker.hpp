@@ -112,8 +112,8 @@ private:
 	 * taken under it, and jobs are run, answered and released without it.
 	 */
 	Mutex mutex_;
-	ConditionVariable cv_;	    /* jobs queued, or stopping */
-	ConditionVariable drained_; /* a thread ended */
+	ConditionVariable cv_;			     /* jobs queued, or stopping */
+	ConditionVariable drained_;		     /* a thread ended */
 	Job *head_ CGL_GUARDED_BY(mutex_) = nullptr; /* the queue, FIFO, through work_.next */
 	Job *tail_ CGL_GUARDED_BY(mutex_) = nullptr;
 	size_t queued_ CGL_GUARDED_BY(mutex_) = 0;

@@ -10,7 +10,7 @@ namespace cgloopfs::fuse {
 
 int reply_open(fuse_req_t req, uint64_t fh, bool direct_io, bool keep_cache)
 {
-	struct fuse_open_out out {};
+	struct fuse_open_out out = {};
 	out.fh = fh;
 	/*
 	 * No flush on close: writes reach the backing file as they come (our

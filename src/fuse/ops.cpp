@@ -180,8 +180,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	std::shared_ptr<image::BackingImage> img =
-		fi ? file_of(fi)->image : fs.table.find(ino);
+	std::shared_ptr<image::BackingImage> img = fi ? file_of(fi)->image : fs.table.find(ino);
 	if (!img) {
 		fuse_reply_err(req, ENOENT);
 		return;
@@ -191,8 +190,8 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	if (img->read_only() && (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MTIME |
-					   FUSE_SET_ATTR_MTIME_NOW))) {
+	if (img->read_only() &&
+	    (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW))) {
 		fuse_reply_err(req, EROFS);
 		return;
 	}
@@ -426,7 +425,7 @@ void op_readdir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_in
 	size_t used = 0;
 	/* Offsets: 1 is ".", 2 is "..", 3 + i is entry i. */
 	for (off_t i = off; i < static_cast<off_t>(snap->entries.size()) + 2; i++) {
-		struct stat st {};
+		struct stat st = {};
 		const char *name;
 		if (i == 0) {
 			name = ".";
@@ -442,8 +441,8 @@ void op_readdir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_in
 			st.st_ino = e.ino;
 			st.st_mode = S_IFREG;
 		}
-		size_t need = fuse_add_direntry(req, buf.data() + used, size - used, name, &st,
-						i + 1);
+		size_t need =
+			fuse_add_direntry(req, buf.data() + used, size - used, name, &st, i + 1);
 		if (need > size - used)
 			break;
 		used += need;
@@ -460,7 +459,7 @@ void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info *fi) noexcept
 void op_statfs(fuse_req_t req, fuse_ino_t) noexcept
 {
 	auto &fs = fs_of(req);
-	struct statvfs sv {};
+	struct statvfs sv = {};
 	uint64_t total = 0;
 	size_t n = 0;
 	try {

@@ -15,8 +15,8 @@
 
 #include <memory>
 #include <mutex>
-#include <unordered_set>
 #include <string>
+#include <unordered_set>
 
 #include <fuse_lowlevel.h>
 
@@ -43,12 +43,13 @@ struct Filesystem {
 	dispatch::Dispatcher &dispatch;
 	const cgroup::Resolver &resolver;
 	RequestPool pool{256};
-	PayloadPool payloads{static_cast<size_t>(options.max_queued / PayloadPool::max_payload), 16};
-	std::string control_path; /* shown as an xattr of the root directory */
+	PayloadPool payloads{static_cast<size_t>(options.max_queued / PayloadPool::max_payload),
+			     16};
+	std::string control_path;	 /* shown as an xattr of the root directory */
 	fuse_session *session = nullptr; /* for invalidations; set once mounted */
-	dev_t mount_dev = 0;		  /* st_dev of files in this mount */
+	dev_t mount_dev = 0;		 /* st_dev of files in this mount */
 	uint32_t root_uid = 0, root_gid = 0;
-	struct timespec start_time {};
+	struct timespec start_time = {};
 
 	/*
 	 * Handles the kernel has not released yet; freed by close_all_files()

@@ -1,10 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "payload_pool.hpp"
 
-
-#include <sys/mman.h>
-
 #include <linux/fuse.h>
+#include <sys/mman.h>
 
 namespace cgloopfs::fuse {
 

@@ -77,7 +77,7 @@ private:
 	const size_t max_spare_;
 	/* A leaf (see the lock order in dispatch/dispatcher.hpp): nothing is taken under it. */
 	mutable Mutex mutex_;
-	ConditionVariable room_; /* a parked buffer came back */
+	ConditionVariable room_;			   /* a parked buffer came back */
 	std::vector<char *> spare_ CGL_GUARDED_BY(mutex_); /* capacity max_spare_ */
 	size_t parked_ CGL_GUARDED_BY(mutex_) = 0;
 };

@@ -59,8 +59,9 @@ void log_io_error(const image::BackingImage &img, const char *what, uint64_t pos
 		/* Say how many were held back since the last line, so the log still counts them. */
 		unsigned held = io_error_limit.suppressed_since_last();
 		if (held > 0)
-			log::warning("image \"{}\": {} at {}: {} ({} similar message(s) suppressed)",
-				     img.name(), what, pos, std::strerror(err), held);
+			log::warning(
+				"image \"{}\": {} at {}: {} ({} similar message(s) suppressed)",
+				img.name(), what, pos, std::strerror(err), held);
 		else
 			log::warning("image \"{}\": {} at {}: {}", img.name(), what, pos,
 				     std::strerror(err));
@@ -223,7 +224,8 @@ IoRequest::IoResult IoRequest::perform(dispatch::WorkerContext &ctx) noexcept
 		return {-ENOMEM, {}};
 	} catch (...) {
 		try {
-			log::error("image \"{}\": unexpected exception in a request", image_->name());
+			log::error("image \"{}\": unexpected exception in a request",
+				   image_->name());
 		} catch (...) {
 		}
 		return {-EIO, {}};
@@ -291,7 +293,8 @@ dispatch::JobOutcome IoRequest::run(dispatch::WorkerContext &ctx) noexcept
 	{
 		MutexLocker l(mutex_);
 		if (state_.load(std::memory_order_relaxed) != State::queued)
-			return dispatch::JobOutcome{}; /* answered already (interrupted or cancelled) */
+			return dispatch::
+				JobOutcome{}; /* answered already (interrupted or cancelled) */
 		state_.store(State::running, std::memory_order_relaxed);
 	}
 	complete(ctx, perform(ctx), out);

@@ -115,7 +115,7 @@ private:
 	/* Set by prepare() before the job is submitted, then read-only until release(). */
 	IoOp op_ = IoOp::read;
 	image::BackingImage *image_ = nullptr;
-	char *parked_ = nullptr;	    /* adopted buffer, or nullptr */
+	char *parked_ = nullptr;	     /* adopted buffer, or nullptr */
 	PayloadPool *parked_pool_ = nullptr; /* where it goes back */
 };
 

@@ -3,8 +3,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdio>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -20,10 +20,10 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <fmt/core.h>
-#include <systemd/sd-daemon.h>
 
 #include "cgroup/resolver.hpp"
 #include "common/log.hpp"
@@ -89,7 +89,7 @@ struct SessionThreads {
 			failed = true;
 			fuse_session_exit(se);
 		}
-		struct fuse_buf buf {};
+		struct fuse_buf buf = {};
 		while (current_read_buffer && !fuse_session_exited(se)) {
 			buf.mem = PayloadPool::read_area(current_read_buffer);
 			int res = fuse_session_receive_buf(se, &buf);
@@ -99,7 +99,8 @@ struct SessionThreads {
 				if (res < 0) {
 					/* ECONNABORTED: fusectl abort or a kernel timeout; the shutdown says so. */
 					if (res != -ECONNABORTED)
-						log::error("reading /dev/fuse: {}", std::strerror(-res));
+						log::error("reading /dev/fuse: {}",
+							   std::strerror(-res));
 					failed = true;
 					fuse_session_exit(se);
 				}
@@ -139,7 +140,7 @@ struct SessionThreads {
 		while (running.load() > 0) {
 			for (size_t i = 0; i < threads.size(); i++)
 				(void)pthread_kill(ids[i], wake_signal);
-			struct timespec ts {0, 20 * 1000000};
+			struct timespec ts = {0, 20 * 1000000};
 			nanosleep(&ts, nullptr);
 		}
 		for (auto &t : threads)
@@ -205,7 +206,8 @@ int64_t request_timeout_s(unsigned wanted)
 	if (kernel && wanted > kernel / 2) {
 		unsigned lowered = std::max(1u, kernel / 2);
 		log::info("request_timeout lowered from {} to {} s: the kernel's FUSE request "
-			  "timeout is {} s", wanted, lowered, kernel);
+			  "timeout is {} s",
+			  wanted, lowered, kernel);
 		return lowered;
 	}
 	return wanted;
@@ -226,7 +228,7 @@ void block_signals()
 	sigdelset(&all, SIGABRT);
 	sigdelset(&all, SIGTRAP);
 	pthread_sigmask(SIG_SETMASK, &all, nullptr);
-	struct sigaction sa {};
+	struct sigaction sa = {};
 	sa.sa_handler = on_wake_signal;
 	sigemptyset(&sa.sa_mask);
 	sa.sa_flags = 0; /* no SA_RESTART: read(2) on /dev/fuse must return EINTR */
@@ -272,7 +274,7 @@ dispatch::Config dispatch_config(const config::MountOptions &opts)
 {
 	dispatch::Config dc;
 	dc.mode = opts.dispatch == config::DispatchMode::single ? dispatch::Mode::single
-								 : dispatch::Mode::cgroup;
+								: dispatch::Mode::cgroup;
 	dc.idle_timeout_ns = static_cast<int64_t>(opts.idle_timeout) * 1000000000;
 	dc.max_workers = opts.max_workers;
 	dc.worker_depth = opts.worker_depth;
@@ -347,7 +349,8 @@ Session::Session(const config::MountOptions &opts, image::ImageTable &table, Ses
 		      [this](const dispatch::Job &job) { return resolver_.path(job.caller_pid); }),
 	  fs_(opts, table, dispatcher_, resolver_)
 {
-	if (opts.dispatch == config::DispatchMode::cgroup && resolver_.method() == cgroup::Method::none)
+	if (opts.dispatch == config::DispatchMode::cgroup &&
+	    resolver_.method() == cgroup::Method::none)
 		log::warning("no cgroup v2 hierarchy found: every request uses the root queue");
 	dispatcher_.on_spawn_trouble(log_spawn_trouble);
 	fs_.root_uid = getuid();

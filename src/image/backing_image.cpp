@@ -10,19 +10,19 @@
 
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <linux/magic.h>
 #include <linux/stat.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/statfs.h>
-#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <fmt/core.h>
 
-#include "window.hpp"
 #include "common/clock.hpp"
+#include "window.hpp"
 
 namespace cgloopfs::image {
 
@@ -86,7 +86,7 @@ ssize_t pwrite_full(int fd, const char *buf, size_t len, uint64_t pos)
 uint32_t query_dio_align(int fd, bool is_block_device)
 {
 	uint32_t align = 0;
-	struct statx stx {};
+	struct statx stx = {};
 	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 &&
 	    (stx.stx_mask & STATX_DIOALIGN) && stx.stx_dio_offset_align != 0)
 		align = std::max(stx.stx_dio_offset_align, stx.stx_dio_mem_align);
@@ -226,17 +226,17 @@ std::shared_ptr<BackingImage> BackingImage::open(const config::ImageSpec &spec,
 	/* O_PATH first: never blocks on a FIFO, never opens a device we refuse. */
 	UniqueFd path_fd(::open(spec.path.c_str(), O_PATH | O_CLOEXEC));
 	if (!path_fd)
-		throw ConfigError(fmt::format("{}path \"{}\": {}", who, spec.path,
-					      std::strerror(errno)));
+		throw ConfigError(
+			fmt::format("{}path \"{}\": {}", who, spec.path, std::strerror(errno)));
 	struct stat st;
 	if (fstat(path_fd.get(), &st) < 0)
-		throw ConfigError(fmt::format("{}path \"{}\": {}", who, spec.path,
-					      std::strerror(errno)));
+		throw ConfigError(
+			fmt::format("{}path \"{}\": {}", who, spec.path, std::strerror(errno)));
 	if (S_ISDIR(st.st_mode))
 		throw ConfigError(fmt::format("{}path \"{}\": is a directory", who, spec.path));
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
-		throw ConfigError(fmt::format(
-			"{}path \"{}\": not a regular file or block device", who, spec.path));
+		throw ConfigError(fmt::format("{}path \"{}\": not a regular file or block device",
+					      who, spec.path));
 	img->is_block_device_ = S_ISBLK(st.st_mode);
 
 	std::string proc = fmt::format("/proc/self/fd/{}", path_fd.get());
@@ -271,8 +271,8 @@ std::shared_ptr<BackingImage> BackingImage::open(const config::ImageSpec &spec,
 				fmt::format("{}block device \"{}\" is in use (mounted, or "
 					    "opened exclusively by another program)",
 					    who, spec.path));
-		throw ConfigError(fmt::format("{}path \"{}\": {}", who, spec.path,
-					      std::strerror(err)));
+		throw ConfigError(
+			fmt::format("{}path \"{}\": {}", who, spec.path, std::strerror(err)));
 	}
 	/* Locked before it is served (image_lock.hpp); a refusal leaves the file untouched. */
 	img->shared_ = SharedBacking::of(st.st_dev, st.st_ino);
@@ -290,7 +290,8 @@ std::shared_ptr<BackingImage> BackingImage::open(const config::ImageSpec &spec,
 	if (spec.direct_io) {
 		img->dio_align_ = query_dio_align(img->fd_.get(), img->is_block_device_);
 		uint32_t a = img->shared_->align.load();
-		while (a < img->dio_align_ && !img->shared_->align.compare_exchange_weak(a, img->dio_align_))
+		while (a < img->dio_align_ &&
+		       !img->shared_->align.compare_exchange_weak(a, img->dio_align_))
 			;
 		img->shared_->direct_users.fetch_add(1);
 		img->direct_counted_ = true;
@@ -437,14 +438,16 @@ std::optional<std::span<const char>> BackingImage::mapped_range(uint64_t pos, si
 	if (n == 0)
 		return std::nullopt;
 	uint64_t bpos = spec_.offset + pos;
-	if (bpos < map_offset_ || bpos - map_offset_ > map_len_ || n > map_len_ - (bpos - map_offset_))
+	if (bpos < map_offset_ || bpos - map_offset_ > map_len_ ||
+	    n > map_len_ - (bpos - map_offset_))
 		return std::nullopt;
 	struct stat st;
 	if (fstat(fd_.get(), &st) < 0 || static_cast<uint64_t>(st.st_size) < bpos + n)
 		return std::nullopt;
 	const char *p = map_ + (bpos - map_offset_);
 	if (map_fills_holes_ && !all_in_memory(p, n))
-		return std::nullopt; /* a fault would fill a hole with new memory: pread reads zeros */
+		return std::
+			nullopt; /* a fault would fill a hole with new memory: pread reads zeros */
 	return std::span<const char>(p, n);
 }
 
@@ -475,8 +478,7 @@ Result<std::span<const char>> BackingImage::read_direct(uint64_t bpos, size_t le
 	return std::span<const char>(buf.data() + (bpos - a0), len);
 }
 
-Result<size_t> BackingImage::write(uint64_t pos, std::span<const char> data,
-				   AlignedBuffer &scratch)
+Result<size_t> BackingImage::write(uint64_t pos, std::span<const char> data, AlignedBuffer &scratch)
 {
 	if (read_only_)
 		return Errno{-EROFS};
@@ -494,8 +496,8 @@ Result<size_t> BackingImage::write(uint64_t pos, std::span<const char> data,
 Result<size_t> BackingImage::write_backing(uint64_t bpos, std::span<const char> data,
 					   AlignedBuffer &scratch)
 {
-	Result<size_t> r = spec_.direct_io ? write_direct(bpos, data, scratch)
-					   : write_buffered(bpos, data);
+	Result<size_t> r =
+		spec_.direct_io ? write_direct(bpos, data, scratch) : write_buffered(bpos, data);
 	if (!r.ok()) {
 		/* Keep the first error until a sync reports it. */
 		int none = 0;

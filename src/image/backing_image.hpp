@@ -16,8 +16,8 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <map>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -83,7 +83,7 @@ struct SharedBacking {
 	BlockRangeLock lock;
 	std::atomic<unsigned> direct_users{0};
 	std::atomic<uint32_t> align{512}; /* the largest direct-I/O alignment among them */
-	BackingLock image_lock; /* this process's QEMU-style locks on the file */
+	BackingLock image_lock;		  /* this process's QEMU-style locks on the file */
 
 	/* The one for (dev, ino), made on first use; kept while an image holds it. */
 	static std::shared_ptr<SharedBacking> of(dev_t dev, ino_t ino);
@@ -196,8 +196,8 @@ private:
 	void map_window();
 
 	config::ImageSpec spec_;
-	UniqueFd fd_;	       /* the I/O descriptor: O_DIRECT when direct_io */
-	UniqueFd buffered_fd_; /* direct_io only: for the unaligned tail of the backing file */
+	UniqueFd fd_;		    /* the I/O descriptor: O_DIRECT when direct_io */
+	UniqueFd buffered_fd_;	    /* direct_io only: for the unaligned tail of the backing file */
 	const char *map_ = nullptr; /* read-only mapping of the backing file from map_offset_ */
 	uint64_t map_offset_ = 0;
 	uint64_t map_len_ = 0;
@@ -209,7 +209,7 @@ private:
 	dev_t dev_ = 0;
 	ino_t ino_ = 0;
 	uint32_t mode_ = 0, uid_ = 0, gid_ = 0;
-	struct timespec atime_ {};
+	struct timespec atime_ = {};
 	std::atomic<uint64_t> size_{0};
 	std::atomic<uint64_t> backing_size_{0};
 	std::atomic<int64_t> mtime_ns_{0};

@@ -96,7 +96,8 @@ uint64_t add_image(ImageTable &table, std::shared_ptr<BackingImage> image)
 			"{}path \"{}\": its window overlaps that of image \"{}\" on the same file, "
 			"and one of them is writable",
 			who, spec.path, config::printable(other)));
-	throw config::ConfigError(fmt::format("{}cannot be added: {}", who, std::strerror(-r.error())));
+	throw config::ConfigError(
+		fmt::format("{}cannot be added: {}", who, std::strerror(-r.error())));
 }
 
 } /* namespace cgloopfs::image */

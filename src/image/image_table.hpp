@@ -54,11 +54,11 @@ public:
 
 private:
 	mutable std::shared_mutex mutex_;
-	std::map<std::string, ImageEntry> by_name_;			/* guarded by mutex_ */
+	std::map<std::string, ImageEntry> by_name_;		   /* guarded by mutex_ */
 	std::map<uint64_t, std::shared_ptr<BackingImage>> by_ino_; /* guarded by mutex_ */
 	/* Detached while open: still reachable by inode (fstat) until the last close. */
 	std::map<uint64_t, std::weak_ptr<BackingImage>> detached_; /* guarded by mutex_ */
-	uint64_t next_ino_ = root_ino + 1;				/* guarded by mutex_ */
+	uint64_t next_ino_ = root_ino + 1;			   /* guarded by mutex_ */
 };
 
 /*

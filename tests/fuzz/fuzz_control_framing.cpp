@@ -59,7 +59,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	std::vector<std::string> got, want;
 
 	for (size_t chunk = 0; fdp.remaining_bytes() > 0; chunk++) {
-		std::string bytes = fdp.ConsumeBytesAsString(fdp.ConsumeIntegralInRange<size_t>(0, 512));
+		std::string bytes =
+			fdp.ConsumeBytesAsString(fdp.ConsumeIntegralInRange<size_t>(0, 512));
 		reader.append(bytes);
 		while (auto line = reader.next_line())
 			got.push_back("line:" + *line);

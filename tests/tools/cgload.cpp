@@ -89,8 +89,8 @@ void sample(pid_t daemon, Peaks &peaks)
 			close(fd);
 			if (n > 0) {
 				buf[n] = '\0';
-				peaks.max_threads =
-					std::max(peaks.max_threads, status_field(buf, "\nThreads:"));
+				peaks.max_threads = std::max(peaks.max_threads,
+							     status_field(buf, "\nThreads:"));
 				peaks.max_rss_kib =
 					std::max(peaks.max_rss_kib, status_field(buf, "\nVmRSS:"));
 				peaks.samples++;
@@ -221,7 +221,8 @@ int main(int argc, char **argv)
 								got.data() + slot * block_size);
 				if (pids[slot] < 0) {
 					if (setup_error.empty())
-						setup_error = names[j] + ": " + std::strerror(errno);
+						setup_error =
+							names[j] + ": " + std::strerror(errno);
 					setup_errors++;
 				}
 			}
@@ -248,7 +249,8 @@ int main(int argc, char **argv)
 		for (uint64_t j = 0; j < n; j++) {
 			if (!remove_cgroup(parent_fd, names[j])) {
 				if (setup_error.empty())
-					setup_error = "rmdir " + names[j] + ": " + std::strerror(errno);
+					setup_error =
+						"rmdir " + names[j] + ": " + std::strerror(errno);
 				setup_errors++;
 			}
 		}
@@ -265,7 +267,8 @@ int main(int argc, char **argv)
 		if (c != '"' && c != '\\')
 			err_json += c;
 	std::printf("{\"first\": %" PRIu64 ", \"count\": %" PRIu64 ", \"batch\": %" PRIu64
-		    ", \"procs\": %" PRIu64 ", \"ok\": %" PRIu64 ", \"failed\": %" PRIu64 ", \"first_failed\": %" PRIu64
+		    ", \"procs\": %" PRIu64 ", \"ok\": %" PRIu64 ", \"failed\": %" PRIu64
+		    ", \"first_failed\": %" PRIu64
 		    ", \"first_failed_status\": %d, \"setup_errors\": %" PRIu64
 		    ", \"setup_error\": \"%s\", \"seconds\": %.3f, \"max_threads\": %ld"
 		    ", \"max_rss_kib\": %ld, \"max_fds\": %ld, \"samples\": %ld}\n",

@@ -19,12 +19,11 @@
 #include <string>
 
 #include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <linux/fuse.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
-
-#include <fuse_lowlevel.h>
-#include <linux/fuse.h>
 
 namespace {
 
@@ -108,7 +107,7 @@ void g_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info *)
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
-	struct fuse_open_out out {};
+	struct fuse_open_out out = {};
 	out.open_flags = FOPEN_DIRECT_IO | FOPEN_PARALLEL_DIRECT_WRITES;
 	struct iovec iov = {&out, sizeof(out)};
 	fuse_reply_iov(req, &iov, 1);
@@ -153,7 +152,7 @@ void g_readdir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_inf
 	const char *names[] = {".", "..", "disk"};
 	fuse_ino_t inos[] = {FUSE_ROOT_ID, FUSE_ROOT_ID, disk_ino};
 	for (off_t i = off; i < 3; i++) {
-		struct stat st {};
+		struct stat st = {};
 		st.st_ino = inos[i];
 		st.st_mode = i == 2 ? S_IFREG : S_IFDIR;
 		size_t n = fuse_add_direntry(req, buf + used, std::min(size, sizeof(buf)) - used,

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
@@ -21,8 +22,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <csignal>
 
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -153,7 +152,8 @@ bool contains(const std::string &haystack, const std::string &needle)
 std::string difference(const std::string &got, const std::string &want)
 {
 	if (got.size() != want.size())
-		return "size " + std::to_string(got.size()) + ", want " + std::to_string(want.size());
+		return "size " + std::to_string(got.size()) + ", want " +
+		       std::to_string(want.size());
 	auto m = std::mismatch(got.begin(), got.end(), want.begin());
 	if (m.first == got.end())
 		return "";
@@ -537,7 +537,8 @@ TEST_CASE("direct_io: odd offsets and lengths across block boundaries")
 			/* A little around it too, clamped at the end of the window. */
 			uint64_t from = op.pos > 7 ? op.pos - 7 : 0;
 			uint64_t n = std::min<uint64_t>(op.len + 14, img->size() - from);
-			CHECK(difference(read_at(*img, from, op.len + 14), model.substr(from, n)) == "");
+			CHECK(difference(read_at(*img, from, op.len + 14), model.substr(from, n)) ==
+			      "");
 		}
 		CHECK(difference(file.contents(), model) == "");
 
@@ -608,11 +609,12 @@ TEST_CASE("direct_io: concurrent writes straddling block boundaries all land")
 		for (int t = 0; t < threads; t++)
 			pool.emplace_back([&, t] {
 				AlignedBuffer scratch;
-				for (uint64_t k = static_cast<uint64_t>(t); k < count; k += threads) {
+				for (uint64_t k = static_cast<uint64_t>(t); k < count;
+				     k += threads) {
 					std::string data(chunk, static_cast<char>('a' + t));
-					auto r = img->write(first + k * chunk,
-							    std::span<const char>(data.data(), chunk),
-							    scratch);
+					auto r = img->write(
+						first + k * chunk,
+						std::span<const char>(data.data(), chunk), scratch);
 					if (!r.ok() || *r != chunk)
 						errors[t]++;
 				}
@@ -623,7 +625,8 @@ TEST_CASE("direct_io: concurrent writes straddling block boundaries all land")
 			CHECK(errors[t] == 0);
 		for (uint64_t k = 0; k < count; k++)
 			for (uint64_t b = 0; b < chunk; b++)
-				expect[first + k * chunk + b] = static_cast<char>('a' + k % threads);
+				expect[first + k * chunk + b] =
+					static_cast<char>('a' + k % threads);
 		CHECK(difference(file.contents(), expect) == "");
 	}
 }
@@ -644,8 +647,8 @@ TEST_CASE("direct_io: concurrent reads see whole writes of other bytes")
 			AlignedBuffer buf;
 			while (!done.load()) {
 				auto r = img->read(100, 100, buf);
-				if (!r.ok() || std::string(r->data(), r->size()) !=
-						       original.substr(100, 100))
+				if (!r.ok() ||
+				    std::string(r->data(), r->size()) != original.substr(100, 100))
 					mismatches++;
 			}
 		});
@@ -682,7 +685,8 @@ TEST_CASE("discard: punch and zero exactly the range, only inside the window")
 
 		CHECK(fallocate_at(*img, FALLOC_FL_ZERO_RANGE, 5001, 99) == 0);
 		zero_model(model, 4096 + 5001, 99);
-		CHECK(fallocate_at(*img, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 8192, 4096) == 0);
+		CHECK(fallocate_at(*img, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 8192, 4096) ==
+		      0);
 		zero_model(model, 4096 + 8192, 4096);
 		/* The whole window, edge to edge. */
 		CHECK(fallocate_at(*img, punch, 16383, 1) == 0);
@@ -814,7 +818,8 @@ TEST_CASE("direct_io: two windows sharing a block do not lose each other's write
 	for (const auto &d : direct_io_dirs())
 		if (d == "/dev/shm")
 			dir = d;
-	REQUIRE_MESSAGE(!dir.empty(), "/dev/shm does not support O_DIRECT (tmpfs has it since Linux 6.6)");
+	REQUIRE_MESSAGE(!dir.empty(),
+			"/dev/shm does not support O_DIRECT (tmpfs has it since Linux 6.6)");
 	TempFile file(dir, 4096);
 	ImageSpec sa = spec_for(file.path(), 0, 512), sb = spec_for(file.path(), 512, 512);
 	sa.name = "a.img";
@@ -855,7 +860,8 @@ TEST_CASE("a window ending near 2^63: the last bytes read and write")
 	for (const auto &d : direct_io_dirs())
 		if (d == "/dev/shm")
 			dir = d;
-	REQUIRE_MESSAGE(!dir.empty(), "/dev/shm does not support O_DIRECT (tmpfs has it since Linux 6.6)");
+	REQUIRE_MESSAGE(!dir.empty(),
+			"/dev/shm does not support O_DIRECT (tmpfs has it since Linux 6.6)");
 	TempFile file(dir, 0);
 	file.resize(INT64_MAX);
 	const uint64_t offset = (uint64_t{1} << 63) - (uint64_t{1} << 21);
@@ -908,7 +914,7 @@ TEST_CASE("sync reports a write that failed since the last sync, once")
 		auto img = open_image(spec);
 		CHECK(img->sync(false) == 0);
 
-		struct rlimit old {};
+		struct rlimit old = {};
 		REQUIRE(getrlimit(RLIMIT_FSIZE, &old) == 0);
 		auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
 		struct rlimit tight = old;

@@ -100,7 +100,8 @@ std::optional<nlohmann::json> read_reply(int fd, int timeout_ms = 10000)
 	}
 }
 
-nlohmann::json ask(int fd, const std::string &command, nlohmann::json args = nlohmann::json::object())
+nlohmann::json ask(int fd, const std::string &command,
+		   nlohmann::json args = nlohmann::json::object())
 {
 	send_all(fd, format_request(Request{command, std::move(args)}));
 	auto reply = read_reply(fd);

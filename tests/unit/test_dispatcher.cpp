@@ -60,8 +60,14 @@ class LeaksExpected
 {
 public:
 #ifdef CGL_TEST_LSAN
-	LeaksExpected() { __lsan_disable(); }
-	~LeaksExpected() { __lsan_enable(); }
+	LeaksExpected()
+	{
+		__lsan_disable();
+	}
+	~LeaksExpected()
+	{
+		__lsan_enable();
+	}
 #else
 	LeaksExpected() = default;
 #endif
@@ -1019,7 +1025,8 @@ TEST_CASE("submit after a shutdown that left the root worker stuck answers EIO")
 	CHECK(WEXITSTATUS(status) == 0);
 }
 
-TEST_CASE("expire: past request_timeout, queued jobs leave their queue and running ones are answered EIO")
+TEST_CASE("expire: past request_timeout, queued jobs leave their queue and running ones are "
+	  "answered EIO")
 {
 	Config c = config_with(1);
 	c.request_timeout_ns = 10 * second;
@@ -1058,7 +1065,8 @@ TEST_CASE("expire: past request_timeout, queued jobs leave their queue and runni
 	CHECK(running.runs() == 1);
 }
 
-TEST_CASE("expire: a running job interrupted a grace ago is answered EINTR, a queued answered one is dropped")
+TEST_CASE("expire: a running job interrupted a grace ago is answered EINTR, a queued answered one "
+	  "is dropped")
 {
 	Config c = config_with(1);
 	c.request_timeout_ns = 0; /* no deadline */

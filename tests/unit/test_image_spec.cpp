@@ -99,10 +99,10 @@ TEST_CASE("valid_block_size: powers of two in 512..4096")
 {
 	for (uint64_t v : {512u, 1024u, 2048u, 4096u})
 		CHECK(valid_block_size(v));
-	for (uint64_t v : {uint64_t{0}, uint64_t{1}, uint64_t{256}, uint64_t{511}, uint64_t{513},
-			   uint64_t{768}, uint64_t{1000}, uint64_t{3072}, uint64_t{4095},
-			   uint64_t{4097}, uint64_t{8192}, uint64_t{65536}, uint64_t{1} << 40,
-			   uint64_t{1} << 63, UINT64_MAX}) {
+	for (uint64_t v :
+	     {uint64_t{0}, uint64_t{1}, uint64_t{256}, uint64_t{511}, uint64_t{513}, uint64_t{768},
+	      uint64_t{1000}, uint64_t{3072}, uint64_t{4095}, uint64_t{4097}, uint64_t{8192},
+	      uint64_t{65536}, uint64_t{1} << 40, uint64_t{1} << 63, UINT64_MAX}) {
 		CAPTURE(v);
 		CHECK_FALSE(valid_block_size(v));
 	}
@@ -311,10 +311,9 @@ TEST_CASE("ImageSettings::inherit fills only what is missing")
 
 TEST_CASE("image_setting_names lists every setting once")
 {
-	std::vector<std::string> expect = {"name",	 "path",    "offset", "size_limit",
-					   "read_only",	 "direct_io", "block_size",
-					   "discard",	 "mode",    "uid",    "gid",
-					   "lock"};
+	std::vector<std::string> expect = {"name",	"path",	     "offset",	   "size_limit",
+					   "read_only", "direct_io", "block_size", "discard",
+					   "mode",	"uid",	     "gid",	   "lock"};
 	REQUIRE(image_setting_names.size() == expect.size());
 	for (size_t i = 0; i < expect.size(); i++)
 		CHECK(image_setting_names[i] == expect[i]);
@@ -336,8 +335,8 @@ TEST_CASE("check_unique_names")
 
 	std::string msg;
 	try {
-		check_unique_names({spec("a", "m.toml:3"), spec("b", "m.toml:6"),
-				    spec("a", "m.toml:9")});
+		check_unique_names(
+			{spec("a", "m.toml:3"), spec("b", "m.toml:6"), spec("a", "m.toml:9")});
 	} catch (const ConfigError &e) {
 		msg = e.what();
 	}
@@ -405,17 +404,17 @@ TEST_CASE("image_settings: one row per field, each attach option once")
 
 TEST_CASE("read_image_settings: values of every type, as a manifest or attach writes them")
 {
-	ImageSettings s = read_image_settings(
-		{{"path", SettingValue::of(std::string("/x/y.img")), "attach"},
-		 {"offset", SettingValue::of(std::string("1MiB")), "attach"},
-		 {"size_limit", SettingValue::of(int64_t{4096}), "attach"},
-		 {"read_only", SettingValue::of(true), "attach"},
-		 {"direct_io", SettingValue::of(false), "attach"},
-		 {"block_size", SettingValue::of(std::string("4K")), "attach"},
-		 {"mode", SettingValue::of(std::string("0640")), "attach"},
-		 {"uid", SettingValue::of(std::string("1000")), "attach"},
-		 {"gid", SettingValue::of(int64_t{100}), "attach"}},
-		false);
+	ImageSettings s =
+		read_image_settings({{"path", SettingValue::of(std::string("/x/y.img")), "attach"},
+				     {"offset", SettingValue::of(std::string("1MiB")), "attach"},
+				     {"size_limit", SettingValue::of(int64_t{4096}), "attach"},
+				     {"read_only", SettingValue::of(true), "attach"},
+				     {"direct_io", SettingValue::of(false), "attach"},
+				     {"block_size", SettingValue::of(std::string("4K")), "attach"},
+				     {"mode", SettingValue::of(std::string("0640")), "attach"},
+				     {"uid", SettingValue::of(std::string("1000")), "attach"},
+				     {"gid", SettingValue::of(int64_t{100}), "attach"}},
+				    false);
 	CHECK(s.path == "/x/y.img");
 	CHECK(s.offset == 1048576u);
 	CHECK(s.size_limit == 4096u);
@@ -441,8 +440,9 @@ TEST_CASE("read_image_settings: refusals name the place, the image and the setti
 	      "attach: offset: 9223372036854775808 is larger than 2^63 - 1");
 	CHECK(read_error({name, w("block_size", SettingValue::of(int64_t{1000}))}) ==
 	      "attach: image \"a\": block_size: 1000 is not a power of two in 512..4096");
-	CHECK(contains(read_error({name, w("mode", SettingValue::of(std::string("0755")))}),
-		       "attach: image \"a\": mode: \"0755\": 0755 has bits other than read and write"));
+	CHECK(contains(
+		read_error({name, w("mode", SettingValue::of(std::string("0755")))}),
+		"attach: image \"a\": mode: \"0755\": 0755 has bits other than read and write"));
 	CHECK(read_error({name, w("uid", SettingValue::of(std::string("4294967295")))}) ==
 	      "attach: image \"a\": uid: 4294967295 is out of range (0..4294967294)");
 	CHECK(read_error({name, w("gid", SettingValue::of(int64_t{-1}))}) ==
@@ -462,8 +462,8 @@ TEST_CASE("read_image_settings: refusals name the place, the image and the setti
 TEST_CASE("set_image_setting: the checks of make_spec, on the value as read")
 {
 	/* Every value make_spec refuses is refused when read, and the other way round. */
-	for (uint64_t bs : {uint64_t{256}, uint64_t{512}, uint64_t{3000}, uint64_t{4096},
-			    uint64_t{1} << 40}) {
+	for (uint64_t bs :
+	     {uint64_t{256}, uint64_t{512}, uint64_t{3000}, uint64_t{4096}, uint64_t{1} << 40}) {
 		CAPTURE(bs);
 		ImageSettings read = with_path("/x");
 		bool refused = set_image_setting(read, *find_image_setting("block_size"),
@@ -478,8 +478,8 @@ TEST_CASE("set_image_setting: the checks of make_spec, on the value as read")
 	      std::nullopt);
 	CHECK(s.mode == 0640u);
 	/* Decimal 660 is not octal 0660. */
-	CHECK(contains(set_image_setting(s, *find_image_setting("mode"),
-					 SettingValue::of(int64_t{660}))
-			       .value_or(""),
-		       "write the mode as a string"));
+	CHECK(contains(
+		set_image_setting(s, *find_image_setting("mode"), SettingValue::of(int64_t{660}))
+			.value_or(""),
+		"write the mode as a string"));
 }

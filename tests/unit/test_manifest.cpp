@@ -106,7 +106,7 @@ TEST_CASE("parse_manifest: a good manifest with [defaults]")
 	CHECK(a.offset == 1024 * 1024);
 	CHECK(a.size_limit == 512ull * 1024 * 1024);
 	CHECK(a.read_only);
-	CHECK(a.direct_io); /* inherited */
+	CHECK(a.direct_io);	     /* inherited */
 	CHECK(a.block_size == 4096); /* inherited, a suffix string */
 	CHECK_FALSE(a.discard);
 	CHECK(a.mode == 0640u); /* inherited */
@@ -155,7 +155,8 @@ TEST_CASE("parse_manifest: empty manifests and other shapes of [[image]]")
 	CHECK(parse("[defaults]\nread_only = true\n").empty());
 
 	/* An inline array of tables is an array of tables too. */
-	auto specs = parse("image = [{name = \"a\", path = \"/x\"}, {name = \"b\", path = \"/y\"}]\n");
+	auto specs =
+		parse("image = [{name = \"a\", path = \"/x\"}, {name = \"b\", path = \"/y\"}]\n");
 	REQUIRE(specs.size() == 2);
 	CHECK(specs[0].name == "a");
 	CHECK(specs[1].path == "/y");
@@ -214,13 +215,14 @@ TEST_CASE("parse_manifest: unknown keys")
 	CHECK(contains(msg, "m.toml:1:"));
 	CHECK(contains(msg, "images"));
 
-	check_refusal("[[image]]\nname = \"a\"\npath = \"/x\"\ncolour = \"red\"\n", 4, "a", "colour",
-		      "unknown setting");
+	check_refusal("[[image]]\nname = \"a\"\npath = \"/x\"\ncolour = \"red\"\n", 4, "a",
+		      "colour", "unknown setting");
 	/* A misspelt setting before the name: the name is still given. */
 	check_refusal("[[image]]\nreadonly = true\nname = \"b\"\npath = \"/x\"\n", 2, "b",
 		      "readonly", "unknown setting");
 	check_refusal("[defaults]\n\nsizelimit = 5\n", 3, "", "sizelimit", "unknown setting");
-	check_refusal("[[image]]\nname = \"c\"\npath = \"/x\"\n[image.sub]\nk = 1\n", 4, "c", "sub");
+	check_refusal("[[image]]\nname = \"c\"\npath = \"/x\"\n[image.sub]\nk = 1\n", 4, "c",
+		      "sub");
 }
 
 TEST_CASE("parse_manifest: wrong types")
@@ -244,8 +246,8 @@ TEST_CASE("parse_manifest: wrong types")
 		      "offset");
 	check_refusal("[[image]]\nname = \"a\"\npath = \"/x\"\noffset = \"1XB\"\n", 4, "a",
 		      "offset", "XB");
-	check_refusal("[[image]]\nname = \"a\"\npath = \"/x\"\nsize_limit = \"16384PiB\"\n", 4,
-		      "a", "size_limit", "large");
+	check_refusal("[[image]]\nname = \"a\"\npath = \"/x\"\nsize_limit = \"16384PiB\"\n", 4, "a",
+		      "size_limit", "large");
 	check_refusal("[[image]]\nname = \"a\"\npath = 42\n", 3, "a", "path", "string");
 	check_refusal("[[image]]\nname = 5\npath = \"/x\"\n", 2, "", "name", "string");
 	check_refusal("[[image]]\nname = \"a\"\npath = \"/x\"\nuid = \"root\"\n", 4, "a", "uid");
@@ -318,8 +320,7 @@ TEST_CASE("parse_manifest: bad block_size, mode, uid and gid")
 	check_refusal("[[image]]\nname = \"a\"\npath = \"/x\"\nuid = 4294967295\n", 4, "a", "uid",
 		      "range");
 	check_refusal("[[image]]\nname = \"a\"\npath = \"/x\"\nuid = -1\n", 4, "a", "uid");
-	check_refusal("[[image]]\nname = \"a\"\npath = \"/x\"\ngid = 99999999999\n", 4, "a",
-		      "gid");
+	check_refusal("[[image]]\nname = \"a\"\npath = \"/x\"\ngid = 99999999999\n", 4, "a", "gid");
 	check_refusal("[[image]]\nname = \"a\"\npath = \"/x\"\ngid = \"4294967295\"\n", 4, "a",
 		      "gid");
 }
@@ -329,9 +330,11 @@ TEST_CASE("parse_manifest: offset and size_limit above 2^63 - 1")
 {
 	check_refusal("[[image]]\nname = \"a\"\npath = \"/x\"\noffset = \"8192PiB\"\n", 4, "a",
 		      "offset", "larger than 2^63 - 1");
-	check_refusal("[[image]]\nname = \"a\"\npath = \"/x\"\nsize_limit = \"9223372036854775808\"\n",
-		      4, "a", "size_limit", "larger than 2^63 - 1");
-	check_refusal("[defaults]\noffset = \"8192PiB\"\n", 2, "", "offset", "larger than 2^63 - 1");
+	check_refusal(
+		"[[image]]\nname = \"a\"\npath = \"/x\"\nsize_limit = \"9223372036854775808\"\n", 4,
+		"a", "size_limit", "larger than 2^63 - 1");
+	check_refusal("[defaults]\noffset = \"8192PiB\"\n", 2, "", "offset",
+		      "larger than 2^63 - 1");
 }
 
 TEST_CASE("parse_manifest: every per-image setting is known to it")
@@ -430,11 +433,11 @@ TEST_CASE("parse_manifest: a name with an escaped NUL gets a whole message")
 TEST_CASE("parse_manifest: messages are one line")
 {
 	const char *texts[] = {
-		"\"un\\nknown\" = 1\n",				      /* an unknown key */
-		"[[image]]\npath = \"/a\"\n\"x\\ny\" = 1\n",	      /* an unknown setting */
+		"\"un\\nknown\" = 1\n",				    /* an unknown key */
+		"[[image]]\npath = \"/a\"\n\"x\\ny\" = 1\n",	    /* an unknown setting */
 		"[[image]]\npath = \"/a\"\noffset = \"1\\nMiB\"\n", /* a bad size */
 		"[[image]]\npath = \"/a\"\nmode = \"06\\n0\"\n",    /* a bad mode */
-		"[[image]]\npath = \"/a\"\nuid = \"1\\r\"\n",	      /* a bad id */
+		"[[image]]\npath = \"/a\"\nuid = \"1\\r\"\n",	    /* a bad id */
 	};
 	for (const char *text : texts) {
 		CAPTURE(text);
@@ -454,11 +457,14 @@ TEST_CASE("parse_manifest: messages are one line")
  */
 TEST_CASE("parse_manifest: non-ASCII in strings and comments, refused elsewhere")
 {
-	auto specs = parse("# Gr\xc3\xbc\xc3\x9f" "e \xe2\x82\xac\n[[image]]\n"
-			   "name = \"gr\xc3\xb6\xc3\x9f" "e\" # \xc2\xa7\n"
+	auto specs = parse("# Gr\xc3\xbc\xc3\x9f"
+			   "e \xe2\x82\xac\n[[image]]\n"
+			   "name = \"gr\xc3\xb6\xc3\x9f"
+			   "e\" # \xc2\xa7\n"
 			   "path = '/srv/\xe6\x97\xa5\xe6\x9c\xac.img'\n");
 	REQUIRE(specs.size() == 1);
-	CHECK(specs[0].name == "gr\xc3\xb6\xc3\x9f" "e");
+	CHECK(specs[0].name == "gr\xc3\xb6\xc3\x9f"
+			       "e");
 	CHECK(specs[0].path == "/srv/\xe6\x97\xa5\xe6\x9c\xac.img");
 	/* A byte order mark is skipped. */
 	CHECK(parse("\xef\xbb\xbf[[image]]\npath = \"/a\"\n").size() == 1);
@@ -477,10 +483,10 @@ TEST_CASE("parse_manifest: non-ASCII in strings and comments, refused elsewhere"
 		int line;
 		const char *why;
 	} refused[] = {
-		{"\xef\xb1\xbf", 1, "non-ASCII"},			/* the fuzzer's first: U+FC7F */
-		{"\n\n\xc3\xa9 = 1\n", 3, "non-ASCII"},		/* a bare key */
+		{"\xef\xb1\xbf", 1, "non-ASCII"},	/* the fuzzer's first: U+FC7F */
+		{"\n\n\xc3\xa9 = 1\n", 3, "non-ASCII"}, /* a bare key */
 		{"[[image]]\npath = \"/a\" \xc2\xa0\n", 2, "non-ASCII"}, /* after a value */
-		{"a = 1\xc2\xa7\n", 1, "non-ASCII"},			/* in a bare value */
+		{"a = 1\xc2\xa7\n", 1, "non-ASCII"},			 /* in a bare value */
 		/* A bare value that toml++ scans over quotes: its own message. */
 		{"a = -D[\"\xc2\xa7\"]\n", 1, "malformed manifest"},
 		/* First after a line-ending backslash; after an escaping one. */

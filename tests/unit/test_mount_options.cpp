@@ -190,8 +190,8 @@ TEST_CASE("parse_command_line: -o forms: attached, repeated, empty items")
 
 TEST_CASE("parse_command_line: escaped commas stay in the value")
 {
-	MountOptions o = parse({"cgloopfs", "-o", "control=/run/a\\,b.sock,idle_timeout=9", "s",
-				"m"});
+	MountOptions o =
+		parse({"cgloopfs", "-o", "control=/run/a\\,b.sock,idle_timeout=9", "s", "m"});
 	CHECK(o.control == "/run/a,b.sock");
 	CHECK(o.idle_timeout == 9);
 
@@ -237,8 +237,9 @@ TEST_CASE("parse_command_line: ro, rw and pass-through options")
 	CHECK(has(o.fuse_options, "auto_unmount"));
 
 	/* fstab and mount(8) words are accepted and dropped. */
-	o = parse({"cgloopfs", "-o", "defaults,nofail,_netdev,auto,noauto,user,nouser,users,"
-				     "suid,dev,nosuid,nodev",
+	o = parse({"cgloopfs", "-o",
+		   "defaults,nofail,_netdev,auto,noauto,user,nouser,users,"
+		   "suid,dev,nosuid,nodev",
 		   "s", "m"});
 	CHECK(o.fuse_options.empty());
 }
@@ -431,8 +432,8 @@ TEST_CASE("mount_option_table: unique names, ours documented")
 		for (size_t j = i + 1; j < mount_option_table.size(); j++)
 			CHECK(a.name != mount_option_table[j].name);
 	}
-	for (const char *name : {"idle_timeout", "max_workers", "worker_depth", "dispatch", "cache",
-				 "control"}) {
+	for (const char *name :
+	     {"idle_timeout", "max_workers", "worker_depth", "dispatch", "cache", "control"}) {
 		CAPTURE(name);
 		auto it = std::find_if(mount_option_table.begin(), mount_option_table.end(),
 				       [&](const OptionSpec &o) { return o.name == name; });
@@ -475,8 +476,8 @@ TEST_CASE("help_text: fits 80 columns and shows every documented option")
 	CHECK(contains(help, "cgloopfs"));
 	CHECK(contains(help, "SOURCE"));
 	CHECK(contains(help, "MOUNTPOINT"));
-	for (const char *flag : {"-f", "--foreground", "-d", "--debug", "-h", "--help", "-V",
-				 "--version", "-o"})
+	for (const char *flag :
+	     {"-f", "--foreground", "-d", "--debug", "-h", "--help", "-V", "--version", "-o"})
 		CHECK(contains(help, flag));
 
 	std::istringstream in(help);
@@ -558,7 +559,8 @@ TEST_CASE("parse_command_line: -- ends the options")
 	CHECK(o.mountpoint == "-m");
 	/* "--" as -o's value is an option, not the end of them. */
 	CHECK(contains(usage_error({"cgloopfs", "-o", "--", "s", "m"}), "unknown option \"--\""));
-	CHECK(contains(usage_error({"cgloopfs", "--", "-o", "ro", "s"}), "unexpected argument \"s\""));
+	CHECK(contains(usage_error({"cgloopfs", "--", "-o", "ro", "s"}),
+		       "unexpected argument \"s\""));
 	CHECK(contains(usage_error({"cgloopfs", "--", "", "", "", "x", "y"}),
 		       "unexpected argument"));
 	CHECK(contains(usage_error({"cgloopfs", "s", "--"}), "expected SOURCE and MOUNTPOINT"));
@@ -599,7 +601,8 @@ TEST_CASE("mount_option_table: the rows hold the defaults, ranges and choices")
 						    ? std::to_string(spec.max >> 20) + "M"
 						    : std::to_string(spec.max);
 			CHECK_NOTHROW(apply_option(fresh, std::string(spec.name) + "=" + bound));
-			CHECK_THROWS_AS(apply_option(fresh, std::string(spec.name) + "=0"), UsageError);
+			CHECK_THROWS_AS(apply_option(fresh, std::string(spec.name) + "=0"),
+					UsageError);
 		}
 		if (spec.kind == OptionKind::choice)
 			CHECK_FALSE(choice_name(spec, spec.def).empty());

@@ -47,10 +47,11 @@ TEST_CASE("a WRITE read into a buffer has its payload on a page boundary, with r
 	char *area = PayloadPool::read_area(b);
 	const char *payload = PayloadPool::write_payload(b);
 	CHECK(reinterpret_cast<uintptr_t>(payload) % 4096 == 0);
-	CHECK(payload - area == static_cast<ptrdiff_t>(sizeof(fuse_in_header) + sizeof(fuse_write_in)));
+	CHECK(payload - area ==
+	      static_cast<ptrdiff_t>(sizeof(fuse_in_header) + sizeof(fuse_write_in)));
 	/* The whole largest message is writable: header and 1 MiB of payload. */
-	std::memset(area, 0xa5, sizeof(fuse_in_header) + sizeof(fuse_write_in) +
-					PayloadPool::max_payload);
+	std::memset(area, 0xa5,
+		    sizeof(fuse_in_header) + sizeof(fuse_write_in) + PayloadPool::max_payload);
 	pool.put(b);
 }
 
@@ -85,9 +86,7 @@ TEST_CASE("the parked budget: max_parked reservations, then a wait until one com
 	CHECK(pool.parked() == 2);
 
 	std::atomic<bool> reserved{false};
-	std::thread waiter([&] {
-		reserved = pool.reserve_parked_until(never);
-	});
+	std::thread waiter([&] { reserved = pool.reserve_parked_until(never); });
 	std::this_thread::sleep_for(150ms); /* past one 100 ms re-check of the waiter */
 	CHECK_FALSE(reserved.load());
 	CHECK(pool.parked() == 2);

@@ -104,8 +104,7 @@ TEST_CASE("find_cgroup2_mount: escaped mount points")
 	CHECK(find_cgroup2_mount("50 1 0:40 / /mnt/end\\040 rw - cgroup2 none rw\n") ==
 	      "/mnt/end ");
 	/* Not an escape: kept as written. */
-	CHECK(find_cgroup2_mount("50 1 0:40 / /mnt/x\\9y rw - cgroup2 none rw\n") ==
-	      "/mnt/x\\9y");
+	CHECK(find_cgroup2_mount("50 1 0:40 / /mnt/x\\9y rw - cgroup2 none rw\n") == "/mnt/x\\9y");
 }
 
 TEST_CASE("top_mount_at: the last mount at a path; has_device anywhere")

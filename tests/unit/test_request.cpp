@@ -52,17 +52,18 @@ namespace {
 
 struct Reply {
 	enum class Kind { err, buf, write } kind;
-	int err = 0;	   /* Kind::err */
-	std::string data;  /* Kind::buf */
-	size_t count = 0;  /* Kind::write */
+	int err = 0;	  /* Kind::err */
+	std::string data; /* Kind::buf */
+	size_t count = 0; /* Kind::write */
 };
 
 /* What the fake libfuse saw. */
 struct FakeFuse {
 	std::mutex mutex;
 	std::condition_variable cv;
-	std::map<fuse_req_t, std::vector<Reply>> replies;			 /* guarded by mutex */
-	std::map<fuse_req_t, std::pair<fuse_interrupt_func_t, void *>> handlers; /* guarded by mutex */
+	std::map<fuse_req_t, std::vector<Reply>> replies; /* guarded by mutex */
+	std::map<fuse_req_t, std::pair<fuse_interrupt_func_t, void *>>
+		handlers; /* guarded by mutex */
 
 	void add(fuse_req_t req, Reply r)
 	{
@@ -103,8 +104,8 @@ FakeFuse fake;
 struct IoGate {
 	std::mutex mutex;
 	std::condition_variable cv;
-	bool open = true;   /* guarded by mutex */
-	int entered = 0;    /* guarded by mutex */
+	bool open = true; /* guarded by mutex */
+	int entered = 0;  /* guarded by mutex */
 
 	void close()
 	{
@@ -419,8 +420,8 @@ TEST_CASE("a backing failure is answered once, mapped to EIO (or passed through)
 	struct Case {
 		IoOp op;
 		int err, want;
-	} cases[] = {{IoOp::read, EIO, EIO},	  {IoOp::read, EBADF, EIO},
-		     {IoOp::read, ENOMEM, ENOMEM}, {IoOp::fsync, EIO, EIO},
+	} cases[] = {{IoOp::read, EIO, EIO},	    {IoOp::read, EBADF, EIO},
+		     {IoOp::read, ENOMEM, ENOMEM},  {IoOp::fsync, EIO, EIO},
 		     {IoOp::fsync, ENOSPC, ENOSPC}, {IoOp::fsync, EDQUOT, EDQUOT}};
 	uintptr_t n = 100;
 	size_t logged = 0;

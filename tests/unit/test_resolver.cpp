@@ -54,7 +54,8 @@ int open_pidfds()
 		char target[64] = {};
 		std::string link = std::string("/proc/self/fd/") + e->d_name;
 		ssize_t len = readlink(link.c_str(), target, sizeof(target) - 1);
-		if (len > 0 && std::string(target, static_cast<size_t>(len)) == "anon_inode:[pidfd]")
+		if (len > 0 &&
+		    std::string(target, static_cast<size_t>(len)) == "anon_inode:[pidfd]")
 			n++;
 	}
 	closedir(d);
@@ -81,9 +82,11 @@ public:
 			 * Keep only our ends: EOF on `go` is then the parent's word
 			 * (not held open by a sibling that inherited it).
 			 */
-			int keep_lo = std::min(ready[1], go[0]), keep_hi = std::max(ready[1], go[0]);
+			int keep_lo = std::min(ready[1], go[0]),
+			    keep_hi = std::max(ready[1], go[0]);
 			::close_range(3, static_cast<unsigned>(keep_lo) - 1, 0);
-			::close_range(static_cast<unsigned>(keep_lo) + 1, static_cast<unsigned>(keep_hi) - 1, 0);
+			::close_range(static_cast<unsigned>(keep_lo) + 1,
+				      static_cast<unsigned>(keep_hi) - 1, 0);
 			::close_range(static_cast<unsigned>(keep_hi) + 1, ~0U, 0);
 			prctl(PR_SET_PDEATHSIG, SIGKILL);
 			char c = 1;
@@ -177,7 +180,8 @@ private:
 			std::string name = e->d_name;
 			if (name.rfind(prefix, 0) != 0)
 				continue;
-			pid_t owner = static_cast<pid_t>(std::atol(name.c_str() + std::strlen(prefix)));
+			pid_t owner =
+				static_cast<pid_t>(std::atol(name.c_str() + std::strlen(prefix)));
 			if (owner > 0 && ::kill(owner, 0) < 0 && errno == ESRCH)
 				(void)::rmdir((root + "/" + name).c_str());
 		}

@@ -10,8 +10,8 @@
 
 #include "config/units.hpp"
 
-using cgloopfs::config::format_size;
 using cgloopfs::config::check_mode;
+using cgloopfs::config::format_size;
 using cgloopfs::config::parse_mode;
 using cgloopfs::config::parse_size;
 using cgloopfs::config::parse_uint;
