@@ -65,6 +65,12 @@ namespace cgloopfs::dispatch {
 
 enum class Mode { cgroup, single };
 
+/*
+ * The daemon sets every field from its -o options (fuse/session.cpp's
+ * dispatch_config()), whose defaults and ranges live once, in the rows of
+ * config/mount_options.cpp; the values here serve code that builds a
+ * Dispatcher directly (the unit tests).
+ */
 struct Config {
 	Mode mode = Mode::cgroup;
 	int64_t idle_timeout_ns = 60LL * 1000000000;
