@@ -66,8 +66,9 @@ namespace cgloopfs::dispatch {
 enum class Mode { cgroup, single };
 
 /*
- * The daemon sets every field from its -o options (fuse/session.cpp's
- * dispatch_config()), whose defaults and ranges live once, in the rows of
+ * The daemon sets mode, idle_timeout, max_workers, worker_depth and
+ * request_timeout from its -o options (fuse/session.cpp's dispatch_config()),
+ * whose defaults and ranges live once, in the rows of
  * config/mount_options.cpp; the values here serve code that builds a
  * Dispatcher directly (the unit tests).
  */
