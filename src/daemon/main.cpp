@@ -145,11 +145,12 @@ int main(int argc, char **argv)
 		log::debug("prctl(PR_SET_IO_FLUSHER): {}, running without it",
 			   std::strerror(errno));
 
-	image::ImageTable table;
-	if (!load_images(opts, table))
-		return EXIT_FAILURE;
-
-	/* A dead mount of a killed daemon is cleared; a live one refused. */
+	/*
+	 * The mount point first: a dead mount of a killed daemon is cleared, a
+	 * live one refused, before any image is opened (and locked), so that a
+	 * second daemon on a served mount point hears about the mount point,
+	 * not about the first daemon's image locks.
+	 */
 	std::string why;
 	auto real = daemon::prepare_mount_point(opts.mountpoint, &why);
 	if (!real) {
@@ -157,5 +158,9 @@ int main(int argc, char **argv)
 		return EXIT_FAILURE;
 	}
 	opts.mountpoint = *real;
+
+	image::ImageTable table;
+	if (!load_images(opts, table))
+		return EXIT_FAILURE;
 	return serve(opts, table);
 }

@@ -206,7 +206,7 @@ def test_cgloopctl_options(t):
            ["-a", "--all", "-l", "--lazy"])
     got = expect("cgloopctl attach --", GLOBAL_LONG + [
         "--name", "--offset", "--sizelimit", "--read-only", "--direct-io", "--direct-io=",
-        "--sector-size", "--discard", "--mode", "--uid", "--gid", "--show"])
+        "--sector-size", "--discard", "--mode", "--uid", "--gid", "--lock", "--show"])
     check("--direct-io=" in got, "attach --direct-io= offered")
     expect("cgloopctl attach --dir", ["--direct-io", "--direct-io="])
     expect("cgloopctl attach --s", ["--sizelimit", "--sector-size", "--show", "--socket"])
@@ -222,9 +222,12 @@ def test_cgloopctl_option_values(t):
     expect("cgloopctl attach --sector-size 2", ["2048"])
     expect("cgloopctl attach --offset ", [])
     expect("cgloopctl attach --mode ", [])
+    expect("cgloopctl attach --lock ", ["auto", "on", "off"])
+    expect("cgloopctl attach --lock o", ["on", "off"])
     # -O: a comma-separated list, in the case it is typed in.
     expect("cgloopctl list -O ", ["NAME", "BACK-FILE", "OFFSET", "SIZELIMIT", "SIZE", "RO",
-                                  "DIO", "LOG-SEC", "DISCARD", "OPEN", "MODE", "UID", "GID"],
+                                  "DIO", "LOG-SEC", "DISCARD", "OPEN", "LOCK", "MODE", "UID",
+                                  "GID"],
            nospace=True)
     expect("cgloopctl list -O name,s", ["name,size", "name,sizelimit"])
     expect("cgloopctl list --output NAME,BACK", ["NAME,BACK-FILE"])

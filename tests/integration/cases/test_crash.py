@@ -445,9 +445,11 @@ def test_second_daemon_is_refused(t):
                  "mounts at the mount point")
         check(not os.path.exists(t.path("other.sock")), "the refused daemon left a socket")
 
+        # Another image: the first one's locks would refuse it before the socket.
         other = t.mkdir("other")
+        img2 = harness.make_image(t.path("b.img"), MiB)
         msg = harness.run_daemon_expect_failure(
-            t, ["-o", f"control={t.path('ctl.sock')}", img, other], 1)
+            t, ["-o", f"control={t.path('ctl.sock')}", img2, other], 1)
         check_eq(msg, f'cgloopfs: control socket "{t.path("ctl.sock")}": another cgloopfs is '
                       f'serving it', "second daemon on the control socket")
 
