@@ -358,19 +358,22 @@ def test_attach_detach_racing_with_readers(t):
     filled(b, MiB, ord("b"))
     solo = t.path("solo.img")
     harness.make_sparse(solo, MiB)
-    seconds = 20
+    # At least 20 s and 60 attach/detach rounds (the rounds start a cgloopctl
+    # each, slow under sanitizers on a loaded machine), at most 90 s.
+    seconds, rounds, most = 20, 60, 90
     with t.mount(solo) as m:
         mm = ["-m", m.mnt]
         x = m.path("x.img")
         base_fds = len(os.listdir(f"/proc/{m.pid}/fd"))
         base_threads = int([ln for ln in open(f"/proc/{m.pid}/status")
                             if ln.startswith("Threads:")][0].split()[1])
-        stop = time.monotonic() + seconds
+        start = time.monotonic()
+        done = threading.Event()
         errors = []
         counts = {"opens": 0, "enoent": 0, "attaches": 0}
 
         def reader():
-            while time.monotonic() < stop and not errors:
+            while not done.is_set() and not errors:
                 try:
                     fd = os.open(x, os.O_RDONLY)
                 except FileNotFoundError:
@@ -395,7 +398,7 @@ def test_attach_detach_racing_with_readers(t):
                     os.close(fd)
 
         def lister():
-            while time.monotonic() < stop and not errors:
+            while not done.is_set() and not errors:
                 try:
                     names = os.listdir(m.mnt)
                 except OSError as e:
@@ -410,7 +413,10 @@ def test_attach_detach_racing_with_readers(t):
             th.start()
         try:
             i = 0
-            while time.monotonic() < stop and not errors:
+            while not errors:
+                elapsed = time.monotonic() - start
+                if elapsed > most or (elapsed > seconds and counts["attaches"] >= rounds):
+                    break
                 src = a if i % 2 == 0 else b
                 r = ctl("attach", "--name", "x.img", src, *mm, check_rc=None)
                 if r.returncode != 0:
@@ -424,10 +430,11 @@ def test_attach_detach_racing_with_readers(t):
                     break
                 i += 1
         finally:
+            done.set()
             for th in threads:
                 th.join(30)
         check(not errors, "; ".join(errors[:5]))
-        check(counts["opens"] > 50 and counts["attaches"] > 50, f"too little happened: {counts}")
+        check(counts["opens"] > 50 and counts["attaches"] >= rounds, f"too little happened: {counts}")
         # Every handle is closed: the detached images are freed. What may remain are
         # pidfds of the readers (threads that have ended now): each session thread
         # keeps the callers it resolved until its next new caller
