@@ -23,7 +23,6 @@ std::string program_name = "cgloopfs";
 std::atomic<int> max_level{static_cast<int>(Level::info)};
 bool to_journal = false;
 bool to_syslog = false;
-std::mutex rate_mutex;
 
 /* JOURNAL_STREAM is "DEV:INO" of the stream systemd connected to stderr. */
 bool stderr_is_journal()
@@ -107,7 +106,7 @@ bool RateLimit::allow()
 
 bool RateLimit::allow_at(long long now_s)
 {
-	std::lock_guard<std::mutex> lock(rate_mutex);
+	MutexLocker lock(mutex_);
 	if (now_s - window_start_ >= static_cast<long long>(interval_s_)) {
 		window_start_ = now_s;
 		count_ = 0;
@@ -122,7 +121,7 @@ bool RateLimit::allow_at(long long now_s)
 
 unsigned RateLimit::suppressed_since_last()
 {
-	std::lock_guard<std::mutex> lock(rate_mutex);
+	MutexLocker lock(mutex_);
 	unsigned n = suppressed_;
 	suppressed_ = 0;
 	return n;

@@ -14,6 +14,8 @@
 
 #include <fmt/core.h>
 
+#include "common/mutex.hpp"
+
 namespace cgloopfs::log {
 
 enum class Level { error = 3, warning = 4, notice = 5, info = 6, debug = 7 };
@@ -71,9 +73,10 @@ public:
 private:
 	unsigned burst_;
 	unsigned interval_s_;
-	long long window_start_ = 0; /* guarded by an internal mutex in allow() */
-	unsigned count_ = 0;
-	unsigned suppressed_ = 0;
+	Mutex mutex_; /* a leaf: nothing is taken under it */
+	long long window_start_ CGL_GUARDED_BY(mutex_) = 0;
+	unsigned count_ CGL_GUARDED_BY(mutex_) = 0;
+	unsigned suppressed_ CGL_GUARDED_BY(mutex_) = 0;
 };
 
 } /* namespace cgloopfs::log */

@@ -105,8 +105,8 @@ uint32_t query_dio_align(int fd, bool is_block_device)
 BlockRangeLock::Guard::Guard(BlockRangeLock &lock, uint64_t begin, uint64_t end)
 	: lock_(lock), begin_(begin), end_(end)
 {
-	std::unique_lock<std::mutex> l(lock_.mutex_);
-	lock_.released_.wait(l, [&] {
+	MutexLocker l(lock_.mutex_);
+	lock_.released_.wait(l, [&]() CGL_NO_THREAD_SAFETY_ANALYSIS {
 		for (const auto &[b, e] : lock_.held_)
 			if (b < end_ && begin_ < e)
 				return false;
@@ -118,7 +118,7 @@ BlockRangeLock::Guard::Guard(BlockRangeLock &lock, uint64_t begin, uint64_t end)
 BlockRangeLock::Guard::~Guard()
 {
 	{
-		std::lock_guard<std::mutex> l(lock_.mutex_);
+		MutexLocker l(lock_.mutex_);
 		auto it = std::find(lock_.held_.begin(), lock_.held_.end(),
 				    std::make_pair(begin_, end_));
 		if (it != lock_.held_.end()) {

@@ -28,6 +28,7 @@
 #include <sys/types.h>
 
 #include "common/aligned_buffer.hpp"
+#include "common/mutex.hpp"
 #include "common/result.hpp"
 #include "common/unique_fd.hpp"
 #include "config/image_spec.hpp"
@@ -67,9 +68,9 @@ public:
 	};
 
 private:
-	std::mutex mutex_;
-	std::condition_variable released_;
-	std::vector<std::pair<uint64_t, uint64_t>> held_; /* guarded by mutex_ */
+	Mutex mutex_; /* a leaf: taken around the bookkeeping only, never across I/O */
+	ConditionVariable released_;
+	std::vector<std::pair<uint64_t, uint64_t>> held_ CGL_GUARDED_BY(mutex_);
 };
 
 /*

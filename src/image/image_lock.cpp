@@ -122,7 +122,7 @@ LockBits BackingLock::bits_for(unsigned readers, unsigned writers) const
 Result<LockState> BackingLock::acquire(const std::string &reopen_path, bool writable,
 				       bool block_device, bool required, Refusal *ret)
 {
-	std::lock_guard<std::mutex> l(mutex_);
+	MutexLocker l(mutex_);
 	auto refuse = [&](int err, LockConflict c = {}) -> Result<LockState> {
 		if (ret)
 			*ret = Refusal{err, c};
@@ -135,8 +135,8 @@ Result<LockState> BackingLock::acquire(const std::string &reopen_path, bool writ
 			return refuse(-errno);
 		opened_here = true;
 	}
-	/* Undo what this call did when it refuses. */
-	auto unwind = [&] {
+	/* Undo what this call did when it refuses (called with mutex_ held, as here). */
+	auto unwind = [&]() CGL_NO_THREAD_SAFETY_ANALYSIS {
 		if (opened_here)
 			fd_.reset();
 	};
@@ -184,7 +184,7 @@ Result<LockState> BackingLock::acquire(const std::string &reopen_path, bool writ
 
 void BackingLock::release(bool writable)
 {
-	std::lock_guard<std::mutex> l(mutex_);
+	MutexLocker l(mutex_);
 	unsigned readers = readers_ - (writable ? 0 : 1);
 	unsigned writers = writers_ - (writable ? 1 : 0);
 	if (fd_ && !unsupported_)

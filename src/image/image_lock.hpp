@@ -41,6 +41,7 @@
 
 #include <sys/types.h>
 
+#include "common/mutex.hpp"
 #include "common/result.hpp"
 #include "common/unique_fd.hpp"
 
@@ -137,12 +138,13 @@ public:
 private:
 	LockBits bits_for(unsigned readers, unsigned writers) const;
 
-	mutable std::mutex mutex_;
-	UniqueFd fd_;		   /* guarded by mutex_ */
-	UniqueFd claim_fd_;	   /* guarded by mutex_: O_EXCL, while a block device has writers */
-	unsigned readers_ = 0;	   /* guarded by mutex_ */
-	unsigned writers_ = 0;	   /* guarded by mutex_ */
-	bool unsupported_ = false; /* guarded by mutex_: the fs refused an OFD lock */
+	/* A leaf: nothing is taken under it. */
+	mutable Mutex mutex_;
+	UniqueFd fd_ CGL_GUARDED_BY(mutex_);
+	UniqueFd claim_fd_ CGL_GUARDED_BY(mutex_); /* O_EXCL, while a block device has writers */
+	unsigned readers_ CGL_GUARDED_BY(mutex_) = 0;
+	unsigned writers_ CGL_GUARDED_BY(mutex_) = 0;
+	bool unsupported_ CGL_GUARDED_BY(mutex_) = false; /* the fs refused an OFD lock */
 };
 
 } /* namespace cgloopfs::image */

@@ -10,7 +10,7 @@ namespace cgloopfs::image {
 
 Result<uint64_t> ImageTable::add(std::shared_ptr<BackingImage> image, std::string *ret_other)
 {
-	std::unique_lock lock(mutex_);
+	ExclusiveLocker lock(mutex_);
 	if (by_name_.count(image->name()))
 		return Errno{-EEXIST};
 	for (const auto &[name, e] : by_name_) {
@@ -29,7 +29,7 @@ Result<uint64_t> ImageTable::add(std::shared_ptr<BackingImage> image, std::strin
 
 Result<ImageEntry> ImageTable::remove(const std::string &name, bool lazy)
 {
-	std::unique_lock lock(mutex_);
+	ExclusiveLocker lock(mutex_);
 	auto it = by_name_.find(name);
 	if (it == by_name_.end())
 		return Errno{-ENOENT};
@@ -47,7 +47,7 @@ Result<ImageEntry> ImageTable::remove(const std::string &name, bool lazy)
 
 std::shared_ptr<BackingImage> ImageTable::find(uint64_t ino) const
 {
-	std::shared_lock lock(mutex_);
+	SharedLocker lock(mutex_);
 	auto it = by_ino_.find(ino);
 	if (it != by_ino_.end())
 		return it->second;
@@ -57,7 +57,7 @@ std::shared_ptr<BackingImage> ImageTable::find(uint64_t ino) const
 
 Result<ImageEntry> ImageTable::lookup(const std::string &name) const
 {
-	std::shared_lock lock(mutex_);
+	SharedLocker lock(mutex_);
 	auto it = by_name_.find(name);
 	if (it == by_name_.end())
 		return Errno{-ENOENT};
@@ -66,7 +66,7 @@ Result<ImageEntry> ImageTable::lookup(const std::string &name) const
 
 std::vector<ImageEntry> ImageTable::list() const
 {
-	std::shared_lock lock(mutex_);
+	SharedLocker lock(mutex_);
 	std::vector<ImageEntry> out;
 	out.reserve(by_name_.size());
 	for (const auto &[name, e] : by_name_)
@@ -76,7 +76,7 @@ std::vector<ImageEntry> ImageTable::list() const
 
 size_t ImageTable::count() const
 {
-	std::shared_lock lock(mutex_);
+	SharedLocker lock(mutex_);
 	return by_name_.size();
 }
 

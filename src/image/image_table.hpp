@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "backing_image.hpp"
+#include "common/mutex.hpp"
 
 namespace cgloopfs::image {
 
@@ -53,12 +54,13 @@ public:
 	size_t count() const;
 
 private:
-	mutable std::shared_mutex mutex_;
-	std::map<std::string, ImageEntry> by_name_;		   /* guarded by mutex_ */
-	std::map<uint64_t, std::shared_ptr<BackingImage>> by_ino_; /* guarded by mutex_ */
+	/* A leaf: nothing is taken under it, and no I/O runs under it. */
+	mutable SharedMutex mutex_;
+	std::map<std::string, ImageEntry> by_name_ CGL_GUARDED_BY(mutex_);
+	std::map<uint64_t, std::shared_ptr<BackingImage>> by_ino_ CGL_GUARDED_BY(mutex_);
 	/* Detached while open: still reachable by inode (fstat) until the last close. */
-	std::map<uint64_t, std::weak_ptr<BackingImage>> detached_; /* guarded by mutex_ */
-	uint64_t next_ino_ = root_ino + 1;			   /* guarded by mutex_ */
+	std::map<uint64_t, std::weak_ptr<BackingImage>> detached_ CGL_GUARDED_BY(mutex_);
+	uint64_t next_ino_ CGL_GUARDED_BY(mutex_) = root_ino + 1;
 };
 
 /*
