@@ -179,7 +179,13 @@ def main():
             loopdev = subprocess.run(["losetup", "--find", "--show", "--direct-io=on", image],
                                      capture_output=True, text=True, check=True).stdout.strip()
             files["loop"] = loopdev
-        for name, opts in (("cgroup", "dispatch=cgroup"), ("single", "dispatch=single")):
+        # Both daemons serve the same image (the same bytes for both), one at a
+        # time: their image locks would refuse the second one, so they take
+        # none (lock=off, where the binary measured knows it).
+        help_text = subprocess.run([binary, "--help"], capture_output=True, text=True).stdout
+        no_lock = ",lock=off" if "lock=" in help_text else ""
+        for name, opts in (("cgroup", "dispatch=cgroup" + no_lock),
+                           ("single", "dispatch=single" + no_lock)):
             if name in targets:
                 mounts[name] = Cgloopfs(binary, image, opts, tmp)
                 files[name] = mounts[name].file

@@ -144,6 +144,7 @@ constinit const OptionSpec mount_option_rows[] = {
 	 .ours = true,
 	 .kind = OptionKind::choice,
 	 .def = 0,
+	 .runtime = true,
 	 .set = set_lock},
 	{.name = "control",
 	 .metavar = "PATH",

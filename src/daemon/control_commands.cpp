@@ -234,7 +234,7 @@ json attach(fuse::Filesystem &fs, const json &args)
 {
 	config::ImageSpec spec = attach_spec(args);
 	try {
-		auto img = image::BackingImage::open(spec, fs.options.read_only, fs.options.lock);
+		auto img = image::BackingImage::open(spec, fs.options.read_only, fs.attach_lock);
 		if (fs.mount_dev != 0 && img->backing_dev() == fs.mount_dev)
 			throw config::ConfigError(
 				fmt::format("{}path \"{}\": is inside this cgloopfs mount",
@@ -318,7 +318,8 @@ json settings_json(fuse::Filesystem &fs)
 	auto c = fs.dispatch.config();
 	return {{"idle_timeout", c.idle_timeout_ns / 1000000000},
 		{"max_workers", c.max_workers},
-		{"worker_depth", c.worker_depth}};
+		{"worker_depth", c.worker_depth},
+		{"lock", config::lock_mode_name(fs.attach_lock)}};
 }
 
 /*
@@ -335,6 +336,7 @@ json set_settings(fuse::Filesystem &fs, const json &args)
 	tmp.idle_timeout = static_cast<uint32_t>(c.idle_timeout_ns / 1000000000);
 	tmp.max_workers = c.max_workers;
 	tmp.worker_depth = c.worker_depth;
+	tmp.lock = fs.attach_lock;
 	for (auto kv = it->begin(); kv != it->end(); ++kv) {
 		const std::string &key = kv.key();
 		const config::OptionSpec *spec = config::find_mount_option(key);
@@ -352,6 +354,7 @@ json set_settings(fuse::Filesystem &fs, const json &args)
 	}
 	fs.dispatch.set_limits(static_cast<int64_t>(tmp.idle_timeout) * 1000000000, tmp.max_workers,
 			       tmp.worker_depth);
+	fs.attach_lock = tmp.lock; /* for images attached from now on */
 	return settings_json(fs);
 }
 

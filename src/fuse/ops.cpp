@@ -46,7 +46,7 @@ struct DirSnapshot {
 void forget_file(Filesystem &fs, OpenFile *file)
 {
 	{
-		std::lock_guard<std::mutex> l(fs.files_mutex);
+		MutexLocker l(fs.files_mutex);
 		fs.open_files.erase(file);
 	}
 	file->image->closed();
@@ -231,7 +231,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) noexcept
 				      ? fs.resolver.cgroup_id(ctx->pid)
 				      : 0;
 		file = new OpenFile{img, writable, cg, ctx->pid};
-		std::lock_guard<std::mutex> l(fs.files_mutex);
+		MutexLocker l(fs.files_mutex);
 		fs.open_files.insert(file);
 	} catch (const std::bad_alloc &) {
 		delete file;
@@ -555,7 +555,7 @@ void op_removexattr(fuse_req_t req, fuse_ino_t, const char *) noexcept
 
 void Filesystem::close_all_files()
 {
-	std::lock_guard<std::mutex> l(files_mutex);
+	MutexLocker l(files_mutex);
 	for (void *f : open_files)
 		delete static_cast<OpenFile *>(f);
 	open_files.clear();
@@ -563,7 +563,7 @@ void Filesystem::close_all_files()
 
 size_t Filesystem::open_handles()
 {
-	std::lock_guard<std::mutex> l(files_mutex);
+	MutexLocker l(files_mutex);
 	return open_files.size();
 }
 

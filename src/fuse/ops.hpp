@@ -21,6 +21,7 @@
 #include <fuse_lowlevel.h>
 
 #include "cgroup/resolver.hpp"
+#include "common/mutex.hpp"
 #include "common/names.hpp"
 #include "config/mount_options.hpp"
 #include "dispatch/dispatcher.hpp"
@@ -45,6 +46,11 @@ struct Filesystem {
 	RequestPool pool{256};
 	PayloadPool payloads{static_cast<size_t>(options.max_queued / PayloadPool::max_payload),
 			     16};
+	/*
+	 * lock= of the images attached from now on that do not say: -o lock, then
+	 * `cgloopctl set lock=`. Read and written by the control thread only.
+	 */
+	config::LockMode attach_lock = options.lock;
 	std::string control_path;	 /* shown as an xattr of the root directory */
 	fuse_session *session = nullptr; /* for invalidations; set once mounted */
 	dev_t mount_dev = 0;		 /* st_dev of files in this mount */
@@ -55,8 +61,8 @@ struct Filesystem {
 	 * Handles the kernel has not released yet; freed by close_all_files()
 	 * when the session ends with files still open (no RELEASE will come).
 	 */
-	std::mutex files_mutex;
-	std::unordered_set<void *> open_files; /* guarded by files_mutex */
+	Mutex files_mutex; /* a leaf */
+	std::unordered_set<void *> open_files CGL_GUARDED_BY(files_mutex);
 
 	void close_all_files();
 	size_t open_handles();

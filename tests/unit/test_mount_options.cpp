@@ -629,7 +629,7 @@ TEST_CASE("default_and_range and runtime_option_names: what --help and set show"
 	CHECK(default_and_range(*find_mount_option("dispatch")) == "cgroup");
 	CHECK(default_and_range(*find_mount_option("control")) == "/run/cgloopfs/MOUNT.sock");
 	CHECK(default_and_range(*find_mount_option("ro")).empty());
-	CHECK(runtime_option_names() == "idle_timeout, max_workers, worker_depth");
+	CHECK(runtime_option_names() == "idle_timeout, max_workers, worker_depth, lock");
 	CHECK(find_mount_option("nope") == nullptr);
 }
 

@@ -348,6 +348,17 @@ def test_lock_off_serves_despite_a_holder(t):
         ctl("attach", "--lock=auto", "--name", "x", img, "-m", m.mnt, check_rc=1)
         ctl("attach", "--lock=off", "--name", "again", img, "-m", m.mnt)
         check_eq(list_json(m.mnt)["again"]["locked"], "off", "attach --lock=off")
+        # cgloopctl set lock=off: the default of images attached from now on.
+        ctl("detach", "again", "-m", m.mnt)
+        ctl("set", "lock=off", "-m", m.mnt)
+        ctl("attach", "--name", "by-default", img, "-m", m.mnt)
+        got = list_json(m.mnt)
+        check_eq((got["by-default"]["locked"], got["free.img"]["locked"]), ("off", True),
+                 "set lock=off: new images only")
+        ctl("detach", "by-default", "-m", m.mnt)
+        ctl("set", "lock=auto", "-m", m.mnt)
+        r = ctl("attach", "--name", "y", img, "-m", m.mnt, check_rc=1)
+        check("open for writing" in r.stderr, f"after set lock=auto: {r.stderr}")
     harness.run_daemon_expect_failure(t, ["-o", "lock=maybe", img, t.mkdir("m2")], 2,
                                       must_contain=['option "lock=maybe"'])
 
