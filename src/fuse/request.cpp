@@ -292,9 +292,9 @@ dispatch::JobOutcome IoRequest::run(dispatch::WorkerContext &ctx) noexcept
 	}
 	{
 		MutexLocker l(mutex_);
+		/* Answered already (interrupted or cancelled): nothing to run. */
 		if (state_.load(std::memory_order_relaxed) != State::queued)
-			return dispatch::
-				JobOutcome{}; /* answered already (interrupted or cancelled) */
+			return dispatch::JobOutcome{};
 		state_.store(State::running, std::memory_order_relaxed);
 	}
 	complete(ctx, perform(ctx), out);

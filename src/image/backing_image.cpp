@@ -445,9 +445,9 @@ std::optional<std::span<const char>> BackingImage::mapped_range(uint64_t pos, si
 	if (fstat(fd_.get(), &st) < 0 || static_cast<uint64_t>(st.st_size) < bpos + n)
 		return std::nullopt;
 	const char *p = map_ + (bpos - map_offset_);
+	/* A fault would fill a hole with new memory: pread reads zeros instead. */
 	if (map_fills_holes_ && !all_in_memory(p, n))
-		return std::
-			nullopt; /* a fault would fill a hole with new memory: pread reads zeros */
+		return std::nullopt;
 	return std::span<const char>(p, n);
 }
 
