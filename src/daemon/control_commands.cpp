@@ -46,20 +46,42 @@ json workers_json(fuse::Filesystem &fs)
 	return out;
 }
 
+/*
+ * The histogram's non-empty buckets as [upper bound in ns, count] pairs,
+ * in order: counts since the cgroup's statistics began, so two readings a
+ * moment apart give the latencies of the requests in between.
+ */
+json latency_buckets_json(const dispatch::LatencyHistogram &h)
+{
+	json out = json::array();
+	for (unsigned b = 0; b < dispatch::LatencyHistogram::buckets; b++) {
+		if (uint64_t n = h.bucket_count(b))
+			out.push_back(
+				json::array({dispatch::LatencyHistogram::bucket_upper(b), n}));
+	}
+	return out;
+}
+
 json stats_json(fuse::Filesystem &fs)
 {
 	dispatch::SteadyClock clock;
 	int64_t now = clock.now_ns();
+	/* The live workers' queues, by cgroup id. */
 	json live = json::object();
 	for (const auto &w : fs.dispatch.workers())
-		live[std::to_string(w.cgroup_id)] = true;
+		live[std::to_string(w.cgroup_id)] = {{"queued", w.queued},
+						     {"in_flight", w.in_flight}};
 	json cgroups = json::array();
 	for (const auto &s : fs.dispatch.stats()) {
 		constexpr auto r = std::memory_order_relaxed;
+		auto id = std::to_string(s->id);
+		bool has_worker = live.contains(id);
 		cgroups.push_back({
 			{"cgroup", s->id == 0 ? "(root queue)" : (s->path.empty() ? "?" : s->path)},
 			{"cgroup_id", s->id},
-			{"worker", live.contains(std::to_string(s->id))},
+			{"worker", has_worker},
+			{"queued", has_worker ? live[id]["queued"] : json(0)},
+			{"in_flight", has_worker ? live[id]["in_flight"] : json(0)},
 			{"reads", s->reads.load(r)},
 			{"writes", s->writes.load(r)},
 			{"syncs", s->syncs.load(r)},
@@ -69,6 +91,7 @@ json stats_json(fuse::Filesystem &fs)
 			{"errors", s->errors.load(r)},
 			{"latency_p50_us", static_cast<double>(s->latency.quantile(0.50)) / 1e3},
 			{"latency_p99_us", static_cast<double>(s->latency.quantile(0.99)) / 1e3},
+			{"latency_buckets", latency_buckets_json(s->latency)},
 			{"idle_seconds", seconds_since(s->last_active_ns.load(r), now)},
 		});
 	}

@@ -33,6 +33,11 @@ public:
 	/* The q-quantile (0 < q <= 1) in nanoseconds; 0 when empty. */
 	uint64_t quantile(double q) const;
 	uint64_t count() const;
+	/* The requests counted in bucket `b` (< buckets). */
+	uint64_t bucket_count(unsigned b) const
+	{
+		return counts_[b].load(std::memory_order_relaxed);
+	}
 
 	static unsigned bucket_of(uint64_t ns);
 	static uint64_t bucket_upper(unsigned bucket);

@@ -253,6 +253,13 @@ def test_worker_cap_sends_the_rest_to_the_root_queue(t):
         st = ctl_mount(m.mnt, "stats")
         check(st["root_fallbacks"] > 0, "nothing went to the root queue")
         check(all(s["errors"] == 0 for s in st["cgroups"]), f"errors: {st}")
+        for s in st["cgroups"]:
+            ops = s["reads"] + s["writes"] + s["syncs"] + s["discards"]
+            in_buckets = sum(n for _, n in s["latency_buckets"])
+            check(in_buckets >= ops, f"{s['cgroup']}: {ops} requests, {in_buckets} in the histogram")
+            uppers = [u for u, _ in s["latency_buckets"]]
+            check_eq(uppers, sorted(set(uppers)), "bucket bounds ascending")
+            check(s["queued"] >= 0 and s["in_flight"] >= 0, "queued and in_flight present")
         root = [w for w in ctl_mount(m.mnt, "workers") if w["root"]][0]
         check(root["served"] > 0, "the root queue served nothing")
     with open(img, "rb") as b:
