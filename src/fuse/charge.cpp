@@ -216,6 +216,30 @@ char *ChargeHost::buffer(unsigned slot) const
 	return shm_ + page + slot * slot_stride + page;
 }
 
+bool ChargeHost::dying() const noexcept
+{
+	/*
+	 * Killed while a thread of it waits in a request of a stalled backing
+	 * store (a FUSE or network file system: uninterruptible once sent), a
+	 * process cannot finish exiting, so its pidfd stays quiet; but its main
+	 * thread has exited (state Z). The pid is not reused meanwhile.
+	 */
+	char path[64];
+	std::snprintf(path, sizeof(path), "/proc/%d/stat", pid_);
+	FILE *f = std::fopen(path, "re");
+	if (!f)
+		return dead();
+	char buf[512] = {};
+	size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
+	std::fclose(f);
+	const char *paren = std::strrchr(buf, ')');
+	if (n == 0 || !paren || paren[1] != ' ')
+		return dead();
+	if (paren[2] == 'Z' || paren[2] == 'X')
+		dead_.store(true, std::memory_order_relaxed);
+	return dead();
+}
+
 bool ChargeHost::dead() const noexcept
 {
 	if (dead_.load(std::memory_order_relaxed))
@@ -525,7 +549,7 @@ ChargeHost::Answer ChargeHost::call(unsigned slot, const image::BackingImage &im
 		uint32_t d = c->done.load(std::memory_order_acquire);
 		if (d == seq)
 			break;
-		if (dead()) {
+		if (dying()) {
 			/* Not taken: nothing was done, the daemon may do it. */
 			a.started = c->taken.load(std::memory_order_acquire) == seq;
 			return a;
@@ -756,6 +780,31 @@ void drop_privileges()
 
 [[noreturn]] void charge_worker_main();
 
+namespace {
+
+/* Is the pids cgroup at `dir` (if it is one) over its pids.max? */
+bool over_pids_max(const char *dir)
+{
+	auto read_number = [](const std::string &path, uint64_t &v) {
+		FILE *f = std::fopen(path.c_str(), "re");
+		if (!f)
+			return false;
+		char buf[32] = {};
+		bool ok = std::fgets(buf, sizeof(buf), f) != nullptr;
+		std::fclose(f);
+		if (!ok || std::strncmp(buf, "max", 3) == 0)
+			return false;
+		v = std::strtoull(buf, nullptr, 10);
+		return true;
+	};
+	uint64_t max = 0, current = 0;
+	std::string d(dir);
+	return read_number(d + "/pids.max", max) && read_number(d + "/pids.current", current) &&
+	       current > max;
+}
+
+} /* namespace */
+
 void charge_maker_main()
 {
 	/* 3: the socket to the daemon; nothing else. */
@@ -807,6 +856,20 @@ void charge_maker_main()
 					_exit(2);
 				}
 				close(fd);
+				/*
+				 * A v1 pids cgroup lets a process in over its pids.max
+				 * (moving is not forking): a host that makes it go over
+				 * leaves, as its fork would have failed on cgroup v2.
+				 */
+				if (over_pids_max(dir)) {
+					if (hdr) {
+						hdr->error = EAGAIN;
+						hdr->failed_dir = static_cast<int32_t>(i);
+						hdr->state.store(2);
+						futex_wake(&hdr->state);
+					}
+					_exit(2);
+				}
 				dir += std::strlen(dir) + 1;
 			}
 			if (p != MAP_FAILED)

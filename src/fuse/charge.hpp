@@ -82,6 +82,8 @@ public:
 
 	int pid() const noexcept override { return pid_; }
 	bool dead() const noexcept override;
+	/* dead(), or killed and unable to finish exiting (a thread stuck in I/O). */
+	bool dying() const noexcept;
 
 	/* How a call went. */
 	struct Answer {

@@ -454,6 +454,8 @@ def test_cgloopctl_tables_and_errors(t):
     cg = t.cgroup()
     a = cg.child("a")
     with t.mount(img) as m:
+        # A process that stays in the cgroup: a charged worker process stays with it.
+        holder = cg.popen(a, ["sleep", "60"])
         run_io(cg, a, m.path("h.img"), "write", 0, 65536)
         r = ctl_mount(m.mnt, "workers", json_out=False)
         lines = r.stdout.splitlines()
@@ -466,6 +468,8 @@ def test_cgloopctl_tables_and_errors(t):
         check(row[0][5].isdigit() and row[0][6] == "yes", f"row {row[0]}")
         r = ctl_mount(m.mnt, "stats", json_out=False)
         check("P99" in r.stdout.splitlines()[0], "stats header")
+        holder.kill()
+        holder.wait()
     r = subprocess.run([CGLOOPCTL, "workers", m.mnt], capture_output=True, text=True)
     check(r.returncode == 1 and "not a cgloopfs mount point" in r.stderr,
           f"unmounted: {r.returncode} {r.stderr!r}")
