@@ -638,9 +638,18 @@ void serve_slot(HostState &h, unsigned slot)
 			continue;
 		}
 		seen = now;
-		if (h.header->state.load(std::memory_order_acquire) == 3)
-			continue; /* leaving: the daemon does it, seeing this one not taken */
-		c->taken.store(seen, std::memory_order_release);
+		/*
+		 * Take it, then look whether the host is leaving; leave() sets
+		 * that, then looks at what was taken (both sequentially
+		 * consistent: one of the two sees the other). Leaving: give it
+		 * back; the daemon does it, seeing it not taken.
+		 */
+		uint32_t before = c->taken.load(std::memory_order_relaxed);
+		c->taken.store(seen, std::memory_order_seq_cst);
+		if (h.header->state.load(std::memory_order_seq_cst) == 3) {
+			c->taken.store(before, std::memory_order_seq_cst);
+			continue;
+		}
 		IoResult r{-EIO, {}};
 		auto img = find_image(h, c->serial);
 		if (img) {
@@ -749,18 +758,26 @@ private:
 /* Stop taking requests, let the ones taken finish, and go. */
 [[noreturn]] void leave(HostState &h)
 {
-	h.header->state.store(3, std::memory_order_release);
-	for (unsigned s = 0; s < host_slots; s++) {
-		SlotControl *c = slot_control(h, s);
-		if (c->ready.load() != 1)
-			continue;
-		/* A request taken is finished (the answer is already on its way). */
-		for (int i = 0; i < 3000; i++) {
-			uint32_t t = c->taken.load(std::memory_order_acquire);
-			if (c->done.load(std::memory_order_acquire) == t)
-				break;
-			usleep(1000);
+	h.header->state.store(3, std::memory_order_seq_cst);
+	/*
+	 * Twice: a slot thread that took a request just as we looked gives it
+	 * back (it sees the state) within a moment; the second pass waits for
+	 * that.
+	 */
+	for (int pass = 0; pass < 2; pass++) {
+		for (unsigned s = 0; s < host_slots; s++) {
+			SlotControl *c = slot_control(h, s);
+			if (c->ready.load() != 1)
+				continue;
+			/* A request taken is finished (the answer is already on its way). */
+			for (int i = 0; i < 3000; i++) {
+				uint32_t t = c->taken.load(std::memory_order_seq_cst);
+				if (c->done.load(std::memory_order_acquire) == t)
+					break;
+				usleep(1000);
+			}
 		}
+		usleep(2000);
 	}
 	_exit(0);
 }
