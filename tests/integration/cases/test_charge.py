@@ -297,7 +297,7 @@ def test_page_cache_is_charged_to_the_reader(t):
         os.path.join(small.v2, "memory.max")
     with open(limit_file, "w") as f:
         f.write(str(64 * MiB))
-    with t.mount(img) as m:
+    with t.mount(img, opts="charge=cgroup") as m:
         drop_cache(img)
         small.run(["dd", f"if={m.path('mem.img')}", "of=/dev/null", "bs=1M", "status=none"])
         peak_file = small.file("memory", "memory.max_usage_in_bytes") or \
@@ -344,7 +344,7 @@ def test_killed_worker_process(t):
     gate = harness.Gate(t, 64 * MiB, 32 * MiB)
     cg = t.cgroup()
     a, b = Group(t, cg, "a"), Group(t, cg, "b")
-    with t.mount(gate.disk, opts="request_timeout=60") as m:
+    with t.mount(gate.disk, opts="request_timeout=60,charge=cgroup") as m:
         f = m.path("disk")
         # A process that stays in A: its worker process stays with it.
         holder = a.popen(["sleep", "60"])
@@ -388,7 +388,8 @@ def test_a_worker_process_that_cannot_be_made(t):
     enable_v2_controllers(cg)
     a = Group(t, cg, "a")
     pids_max = a.file("pids", "pids.max") or os.path.join(a.v2, "pids.max")
-    with t.mount(img, allow_stderr=r"cannot serve cgroup .* from a process in its cgroups") as m:
+    with t.mount(img, opts="charge=cgroup",
+                 allow_stderr=r"cannot serve cgroup .* from a process in its cgroups") as m:
         f = m.path("pm.img")
         # A shell and its dd, nothing more: no room for a worker process.
         r = subprocess.run(["sh", "-c", f"echo 2 > {pids_max}; for i in 1 2 3; do "
@@ -413,7 +414,7 @@ def test_worker_process_leaves_with_its_cgroup(t):
     harness.make_sparse(img, 16 * MiB)
     cg = t.cgroup()
     a = Group(t, cg, "a")
-    with t.mount(img, opts="idle_timeout=2") as m:
+    with t.mount(img, opts="idle_timeout=2,charge=cgroup") as m:
         f = m.path("l.img")
         a.run(["dd", f"if={f}", "of=/dev/null", "bs=64k", "count=4", "status=none"])
         pid = worker_of(m.mnt, a)["pid"]

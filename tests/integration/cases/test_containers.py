@@ -104,7 +104,7 @@ def exercise(t, runtime):
     img = t.path("c.img")
     harness.make_sparse(img, 64 * MiB)
     state = t.mkdir(f"{runtime}-state")
-    with t.mount(img) as m:
+    with t.mount(img, opts="charge=cgroup") as m:
         # I/O, a pause the test looks in, more I/O, and out.
         script = ("dd if=/data/c.img of=/dev/null bs=64k count=64 2>/dev/null && "
                   "dd if=/dev/zero of=/data/c.img bs=64k count=16 conv=notrunc 2>/dev/null && "

@@ -453,7 +453,7 @@ def test_cgloopctl_tables_and_errors(t):
     harness.make_sparse(img, 4 * MiB)
     cg = t.cgroup()
     a = cg.child("a")
-    with t.mount(img) as m:
+    with t.mount(img, opts="charge=cgroup") as m:
         # A process that stays in the cgroup: a charged worker process stays with it.
         holder = cg.popen(a, ["sleep", "60"])
         run_io(cg, a, m.path("h.img"), "write", 0, 65536)
@@ -464,7 +464,7 @@ def test_cgloopctl_tables_and_errors(t):
         check(any(ln.startswith("(root queue)") for ln in lines), "no root queue row")
         row = [ln.split() for ln in lines if ln.startswith(cg.rel(a))]
         check(len(row) == 1, "no row for the cgroup")
-        # charge=cgroup (the default): its worker is a process, shown with its pid.
+        # charge=cgroup: its worker is a process, shown with its pid.
         check(row[0][5].isdigit() and row[0][6] == "yes", f"row {row[0]}")
         r = ctl_mount(m.mnt, "stats", json_out=False)
         check("P99" in r.stdout.splitlines()[0], "stats header")
