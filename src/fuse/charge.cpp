@@ -32,6 +32,7 @@
 #include <fmt/core.h>
 
 #include "cgroup/placement.hpp"
+#include "common/clock.hpp"
 #include "common/errno_util.hpp"
 #include "request.hpp"
 
@@ -97,32 +98,6 @@ void futex_wake(std::atomic<uint32_t> *word)
 {
 	syscall(SYS_futex, reinterpret_cast<uint32_t *>(word), FUTEX_WAKE, INT_MAX, nullptr,
 		nullptr, 0);
-}
-
-bool send_message(int sock, const Message &m, const int *fds, size_t nfds)
-{
-	struct iovec iov = {const_cast<Message *>(&m), sizeof(m)};
-	struct msghdr mh = {};
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	alignas(struct cmsghdr) char ctl[CMSG_SPACE(2 * sizeof(int))] = {};
-	if (nfds > 0) {
-		mh.msg_control = ctl;
-		mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-		std::memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
-	}
-	for (;;) {
-		ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
-		if (n == static_cast<ssize_t>(sizeof(m)))
-			return true;
-		if (n < 0 && errno == EINTR)
-			continue;
-		return false;
-	}
 }
 
 bool send_blob(int sock, const void *data, size_t len, const int *fds, size_t nfds)
@@ -228,19 +203,35 @@ bool ChargeHost::dying() const noexcept
 	std::snprintf(path, sizeof(path), "/proc/%d/stat", pid_);
 	FILE *f = std::fopen(path, "re");
 	if (!f)
-		return dead();
+		return poll_dead();
 	char buf[512] = {};
 	size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
 	std::fclose(f);
 	const char *paren = std::strrchr(buf, ')');
 	if (n == 0 || !paren || paren[1] != ' ')
-		return dead();
+		return poll_dead();
 	if (paren[2] == 'Z' || paren[2] == 'X')
 		dead_.store(true, std::memory_order_relaxed);
-	return dead();
+	return poll_dead();
 }
 
 bool ChargeHost::dead() const noexcept
+{
+	if (dead_.load(std::memory_order_relaxed))
+		return true;
+	/*
+	 * Asked per request: the pidfd is polled at most every 20 ms. A host
+	 * that died meanwhile is found by the request posted to it, which
+	 * sees it not taken and is served here.
+	 */
+	int64_t now = monotonic_ns();
+	if (now - last_poll_ns_.load(std::memory_order_relaxed) < 20 * 1000000LL)
+		return false;
+	last_poll_ns_.store(now, std::memory_order_relaxed);
+	return poll_dead();
+}
+
+bool ChargeHost::poll_dead() const noexcept
 {
 	if (dead_.load(std::memory_order_relaxed))
 		return true;
@@ -394,13 +385,13 @@ std::shared_ptr<ChargeHost> HostMaker::spawn(pid_t caller, std::string &error)
 	/* Wait until it serves, failed, or died (5 s at most). */
 	for (int i = 0; i < 50; i++) {
 		uint32_t st = hdr->state.load();
-		if (st != 0 || host->dead())
+		if (st != 0 || host->poll_dead())
 			break;
 		futex_wait(&hdr->state, 0, wait_step_ns);
 	}
 	if (hdr->state.load() != 1) {
 		int err = hdr->error;
-		if (hdr->state.load() == 0 && !host->dead())
+		if (hdr->state.load() == 0 && !host->poll_dead())
 			error = "it did not start within 5 s";
 		else if (hdr->failed_dir >= 0 &&
 			 static_cast<size_t>(hdr->failed_dir) < place->v1_dirs.size())
@@ -460,7 +451,7 @@ void ChargeHost::send_forget(uint64_t serial)
 	Message m = {};
 	m.type = Msg::forget;
 	m.serial = serial;
-	(void)send_message(socket_.get(), m, nullptr, 0);
+	(void)send_blob(socket_.get(), &m, sizeof(m), nullptr, 0);
 }
 
 bool ChargeHost::send_image(const image::BackingImage &img)
@@ -472,7 +463,7 @@ bool ChargeHost::send_image(const image::BackingImage &img)
 	m.serial = img.serial();
 	std::vector<int> fds;
 	m.info = img.replica_info(fds);
-	if (!send_message(socket_.get(), m, fds.data(), fds.size()))
+	if (!send_blob(socket_.get(), &m, sizeof(m), fds.data(), fds.size()))
 		return false;
 	images_.insert(img.serial());
 	return true;
@@ -485,7 +476,7 @@ bool ChargeHost::start_slot(unsigned slot)
 	Message m = {};
 	m.type = Msg::start;
 	m.slot = slot;
-	if (!send_message(socket_.get(), m, nullptr, 0))
+	if (!send_blob(socket_.get(), &m, sizeof(m), nullptr, 0))
 		return false;
 	started_ |= uint64_t{1} << slot;
 	return true;
@@ -506,7 +497,7 @@ bool ChargeHost::prepare(unsigned slot, const image::BackingImage &img)
 		uint32_t r = c->ready.load(std::memory_order_acquire);
 		if (r == 1)
 			return true;
-		if (r == 2 || dead())
+		if (r == 2 || poll_dead())
 			return false;
 		futex_wait(&c->ready, 0, wait_step_ns);
 	}
@@ -937,27 +928,13 @@ void charge_worker_main()
 		if (!members.wait_for_message(3))
 			leave(h); /* the cgroup's other members are gone */
 		Message m;
-		struct iovec iov = {&m, sizeof(m)};
-		struct msghdr mh = {};
-		mh.msg_iov = &iov;
-		mh.msg_iovlen = 1;
-		alignas(struct cmsghdr) char ctl[CMSG_SPACE(2 * sizeof(int))] = {};
-		mh.msg_control = ctl;
-		mh.msg_controllen = sizeof(ctl);
-		ssize_t n = recvmsg(3, &mh, MSG_CMSG_CLOEXEC);
-		if (n < 0 && errno == EINTR)
-			continue;
+		int fds[4] = {-1, -1, -1, -1};
+		size_t nfds = 0;
+		ssize_t n = recv_blob_fds(3, &m, sizeof(m), fds, nfds);
 		if (n <= 0)
 			_exit(0); /* the daemon is gone, or let us go */
-		int fds[2] = {-1, -1};
-		size_t nfds = 0;
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-				nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-				nfds = nfds > 2 ? 2 : nfds;
-				std::memcpy(fds, CMSG_DATA(c), nfds * sizeof(int));
-			}
-		}
+		for (size_t i = 2; i < nfds; i++)
+			close(fds[i]);
 		if (n != static_cast<ssize_t>(sizeof(m)))
 			continue;
 		switch (m.type) {

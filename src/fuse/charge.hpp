@@ -116,6 +116,7 @@ public:
 private:
 	friend class HostMaker;
 	ChargeHost() = default;
+	bool poll_dead() const noexcept; /* dead(), asking the pidfd now */
 	bool send_image(const image::BackingImage &img) CGL_REQUIRES(mutex_);
 	void send_forget(uint64_t serial) CGL_EXCLUDES(mutex_);
 	bool start_slot(unsigned slot) CGL_REQUIRES(mutex_);
@@ -128,6 +129,7 @@ private:
 	char *shm_ = nullptr; /* the shared file, mapped */
 	size_t shm_len_ = 0;
 	mutable std::atomic<bool> dead_{false};
+	mutable std::atomic<int64_t> last_poll_ns_{0}; /* dead() polls the pidfd this rarely */
 
 	/* A leaf (see dispatch/dispatcher.hpp), under the host registry's mutex. */
 	Mutex mutex_;
