@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0-or-later
 """The cgloopfs benchmark: fio against the raw backing file, the kernel loop
-device and cgloopfs (dispatch=cgroup and dispatch=single), in one run, on the
-same image, and a table of ratios against raw and against the loop device.
+device and cgloopfs (dispatch=cgroup with charge=cgroup, the default; with
+charge=none, target "nocharge"; and dispatch=single), in one run, on the same
+image, and a table of ratios against raw and against the loop device.
 
     ./bench/run.py [--disk] [--seconds N] [--jobs seqread,seqwrite,randread,randwrite]
                    [--no-isolation] [--binary PATH]
 
 Builds in release mode (build-bench/), makes a 1 GiB image on tmpfs (/dev/shm;
 --disk: /var/tmp), and runs fio with O_DIRECT inside a child cgroup of its own,
-so dispatch=cgroup serves it from a per-cgroup worker. Run as root.
+so dispatch=cgroup serves it from a per-cgroup worker. Each cgroup is also made
+in the cgroup v1 cpu, cpuacct, blkio and memory hierarchies where the host has
+them, and fio joins those too, as a container runtime would place it; with
+charge=cgroup the worker process joins them as well. Run as root.
 
 The isolation benchmark then runs, under dispatch=cgroup and dispatch=single:
 cgroup B reads 4 KiB at random at 200 IOPS, alone and while cgroup A runs four
@@ -73,10 +77,33 @@ def fio_command(target, job, seconds, size, extra=()):
             "--group_reporting", "--output-format=json", "--randrepeat=0", *extra]
 
 
+V1_FOR_CHARGE = ("cpu", "cpuacct", "blkio", "memory")
+
+
+def v1_dirs(cg):
+    """The directories of a cgroup named as `cg` in this host's v1 hierarchies
+    (cpu, cpuacct, blkio, memory), one per hierarchy."""
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            r = right.split()
+            if len(r) < 3 or r[0] != "cgroup":
+                continue
+            if any(o in V1_FOR_CHARGE for o in r[2].split(",")):
+                d = os.path.join(left.split()[4], os.path.basename(cg))
+                if d not in out:
+                    out.append(d)
+    return out
+
+
 def in_cgroup(cg):
+    dirs = [cg] + v1_dirs(cg)
+
     def enter():
-        with open(os.path.join(cg, "cgroup.procs"), "w") as f:
-            f.write(str(os.getpid()))
+        for d in dirs:
+            with open(os.path.join(d, "cgroup.procs"), "w") as f:
+                f.write("0")
     return enter
 
 
@@ -86,7 +113,8 @@ def fio_result(out, target):
     return json.loads(out.stdout[out.stdout.index("{"):])["jobs"][0]
 
 
-def run_fio(cg, target, job, seconds, size, extra=()):
+def run_fio(cg, target, job, seconds, size, extra=(), tail=None):
+    """(result, p99 in us); `tail`, a dict, also gets p99, p99.9 and max (us)."""
     spec = JOBS[job]
     out = subprocess.run(fio_command(target, job, seconds, size, extra), capture_output=True,
                          text=True, preexec_fn=in_cgroup(cg))
@@ -96,21 +124,30 @@ def run_fio(cg, target, job, seconds, size, extra=()):
         value = side["bw_bytes"] / (1 << 20)
     else:
         value = side["iops"]
-    p99 = side["clat_ns"]["percentile"].get("99.000000", 0) / 1000.0
+    pct = side["clat_ns"]["percentile"]
+    p99 = pct.get("99.000000", 0) / 1000.0
+    if tail is not None:
+        tail.update(p99=p99, p999=pct.get("99.900000", 0) / 1000.0,
+                    max=side["clat_ns"]["max"] / 1000.0)
     return value, p99
 
 
 def isolation(cg_a, cg_b, target, seconds, size):
     """B's p99 (us) at 200 random 4 KiB reads/s: alone, under A's readers, under A's writers."""
     light = ("--rate_iops=200", "--numjobs=1")
-    out = {"alone": run_fio(cg_b, target, "randread", seconds, size, light)[1]}
+    tails = {}
+    tails["alone"] = {}
+    out = {"alone": run_fio(cg_b, target, "randread", seconds, size, light,
+                            tails["alone"])[1], "tails": tails}
     for flood in ("seqread", "seqwrite"):
         a = subprocess.Popen(fio_command(target, flood, seconds + 3, size, ("--numjobs=4",)),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              preexec_fn=in_cgroup(cg_a))
         try:
             time.sleep(1.5)
-            out[flood] = run_fio(cg_b, target, "randread", seconds, size, light)[1]
+            tails[flood] = {}
+            out[flood] = run_fio(cg_b, target, "randread", seconds, size, light,
+                                 tails[flood])[1]
         finally:
             so, se = a.communicate()
         fio_result(subprocess.CompletedProcess(a.args, a.returncode, so, se), target)
@@ -146,7 +183,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--size", default="1G")
     ap.add_argument("--jobs", default=",".join(JOBS))
-    ap.add_argument("--targets", default="raw,loop,cgroup,single")
+    ap.add_argument("--targets", default="raw,loop,cgroup,nocharge,single")
     ap.add_argument("--no-isolation", action="store_true", help="skip the isolation benchmark")
     ap.add_argument("--binary", help="a cgloopfs binary to measure instead of building one")
     args = ap.parse_args()
@@ -163,6 +200,7 @@ def main():
     cg = os.path.join(cgroot, f"cgloopfs-bench-{os.getpid()}")
     cg_a, cg_b = cg + "-a", cg + "-b"
     cgroups = [cg, cg_a, cg_b]
+    cgroups += [d for c in (cg, cg_a, cg_b) for d in v1_dirs(c)]
     for c in cgroups:
         os.mkdir(c)
     loopdev = None
@@ -184,8 +222,11 @@ def main():
         # none (lock=off, where the binary measured knows it).
         help_text = subprocess.run([binary, "--help"], capture_output=True, text=True).stdout
         no_lock = ",lock=off" if "lock=" in help_text else ""
-        for name, opts in (("cgroup", "dispatch=cgroup" + no_lock),
-                           ("single", "dispatch=single" + no_lock)):
+        daemons = [("cgroup", "dispatch=cgroup" + no_lock)]
+        if "charge=" in help_text:
+            daemons.append(("nocharge", "dispatch=cgroup,charge=none" + no_lock))
+        daemons.append(("single", "dispatch=single" + no_lock))
+        for name, opts in daemons:
             if name in targets:
                 mounts[name] = Cgloopfs(binary, image, opts, tmp)
                 files[name] = mounts[name].file
@@ -200,10 +241,11 @@ def main():
                 print(f"  {job:10} {target:7} {value:10.1f} {JOBS[job]['unit']:6} "
                       f"p99 {p99:9.1f} us", file=sys.stderr, flush=True)
         if not args.no_isolation:
-            for name in ("cgroup", "single"):
+            for name in ("cgroup", "nocharge", "single"):
                 if name in mounts:
                     iso[name] = isolation(cg_a, cg_b, files[name], args.seconds, size)
-                    print(f"  isolation {name:7} B p99 (us): {iso[name]}", file=sys.stderr,
+                    shown = {k: v for k, v in iso[name].items() if k != "tails"}
+                    print(f"  isolation {name:7} B p99 (us): {shown}", file=sys.stderr,
                           flush=True)
     finally:
         for m in mounts.values():
@@ -212,7 +254,12 @@ def main():
             subprocess.run(["losetup", "-d", loopdev])
         shutil.rmtree(tmp, ignore_errors=True)
         for c in reversed(cgroups):
-            os.rmdir(c)
+            for _ in range(100):  # a charged worker process leaves a moment after fio
+                try:
+                    os.rmdir(c)
+                    break
+                except OSError:
+                    time.sleep(0.05)
 
     cpu_model = ""
     with open("/proc/cpuinfo") as f:
@@ -243,11 +290,20 @@ def main():
         print("Isolation: cgroup B's p99 at 200 random 4 KiB reads/s, alone and while cgroup A "
               "runs four 1 MiB sequential readers or writers")
         print()
-        print("| dispatch | B alone | B under A's reads | B under A's writes |")
+        print("| daemon | B alone | B under A's reads | B under A's writes |")
         print("|---|---|---|---|")
         for name, r in iso.items():
             print(f"| {name} | {r['alone']:.0f} us | {r['seqread']:.0f} us | "
                   f"{r['seqwrite']:.0f} us |")
+        print()
+        print("The same, p99 / p99.9 / max (us)")
+        print()
+        print("| daemon | B alone | B under A's reads | B under A's writes |")
+        print("|---|---|---|---|")
+        for name, r in iso.items():
+            cells = ["{p99:.0f} / {p999:.0f} / {max:.0f}".format(**r["tails"][k])
+                     for k in ("alone", "seqread", "seqwrite")]
+            print(f"| {name} | " + " | ".join(cells) + " |")
 
     def ratio(job, target, base):
         a, b = results.get((job, target)), results.get((job, base))
@@ -258,6 +314,9 @@ def main():
               ("rand write 4 KiB x4 vs loop", ratio("randwrite", "cgroup", "loop"), 0.50)]
     for job in ("seqread", "seqwrite", "randread", "randwrite"):
         checks.append((f"{job}: cgroup vs single", ratio(job, "cgroup", "single"), 0.95))
+    for job in ("seqread", "seqwrite", "randread", "randwrite"):
+        checks.append((f"{job}: charge=cgroup vs charge=none", ratio(job, "cgroup", "nocharge"),
+                       0.90))
     rows = [(what, f"{v:.2f}x", f">= {want:.2f}x", "yes" if v >= want else "NO")
             for what, v, want in checks if v is not None]
     if "cgroup" in iso:

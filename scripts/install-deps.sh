@@ -19,6 +19,7 @@ packages="
   nbdkit libnbd-bin
   qemu-utils qemu-system-common
   clang clang-format libclang-rt-14-dev llvm
+  runc busybox-static
   dpkg-dev debhelper fakeroot lintian bash-completion
 "
 

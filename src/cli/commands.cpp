@@ -240,6 +240,8 @@ void print_workers(const json &r)
 		 {"QUEUED", true},
 		 {"INFLIGHT", true},
 		 {"THREADS", true},
+		 {"PID", true},
+		 {"CHARGED", false},
 		 {"SERVED", true},
 		 {"IDLE", true}});
 	for (const auto &w : r)
@@ -247,6 +249,8 @@ void print_workers(const json &r)
 			   std::to_string(w.value("queued", 0)),
 			   std::to_string(w.value("in_flight", 0)),
 			   std::to_string(w.value("threads", 0)),
+			   w.value("pid", 0) > 0 ? std::to_string(w.value("pid", 0)) : "-",
+			   w.value("charged", false) ? "yes" : "no",
 			   std::to_string(w.value("served", 0)),
 			   human_age(w.value("idle_seconds", 0.0))});
 	std::fputs(t.render().c_str(), stdout);
@@ -256,6 +260,7 @@ void print_stats(const json &r)
 {
 	Table t({{"CGROUP", false},
 		 {"WORKER", false},
+		 {"PID", true},
 		 {"READS", true},
 		 {"WRITES", true},
 		 {"READ", true},
@@ -264,7 +269,11 @@ void print_stats(const json &r)
 		 {"P50", true},
 		 {"P99", true}});
 	for (const auto &s : r.value("cgroups", json::array()))
-		t.add_row({s.value("cgroup", ""), s.value("worker", false) ? "yes" : "no",
+		t.add_row({s.value("cgroup", ""),
+			   !s.value("worker", false)   ? "no"
+			   : s.value("charged", false) ? "charged"
+						       : "yes",
+			   s.value("pid", 0) > 0 ? std::to_string(s.value("pid", 0)) : "-",
 			   std::to_string(s.value("reads", 0ULL)),
 			   std::to_string(s.value("writes", 0ULL)),
 			   human_bytes(s.value("bytes_read", 0.0)),

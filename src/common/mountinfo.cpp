@@ -54,6 +54,9 @@ std::vector<MountEntry> parse_mountinfo(std::string_view text)
 		MountEntry e{unescape(f[4]), unescape(f[dash + 1]), unescape(f[dash + 2])};
 		if (std::sscanf(std::string(f[2]).c_str(), "%u:%u", &e.major, &e.minor) != 2)
 			continue;
+		e.root = unescape(f[3]);
+		if (dash + 3 < f.size())
+			e.super_options = unescape(f[dash + 3]);
 		out.push_back(std::move(e));
 	}
 	return out;

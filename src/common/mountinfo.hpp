@@ -17,6 +17,8 @@ struct MountEntry {
 	std::string fstype;	/* "cgroup2", "fuse.cgloopfs" */
 	std::string source;
 	unsigned major = 0, minor = 0; /* the st_dev of files on it */
+	std::string root;	       /* the directory of the file system mounted there */
+	std::string super_options;     /* "rw,blkio" for a cgroup v1 hierarchy */
 };
 
 /* The entries of a mountinfo text, in order; malformed lines are skipped. */

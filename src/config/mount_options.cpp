@@ -42,6 +42,11 @@ void set_cache(MountOptions &o, const OptionValue &v)
 {
 	o.cache = static_cast<CacheMode>(v.number);
 }
+void set_charge(MountOptions &o, const OptionValue &v)
+{
+	o.charge = static_cast<ChargeMode>(v.number);
+}
+
 void set_lock(MountOptions &o, const OptionValue &v)
 {
 	o.lock = static_cast<LockMode>(v.number);
@@ -131,6 +136,14 @@ constinit const OptionSpec mount_option_rows[] = {
 	 .kind = OptionKind::choice,
 	 .def = 0,
 	 .set = set_dispatch},
+	{.name = "charge",
+	 .metavar = "cgroup|none",
+	 .help = "charge cgroups their I/O (a process in each)",
+	 .ours = true,
+	 .kind = OptionKind::choice,
+	 .def = 1,
+	 .runtime = true,
+	 .set = set_charge},
 	{.name = "cache",
 	 .metavar = "direct|kernel",
 	 .help = "bypass or use the kernel page cache",

@@ -25,6 +25,8 @@ namespace cgloopfs::config {
 
 /* In the order of their -o choices (OptionSpec::metavar "cgroup|single"). */
 enum class DispatchMode { cgroup, single };
+/* Who a cgroup's I/O is charged to: the cgroup (a host process in it), or the daemon. */
+enum class ChargeMode { cgroup, none };
 enum class CacheMode { direct, kernel };
 
 /*
@@ -50,6 +52,7 @@ struct MountOptions {
 	CacheMode cache;
 	std::string control; /* "" : the default path for the mount point */
 	LockMode lock;	     /* images that do not say */
+	ChargeMode charge;   /* for workers made from now on */
 
 	bool read_only = false;	  /* -o ro (the last of ro/rw wins): every image read-only */
 	bool allow_other = false; /* implies default_permissions */

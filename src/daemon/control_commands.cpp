@@ -39,6 +39,8 @@ json workers_json(fuse::Filesystem &fs)
 			{"queued", w.queued},
 			{"in_flight", w.in_flight},
 			{"threads", w.threads},
+			{"pid", w.pid},
+			{"charged", w.charged},
 			{"served", w.served},
 			{"idle_seconds", seconds_since(w.last_active_ns, now)},
 		});
@@ -70,7 +72,9 @@ json stats_json(fuse::Filesystem &fs)
 	json live = json::object();
 	for (const auto &w : fs.dispatch.workers())
 		live[std::to_string(w.cgroup_id)] = {{"queued", w.queued},
-						     {"in_flight", w.in_flight}};
+						     {"in_flight", w.in_flight},
+						     {"pid", w.pid},
+						     {"charged", w.charged}};
 	json cgroups = json::array();
 	for (const auto &s : fs.dispatch.stats()) {
 		constexpr auto r = std::memory_order_relaxed;
@@ -82,6 +86,8 @@ json stats_json(fuse::Filesystem &fs)
 			{"worker", has_worker},
 			{"queued", has_worker ? live[id]["queued"] : json(0)},
 			{"in_flight", has_worker ? live[id]["in_flight"] : json(0)},
+			{"pid", has_worker ? live[id]["pid"] : json(0)},
+			{"charged", has_worker ? live[id]["charged"] : json(false)},
 			{"reads", s->reads.load(r)},
 			{"writes", s->writes.load(r)},
 			{"syncs", s->syncs.load(r)},
@@ -125,6 +131,7 @@ json status_json(fuse::Filesystem &fs)
 		{"images", fs.table.count()},
 		{"open_handles", fs.open_handles()},
 		{"dispatch", choice("dispatch", static_cast<size_t>(o.dispatch))},
+		{"charge", choice("charge", static_cast<size_t>(fs.charge.load()))},
 		{"cache", choice("cache", static_cast<size_t>(o.cache))},
 		{"idle_timeout", fs.dispatch.config().idle_timeout_ns / 1000000000},
 		{"max_workers", fs.dispatch.config().max_workers},
@@ -342,7 +349,8 @@ json settings_json(fuse::Filesystem &fs)
 	return {{"idle_timeout", c.idle_timeout_ns / 1000000000},
 		{"max_workers", c.max_workers},
 		{"worker_depth", c.worker_depth},
-		{"lock", config::lock_mode_name(fs.attach_lock)}};
+		{"lock", config::lock_mode_name(fs.attach_lock)},
+		{"charge", choice("charge", static_cast<size_t>(fs.charge.load()))}};
 }
 
 /*
@@ -360,6 +368,7 @@ json set_settings(fuse::Filesystem &fs, const json &args)
 	tmp.max_workers = c.max_workers;
 	tmp.worker_depth = c.worker_depth;
 	tmp.lock = fs.attach_lock;
+	tmp.charge = fs.charge.load();
 	for (auto kv = it->begin(); kv != it->end(); ++kv) {
 		const std::string &key = kv.key();
 		const config::OptionSpec *spec = config::find_mount_option(key);
@@ -377,7 +386,8 @@ json set_settings(fuse::Filesystem &fs, const json &args)
 	}
 	fs.dispatch.set_limits(static_cast<int64_t>(tmp.idle_timeout) * 1000000000, tmp.max_workers,
 			       tmp.worker_depth);
-	fs.attach_lock = tmp.lock; /* for images attached from now on */
+	fs.attach_lock = tmp.lock;   /* for images attached from now on */
+	fs.charge.store(tmp.charge); /* for workers made from now on */
 	return settings_json(fs);
 }
 

@@ -41,6 +41,7 @@
 #include "daemon/control_commands.hpp"
 #include "daemon/lock_notice.hpp"
 #include "daemon/mount_point.hpp"
+#include "fuse/charge.hpp"
 #include "fuse/session.hpp"
 #include "image/image_table.hpp"
 
@@ -129,6 +130,10 @@ int serve(const config::MountOptions &opts, image::ImageTable &table)
 
 int main(int argc, char **argv)
 {
+	/* The maker of charged workers' host processes (fuse/charge.hpp), started by the daemon. */
+	if (fuse::is_charge_maker(argc, argv))
+		fuse::charge_maker_main();
+
 	log::init("cgloopfs");
 	config::MountOptions opts;
 	if (auto done = parse_options(argc, argv, &opts))

@@ -138,16 +138,21 @@ void Dispatcher::submit(Job *job)
 
 	ExclusiveLocker l(mutex_);
 	Route route = route_locked(job);
+	/* Declared here: one made for nothing (a racing submitter won) goes after the unlock. */
+	std::shared_ptr<Host> host;
 	if (route == Route::new_worker) {
 		/* Name the cgroup without the lock held (it reads /proc), then look again. */
 		l.unlock();
 		std::string path = path_of_ ? path_of_(*job) : std::string();
+		/* So is its host process made: a fork and an exec. */
+		host = make_host_ ? make_host_(*job) : nullptr;
 		l.lock();
 		route = route_locked(job);
 		if (route == Route::new_worker) {
 			auto stats = stats_for(job->cgroup_id, path);
-			auto worker = std::make_unique<Worker>(*this, job->cgroup_id, path,
-							       std::move(stats), false);
+			auto worker =
+				std::make_unique<Worker>(*this, job->cgroup_id, path,
+							 std::move(stats), false, std::move(host));
 			if (int err = worker->start(); err != 0) {
 				totals_.spawn_failures++;
 				last_spawn_error_ = err;

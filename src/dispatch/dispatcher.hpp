@@ -98,6 +98,8 @@ struct WorkerInfo {
 	size_t queued;
 	size_t in_flight;
 	size_t threads;
+	int pid;      /* of the worker's host process; 0: its threads are the daemon's */
+	bool charged; /* served from inside the cgroup (a host process) */
 	uint64_t served;
 	int64_t last_active_ns;
 };
@@ -128,6 +130,13 @@ class Dispatcher
 public:
 	/* Names a cgroup for display, from a job of it (called on worker creation). */
 	using PathFn = std::function<std::string(const Job &)>;
+	/*
+	 * Makes the host process of a new cgroup worker, from a job of the
+	 * cgroup; nullptr: the worker serves on threads of its own, as
+	 * without one. Called with no lock held, on worker creation and when
+	 * a worker's host died.
+	 */
+	using HostFn = std::function<std::shared_ptr<Host>(const Job &)>;
 
 	Dispatcher(Config config, const Clock &clock, PathFn path_of);
 	~Dispatcher();
@@ -179,6 +188,8 @@ public:
 	 */
 	using SpawnTroubleFn = std::function<void(const SpawnTrouble &)>;
 	void on_spawn_trouble(SpawnTroubleFn fn) { on_spawn_trouble_ = std::move(fn); }
+	/* Set before start(): how cgroup workers get a host process (none: threads only). */
+	void host_maker(HostFn fn) { make_host_ = std::move(fn); }
 
 private:
 	friend class Worker;
@@ -224,6 +235,7 @@ private:
 	int last_spawn_error_ CGL_GUARDED_BY(mutex_) = 0;
 	std::string last_spawn_path_ CGL_GUARDED_BY(mutex_);
 	SpawnTroubleFn on_spawn_trouble_; /* set before start(), then constant */
+	HostFn make_host_;		  /* set before start(), then constant */
 	std::unique_ptr<Worker> root_;	  /* set by start(); released (leaked) when stuck */
 	Worker *root_raw_ = nullptr;	  /* set by start(), then constant: submit() uses it */
 	std::atomic<unsigned> depth_;

@@ -25,14 +25,33 @@
 namespace cgloopfs::dispatch {
 
 /*
+ * Where a worker's jobs are carried out when not on its own threads: a
+ * process of the worker's cgroup that the owner made for it (see
+ * Dispatcher::HostFn; fuse/charge.hpp). The dispatcher only holds it, shows
+ * its pid, and asks the owner for another when it is dead. Thread-safe.
+ */
+class Host
+{
+public:
+	virtual ~Host() = default;
+	virtual int pid() const noexcept = 0;
+	/* The process is gone (killed, exited): the worker needs a new one. */
+	virtual bool dead() const noexcept = 0;
+};
+
+/*
  * What a job sees of the worker thread running it: per-thread buffers it
- * may use while it runs, and answering(). Thread-bound: one per thread.
+ * may use while it runs, the worker's host and this thread's slot in it,
+ * and answering(). Thread-bound: one per thread.
  */
 class WorkerContext
 {
 public:
 	AlignedBuffer data;    /* read results */
 	AlignedBuffer scratch; /* read-modify-write of unaligned direct I/O */
+	/* The worker's host while a job runs (nullptr: run it here), and this thread's slot. */
+	Host *host = nullptr;
+	unsigned slot = 0;
 
 	/*
 	 * Called by the job just before it answers: from here on this thread

@@ -65,11 +65,33 @@ ExpiredJobs::Answered ExpiredJobs::answer() noexcept
 }
 
 Worker::Worker(Dispatcher &dispatcher, uint64_t cgroup_id, std::string path,
-	       std::shared_ptr<CgroupStats> stats, bool root)
+	       std::shared_ptr<CgroupStats> stats, bool root, std::shared_ptr<Host> host)
 	: dispatcher_(dispatcher), cgroup_id_(cgroup_id), path_(std::move(path)),
 	  stats_(std::move(stats)), root_(root)
 {
+	MutexLocker l(mutex_);
 	last_active_ns_ = dispatcher_.clock_.now_ns();
+	hosted_ = host != nullptr;
+	host_ = std::move(host);
+}
+
+std::shared_ptr<Host> Worker::host_for(const Job &job)
+{
+	MutexLocker l(mutex_);
+	if (!host_ || !host_->dead())
+		return host_;
+	if (rehosting_)
+		return nullptr; /* another thread makes the new one; this job runs here */
+	rehosting_ = true;
+	std::shared_ptr<Host> dead = std::move(host_);
+	l.unlock();
+	dead.reset(); /* collects the dead process */
+	std::shared_ptr<Host> fresh =
+		dispatcher_.make_host_ ? dispatcher_.make_host_(job) : nullptr;
+	l.lock();
+	rehosting_ = false;
+	host_ = fresh;
+	return fresh;
 }
 
 Worker::~Worker()
@@ -158,6 +180,11 @@ void Worker::thread_main(std::stop_token)
 	Job *done = nullptr; /* the last job: released after the next one is taken */
 	MutexLocker l(mutex_);
 	starting_threads_--;
+	/* The lowest free slot: a host process has one per thread of its worker. */
+	while (ctx.slot < 63 && (slots_ & (uint64_t{1} << ctx.slot)))
+		ctx.slot++;
+	slots_ |= uint64_t{1} << ctx.slot;
+	bool hosted = hosted_;
 	for (;;) {
 		if (!head_ && done) {
 			/* Nothing to take: give the job back before sleeping. */
@@ -183,7 +210,11 @@ void Worker::thread_main(std::stop_token)
 		if (heavy != ctx.yielding_)
 			ctx.yielding_ = yield_cpu(heavy);
 
+		std::shared_ptr<Host> host = hosted ? host_for(*job) : nullptr;
+		ctx.host = host.get();
 		JobOutcome outcome = job->run(ctx);
+		ctx.host = nullptr;
+		host.reset();
 		int64_t now = clock.now_ns();
 		int64_t latency = now - job->work_.submitted_ns;
 		stats_->record(outcome, latency > 0 ? static_cast<uint64_t>(latency) : 0, now);
@@ -216,6 +247,7 @@ void Worker::thread_main(std::stop_token)
 		else
 			done = job;
 	}
+	slots_ &= ~(uint64_t{1} << ctx.slot);
 	live_threads_--;
 	drained_.notify_all();
 }
@@ -316,6 +348,8 @@ WorkerInfo Worker::info()
 	i.queued = queued_;
 	i.in_flight = in_flight_;
 	i.threads = live_threads_;
+	i.pid = host_ ? host_->pid() : 0;
+	i.charged = host_ != nullptr && !host_->dead();
 	i.served = served_;
 	i.last_active_ns = last_active_ns_;
 	return i;

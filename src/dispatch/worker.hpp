@@ -63,7 +63,7 @@ class Worker
 {
 public:
 	Worker(Dispatcher &dispatcher, uint64_t cgroup_id, std::string path,
-	       std::shared_ptr<CgroupStats> stats, bool root);
+	       std::shared_ptr<CgroupStats> stats, bool root, std::shared_ptr<Host> host = nullptr);
 	~Worker();
 	Worker(const Worker &) = delete;
 	Worker &operator=(const Worker &) = delete;
@@ -98,6 +98,12 @@ public:
 
 private:
 	void thread_main(std::stop_token stop) CGL_EXCLUDES(mutex_);
+	/*
+	 * The host for `job` on this thread (nullptr: run it here). A dead
+	 * host is replaced, once, by asking the dispatcher's HostFn with the
+	 * job (without the lock); meanwhile other threads run theirs here.
+	 */
+	std::shared_ptr<Host> host_for(const Job &job) CGL_EXCLUDES(mutex_);
 	int spawn_locked() CGL_REQUIRES(mutex_);
 	Job *pop_locked() CGL_REQUIRES(mutex_);
 
@@ -128,6 +134,11 @@ private:
 	int64_t last_active_ns_ CGL_GUARDED_BY(mutex_) = 0;
 	bool stopping_ CGL_GUARDED_BY(mutex_) = false;
 	std::vector<std::jthread> threads_ CGL_GUARDED_BY(mutex_);
+	/* The host process (nullptr: this worker's threads serve), and whether one was wanted. */
+	std::shared_ptr<Host> host_ CGL_GUARDED_BY(mutex_);
+	bool hosted_ CGL_GUARDED_BY(mutex_) = false;
+	bool rehosting_ CGL_GUARDED_BY(mutex_) = false; /* a thread is making a new host */
+	uint64_t slots_ CGL_GUARDED_BY(mutex_) = 0; /* slots taken by live threads, a bit each */
 };
 
 } /* namespace cgloopfs::dispatch */

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <linux/fuse.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
@@ -280,6 +281,39 @@ void submit(Filesystem &fs, fuse_req_t req, IoRequest *r, const OpenFile *file)
 	fs.dispatch.submit(r);
 }
 
+/*
+ * The kernel's id of the request the calling session thread is in, read
+ * from the header of the message in its buffer (libfuse does not give it);
+ * 0 when that header is not this request's. A host process answers the
+ * kernel with it (charge.hpp).
+ */
+uint64_t request_unique(fuse_req_t req, IoOp op)
+{
+	if (!current_read_buffer)
+		return 0;
+	const auto *h = reinterpret_cast<const fuse_in_header *>(
+		PayloadPool::read_area(current_read_buffer));
+	uint32_t opcode = 0;
+	switch (op) {
+	case IoOp::read:
+		opcode = FUSE_READ;
+		break;
+	case IoOp::write:
+		opcode = FUSE_WRITE;
+		break;
+	case IoOp::fsync:
+		opcode = FUSE_FSYNC;
+		break;
+	case IoOp::fallocate:
+		opcode = FUSE_FALLOCATE;
+		break;
+	}
+	const fuse_ctx *ctx = fuse_req_ctx(req);
+	if (h->opcode != opcode || static_cast<pid_t>(h->pid) != ctx->pid || h->uid != ctx->uid)
+		return 0;
+	return h->unique;
+}
+
 IoRequest *new_request(Filesystem &fs, fuse_req_t req, IoOp op, fuse_file_info *fi)
 {
 	IoRequest *r = fs.pool.get();
@@ -288,6 +322,7 @@ IoRequest *new_request(Filesystem &fs, fuse_req_t req, IoOp op, fuse_file_info *
 		return nullptr;
 	}
 	r->prepare(req, op, file_of(fi)->image.get());
+	r->unique = request_unique(req, op);
 	return r;
 }
 

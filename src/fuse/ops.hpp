@@ -51,6 +51,8 @@ struct Filesystem {
 	 * `cgloopctl set lock=`. Read and written by the control thread only.
 	 */
 	config::LockMode attach_lock = options.lock;
+	/* charge= for workers made from now on: -o charge, then `cgloopctl set charge=`. */
+	std::atomic<config::ChargeMode> charge{options.charge};
 	std::string control_path;	 /* shown as an xattr of the root directory */
 	fuse_session *session = nullptr; /* for invalidations; set once mounted */
 	dev_t mount_dev = 0;		 /* st_dev of files in this mount */

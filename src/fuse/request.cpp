@@ -6,6 +6,9 @@
 #include <ctime>
 #include <new>
 
+#include <fcntl.h>
+
+#include "charge.hpp"
 #include "common/clock.hpp"
 #include "common/errno_util.hpp"
 #include "common/log.hpp"
@@ -15,6 +18,8 @@ namespace cgloopfs::fuse {
 namespace {
 
 log::RateLimit io_error_limit(10, 5);
+
+} /* namespace */
 
 const char *op_name(IoOp op)
 {
@@ -51,6 +56,8 @@ bool failure_is_callers(IoOp op, int err)
 	return false;
 }
 
+namespace {
+
 void log_io_error(const image::BackingImage &img, const char *what, uint64_t pos, int err) noexcept
 {
 	if (!io_error_limit.allow())
@@ -80,6 +87,7 @@ void IoRequest::prepare(fuse_req_t req, IoOp op, image::BackingImage *image)
 	image_ = image;
 	state_.store(State::queued, std::memory_order_relaxed);
 	pos = len = 0;
+	unique = 0;
 	mode = 0;
 	datasync = false;
 }
@@ -115,6 +123,8 @@ void IoRequest::on_interrupt(fuse_req_t req, void *data)
 	}
 	if (!queued && !running)
 		return;
+	if (self->remote_claim_ && !claim_remote(*self->remote_claim_))
+		return; /* its host process answers it, or has */
 	self->state_.store(State::answered, std::memory_order_relaxed);
 	l.unlock();
 	fuse_reply_err(req, EINTR);
@@ -133,6 +143,9 @@ fuse_req_t IoRequest::claim_answer()
 {
 	MutexLocker l(mutex_);
 	if (state_.load(std::memory_order_relaxed) == State::answered)
+		return nullptr;
+	/* A host process does it: the answer is whoever's takes its slot's word first. */
+	if (remote_claim_ && !claim_remote(*remote_claim_))
 		return nullptr;
 	state_.store(State::answered, std::memory_order_relaxed);
 	return req_;
@@ -165,6 +178,7 @@ void IoRequest::release() noexcept
 {
 	{
 		MutexLocker l(mutex_);
+		remote_claim_ = nullptr;
 		req_ = nullptr;
 		state_.store(State::idle, std::memory_order_relaxed);
 		image_ = nullptr;
@@ -177,63 +191,128 @@ void IoRequest::release() noexcept
 	pool_.put(this);
 }
 
-IoRequest::IoResult IoRequest::do_read(dispatch::WorkerContext &ctx)
-{
-	/* Large reads: the kernel copies straight from the backing file's pages to the caller. */
-	if (len >= mapped_read_min) {
-		if (auto bytes = image_->mapped_range(pos, len))
-			return {static_cast<int64_t>(bytes->size()), *bytes};
-	}
-	auto r = image_->read(pos, len, ctx.data);
-	if (!r.ok())
-		return {r.error(), {}};
-	return {static_cast<int64_t>(r->size()), *r};
-}
-
-IoRequest::IoResult IoRequest::do_write(dispatch::WorkerContext &ctx)
-{
-	auto r = image_->write(pos, std::span<const char>(payload_data(), len), ctx.scratch);
-	return {r.ok() ? static_cast<int64_t>(*r) : r.error(), {}};
-}
-
-IoRequest::IoResult IoRequest::do_fsync()
-{
-	return {image_->sync(datasync), {}};
-}
-
-IoRequest::IoResult IoRequest::do_fallocate(dispatch::WorkerContext &ctx)
-{
-	return {image_->fallocate(mode, pos, len, ctx.scratch), {}};
-}
-
-IoRequest::IoResult IoRequest::perform(dispatch::WorkerContext &ctx) noexcept
+IoResult perform_io(image::BackingImage &img, const IoParams &p, AlignedBuffer &data,
+		    AlignedBuffer &scratch) noexcept
 {
 	try {
-		switch (op_) {
-		case IoOp::read:
-			return do_read(ctx);
-		case IoOp::write:
-			return do_write(ctx);
+		switch (p.op) {
+		case IoOp::read: {
+			/* Large reads: the kernel copies straight from the backing file's pages. */
+			if (p.len >= mapped_read_min) {
+				if (auto bytes = img.mapped_range(p.pos, p.len))
+					return {static_cast<int64_t>(bytes->size()), *bytes};
+			}
+			auto r = img.read(p.pos, p.len, data);
+			if (!r.ok())
+				return {r.error(), {}};
+			return {static_cast<int64_t>(r->size()), *r};
+		}
+		case IoOp::write: {
+			auto r = img.write(p.pos, std::span<const char>(p.payload, p.len), scratch);
+			return {r.ok() ? static_cast<int64_t>(*r) : r.error(), {}};
+		}
 		case IoOp::fsync:
-			return do_fsync();
+			if (img.replica()) {
+				int err = img.sync_backing(p.datasync);
+				return {err != 0 ? err : p.lost_write_error, {}};
+			}
+			return {img.sync(p.datasync), {}};
 		case IoOp::fallocate:
-			return do_fallocate(ctx);
+			return {img.fallocate(p.mode, p.pos, p.len, scratch), {}};
 		}
 		return {-EINVAL, {}};
 	} catch (const std::bad_alloc &) {
 		return {-ENOMEM, {}};
 	} catch (...) {
 		try {
-			log::error("image \"{}\": unexpected exception in a request",
-				   image_->name());
+			log::error("image \"{}\": unexpected exception in a request", img.name());
 		} catch (...) {
 		}
 		return {-EIO, {}};
 	}
 }
 
-void IoRequest::complete(dispatch::WorkerContext &ctx, const IoResult &res,
-			 dispatch::JobOutcome &out) noexcept
+bool IoRequest::run_hosted(dispatch::WorkerContext &ctx, dispatch::JobOutcome &out) noexcept
+{
+	/* Only a ChargeHost is ever a worker's host (fuse/session.cpp makes them). */
+	auto &host = static_cast<ChargeHost &>(*ctx.host);
+	if (!host.prepare(ctx.slot, *image_))
+		return false;
+	IoParams p = params();
+	/* What images of one file share stays here: the block lock, the lost write's error. */
+	std::optional<image::BlockRangeLock::Guard> guard;
+	if (op_ == IoOp::write ||
+	    (op_ == IoOp::fallocate && mode != 0 && mode != FALLOC_FL_KEEP_SIZE))
+		image_->hold_write_range(guard, pos, len);
+	if (op_ == IoOp::fsync)
+		p.lost_write_error = image_->take_write_error();
+	{
+		MutexLocker l(mutex_);
+		if (state_.load(std::memory_order_relaxed) != State::running) {
+			l.unlock();
+			if (p.lost_write_error != 0)
+				image_->note_write_error(p.lost_write_error);
+			return true; /* answered meanwhile (an interrupt) */
+		}
+		remote_claim_ = host.open_claim(ctx.slot);
+	}
+	ChargeHost::Answer a = host.call(ctx.slot, *image_, p, unique);
+	guard.reset();
+	ctx.answering();
+	fuse_req_t answered_there = nullptr;
+	{
+		MutexLocker l(mutex_);
+		remote_claim_ = nullptr;
+		if (a.completed && a.replied &&
+		    state_.load(std::memory_order_relaxed) != State::answered) {
+			state_.store(State::answered, std::memory_order_relaxed);
+			answered_there = req_;
+		}
+	}
+	/* The host answered the kernel: libfuse only forgets the request. */
+	if (answered_there)
+		fuse_reply_none(answered_there);
+	if (!a.completed) {
+		if (p.lost_write_error != 0)
+			image_->note_write_error(p.lost_write_error);
+		/* The host left (its cgroup emptied) before it took it: done here. */
+		if (!a.started)
+			return false;
+		/* The host died under it: EIO (a second answer, if it had answered, is refused). */
+		out.failed = true;
+		answer_error(EIO);
+		return true;
+	}
+	IoResult res{a.value, {}};
+	account(res, out);
+	int err = a.value < 0 ? static_cast<int>(-a.value) : 0;
+	if ((op_ == IoOp::write || op_ == IoOp::fallocate) && err == 0)
+		image_->touch();
+	if (a.write_error != 0)
+		image_->note_write_error(a.write_error);
+	if (a.reply_err != 0) {
+		/* A mapped range whose file shrank under the copy: the caller got an error. */
+		out.failed = true;
+		out.bytes = 0;
+		log_io_error(*image_, op_name(op_), pos, -a.reply_err);
+	}
+	return true;
+}
+
+IoParams IoRequest::params() const
+{
+	IoParams p;
+	p.op = op_;
+	p.pos = pos;
+	p.len = len;
+	p.mode = mode;
+	p.datasync = datasync;
+	if (op_ == IoOp::write)
+		p.payload = payload_data();
+	return p;
+}
+
+void IoRequest::account(const IoResult &res, dispatch::JobOutcome &out) noexcept
 {
 	uint64_t log_pos = op_ == IoOp::fsync ? 0 : pos;
 	int err = res.value < 0 ? static_cast<int>(-res.value) : 0;
@@ -244,7 +323,13 @@ void IoRequest::complete(dispatch::WorkerContext &ctx, const IoResult &res,
 	} else if (op_ == IoOp::read || op_ == IoOp::write) {
 		out.bytes = static_cast<uint64_t>(res.value);
 	}
+}
 
+void IoRequest::complete(dispatch::WorkerContext &ctx, const IoResult &res,
+			 dispatch::JobOutcome &out) noexcept
+{
+	account(res, out);
+	int err = res.value < 0 ? static_cast<int>(-res.value) : 0;
 	ctx.answering();
 	fuse_req_t req = claim_answer();
 	if (!req)
@@ -260,7 +345,7 @@ void IoRequest::complete(dispatch::WorkerContext &ctx, const IoResult &res,
 			/* A mapped range whose file shrank under the copy: the caller gets EIO. */
 			out.failed = true;
 			out.bytes = 0;
-			log_io_error(*image_, op_name(op_), log_pos, -r);
+			log_io_error(*image_, op_name(op_), pos, -r);
 		}
 		break;
 	case IoOp::write:
@@ -297,7 +382,9 @@ dispatch::JobOutcome IoRequest::run(dispatch::WorkerContext &ctx) noexcept
 			return dispatch::JobOutcome{};
 		state_.store(State::running, std::memory_order_relaxed);
 	}
-	complete(ctx, perform(ctx), out);
+	if (ctx.host && unique != 0 && run_hosted(ctx, out))
+		return out;
+	complete(ctx, perform_io(*image_, params(), ctx.data, ctx.scratch), out);
 	return out;
 }
 

@@ -34,6 +34,36 @@ class RequestPool;
 
 enum class IoOp : uint8_t { read, write, fsync, fallocate };
 
+/* One operation on an image, as the daemon or a charged worker (charge.hpp) does it. */
+struct IoParams {
+	IoOp op = IoOp::read;
+	uint64_t pos = 0;
+	uint64_t len = 0;
+	int mode = 0;		       /* fallocate */
+	bool datasync = false;	       /* fsync */
+	int lost_write_error = 0;      /* fsync by a replica: the daemon's kept write error */
+	const char *payload = nullptr; /* write: `len` bytes */
+};
+
+/* What one operation came to: bytes done (a read's are `data`), or -errno. */
+struct IoResult {
+	int64_t value = 0;
+	std::span<const char> data;
+};
+
+/*
+ * Do `p` on `img`: reads from the mapping when they can (`data` is then
+ * inside it), else into `data`. Exceptions become -errno. On a replica
+ * (BackingImage::replica()), fsync reports p.lost_write_error instead of
+ * the image's own.
+ */
+IoResult perform_io(image::BackingImage &img, const IoParams &p, AlignedBuffer &data,
+		    AlignedBuffer &scratch) noexcept;
+
+/* Was a failed `op` the caller's own doing (not logged)? */
+bool failure_is_callers(IoOp op, int err);
+const char *op_name(IoOp op);
+
 class IoRequest final : public dispatch::Job
 {
 public:
@@ -68,6 +98,7 @@ public:
 	uint64_t len = 0;
 	int mode = 0;	       /* fallocate */
 	bool datasync = false; /* fsync */
+	uint64_t unique = 0;   /* the kernel's id of the request (0: unknown, not charged) */
 	AlignedBuffer payload; /* write data, `len` bytes, when not adopted */
 
 private:
@@ -80,21 +111,19 @@ private:
 	 */
 	enum class State : uint8_t { idle, queued, running, answered };
 
-	/* What one operation came to: bytes done (a read's are `data`), or -errno. */
-	struct IoResult {
-		int64_t value = 0;
-		std::span<const char> data;
-	};
-
-	IoResult do_read(dispatch::WorkerContext &ctx);
-	IoResult do_write(dispatch::WorkerContext &ctx);
-	IoResult do_fsync();
-	IoResult do_fallocate(dispatch::WorkerContext &ctx);
-	/* The operation of op_, exceptions turned into -errno. */
-	IoResult perform(dispatch::WorkerContext &ctx) noexcept;
+	IoParams params() const;
 	/* The one way out of run(): map the errno, log once, answer once. */
 	void complete(dispatch::WorkerContext &ctx, const IoResult &res,
 		      dispatch::JobOutcome &out) noexcept CGL_EXCLUDES(mutex_);
+	/* The errors and statistics of a result, whoever answered it. */
+	void account(const IoResult &res, dispatch::JobOutcome &out) noexcept;
+	/*
+	 * Have the worker's host process do it and answer (charge.hpp). False
+	 * when it cannot take it (no slot, the image cannot be passed): run()
+	 * then does it here.
+	 */
+	bool run_hosted(dispatch::WorkerContext &ctx, dispatch::JobOutcome &out) noexcept
+		CGL_EXCLUDES(mutex_);
 
 	/* Take the right to answer: the request, or nullptr when someone already has. */
 	fuse_req_t claim_answer() CGL_EXCLUDES(mutex_);
@@ -110,6 +139,11 @@ private:
 	 */
 	Mutex mutex_;
 	fuse_req_t req_ CGL_GUARDED_BY(mutex_) = nullptr;
+	/*
+	 * While a host process does the request: its slot's answer word, which
+	 * whoever answers first takes (charge.hpp); nullptr otherwise.
+	 */
+	std::atomic<uint32_t> *remote_claim_ CGL_GUARDED_BY(mutex_) = nullptr;
 	/* Written under mutex_; answered() reads it without (it only hints). */
 	std::atomic<State> state_ CGL_GUARDED_BY(mutex_){State::idle};
 	/* Set by prepare() before the job is submitted, then read-only until release(). */

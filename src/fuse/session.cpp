@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -26,6 +27,7 @@
 #include <fmt/core.h>
 
 #include "cgroup/resolver.hpp"
+#include "charge.hpp"
 #include "common/log.hpp"
 #include "common/mountinfo.hpp"
 #include "common/sched.hpp"
@@ -329,6 +331,8 @@ private:
 	bool took_signal();
 	bool connection_aborted();
 	void clear_aborted_mount();
+	/* The host process of a new cgroup worker (charge=cgroup), or nullptr. */
+	std::shared_ptr<dispatch::Host> make_host(const dispatch::Job &job);
 
 	const config::MountOptions &opts_;
 	image::ImageTable &table_;
@@ -337,9 +341,11 @@ private:
 	dispatch::SteadyClock clock_;
 	dispatch::Dispatcher dispatcher_;
 	Filesystem fs_;
-	fuse_session *se_ = nullptr; /* set by mount(), destroyed by shut_down() */
-	UniqueFd ended_;	     /* eventfd: a session thread ended */
-	UniqueFd sigfd_;	     /* signalfd: SIGTERM, SIGINT, SIGHUP */
+	fuse_session *se_ = nullptr;	   /* set by mount(), destroyed by shut_down() */
+	UniqueFd ended_;		   /* eventfd: a session thread ended */
+	UniqueFd sigfd_;		   /* signalfd: SIGTERM, SIGINT, SIGHUP */
+	std::unique_ptr<HostMaker> hosts_; /* charge=cgroup's host processes; made when mounted */
+	std::atomic<bool> charge_failing_{false}; /* hosts cannot be made: logged once */
 	SessionThreads threads_;
 };
 
@@ -353,9 +359,35 @@ Session::Session(const config::MountOptions &opts, image::ImageTable &table, Ses
 	    resolver_.method() == cgroup::Method::none)
 		log::warning("no cgroup v2 hierarchy found: every request uses the root queue");
 	dispatcher_.on_spawn_trouble(log_spawn_trouble);
+	if (opts.dispatch == config::DispatchMode::cgroup)
+		dispatcher_.host_maker([this](const dispatch::Job &job) { return make_host(job); });
 	fs_.root_uid = getuid();
 	fs_.root_gid = getgid();
 	clock_gettime(CLOCK_REALTIME, &fs_.start_time);
+}
+
+std::shared_ptr<dispatch::Host> Session::make_host(const dispatch::Job &job)
+{
+	if (fs_.charge.load() != config::ChargeMode::cgroup || job.caller_pid <= 0 || !hosts_)
+		return nullptr;
+	std::string error;
+	auto host = hosts_->spawn(job.caller_pid, error);
+	if (!host) {
+		/* Once per episode: the first failure after a success (or ever). */
+		if (!charge_failing_.exchange(true))
+			log::warning(
+				"cannot serve cgroup \"{}\" from a process in its cgroups ({}): "
+				"its requests are served by the daemon, not charged to it "
+				"(logged once until that works again)",
+				resolver_.path(job.caller_pid), error);
+		else
+			log::debug("charge: cgroup \"{}\": {}", resolver_.path(job.caller_pid),
+				   error);
+		return nullptr;
+	}
+	if (charge_failing_.exchange(false))
+		log::notice("cgroups are served from processes in them again");
+	return host;
 }
 
 bool Session::mount()
@@ -388,6 +420,8 @@ bool Session::mount()
 	if (!opts_.foreground)
 		log::use_syslog();
 	se_ = se;
+	if (opts_.dispatch == config::DispatchMode::cgroup)
+		hosts_ = std::make_unique<HostMaker>(fuse_session_fd(se));
 	return true;
 }
 

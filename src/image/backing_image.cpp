@@ -145,8 +145,22 @@ std::shared_ptr<SharedBacking> SharedBacking::of(dev_t dev, ino_t ino)
 	return shared;
 }
 
+namespace {
+std::atomic<uint64_t> next_serial{1};
+std::atomic<void (*)(uint64_t)> destroy_hook{nullptr};
+} /* namespace */
+
+void BackingImage::on_destroy(void (*fn)(uint64_t serial))
+{
+	destroy_hook.store(fn);
+}
+
 BackingImage::~BackingImage()
 {
+	if (!replica_) {
+		if (auto fn = destroy_hook.load())
+			fn(serial_);
+	}
 	if (map_)
 		munmap(const_cast<char *>(map_), map_len_);
 	if (shared_ && direct_counted_)
@@ -219,6 +233,7 @@ std::shared_ptr<BackingImage> BackingImage::open(const config::ImageSpec &spec,
 {
 	std::string who = describe(spec.origin, spec.name);
 	std::shared_ptr<BackingImage> img(new BackingImage());
+	img->serial_ = next_serial.fetch_add(1);
 	img->spec_ = spec;
 	img->read_only_ = spec.read_only || force_read_only;
 	img->spec_.read_only = img->read_only_;
@@ -314,6 +329,93 @@ std::shared_ptr<BackingImage> BackingImage::open(const config::ImageSpec &spec,
 	img->size_ = size;
 	img->map_window();
 	return img;
+}
+
+std::shared_ptr<BackingImage> BackingImage::replica(const ReplicaInfo &info, UniqueFd fd,
+						    UniqueFd buffered_fd)
+{
+	std::shared_ptr<BackingImage> img(new BackingImage());
+	img->replica_ = true;
+	img->serial_ = info.serial;
+	img->spec_.name.assign(info.name, strnlen(info.name, sizeof(info.name)));
+	img->spec_.offset = info.offset;
+	img->spec_.size_limit = info.size_limit;
+	img->spec_.read_only = img->read_only_ = info.read_only != 0;
+	img->spec_.direct_io = info.direct_io != 0;
+	img->spec_.discard = info.discard != 0;
+	img->is_block_device_ = info.is_block_device != 0;
+	img->dio_align_ = info.dio_align;
+	img->dev_ = static_cast<dev_t>(info.dev);
+	img->ino_ = static_cast<ino_t>(info.ino);
+	img->fd_ = std::move(fd);
+	img->buffered_fd_ = std::move(buffered_fd);
+	img->size_ = info.size;
+	img->backing_size_ = info.backing_size;
+	img->shared_ = SharedBacking::of(img->dev_, img->ino_);
+	if (img->spec_.direct_io) {
+		img->shared_->direct_users.fetch_add(1);
+		img->direct_counted_ = true;
+		uint32_t a = img->shared_->align.load();
+		while (a < img->dio_align_ &&
+		       !img->shared_->align.compare_exchange_weak(a, img->dio_align_))
+			;
+	}
+	img->map_window();
+	return img;
+}
+
+ReplicaInfo BackingImage::replica_info(std::vector<int> &fds) const
+{
+	ReplicaInfo info = {};
+	info.serial = serial_;
+	info.offset = spec_.offset;
+	info.size_limit = spec_.size_limit;
+	info.size = size();
+	info.backing_size = backing_size_.load();
+	info.dev = dev_;
+	info.ino = ino_;
+	info.dio_align = dio_align_;
+	info.read_only = read_only_;
+	info.direct_io = spec_.direct_io;
+	info.discard = spec_.discard;
+	info.is_block_device = is_block_device_;
+	std::memcpy(info.name, spec_.name.data(), std::min(spec_.name.size(), sizeof(info.name)));
+	fds.push_back(fd_.get());
+	if (buffered_fd_)
+		fds.push_back(buffered_fd_.get());
+	return info;
+}
+
+void BackingImage::set_sizes(uint64_t size, uint64_t backing_size)
+{
+	size_.store(size, std::memory_order_relaxed);
+	backing_size_.store(backing_size, std::memory_order_relaxed);
+}
+
+void BackingImage::hold_write_range(std::optional<BlockRangeLock::Guard> &guard, uint64_t pos,
+				    uint64_t len)
+{
+	uint64_t n = clamp_to_window(size(), pos, len);
+	if (n == 0)
+		return;
+	if (!spec_.direct_io && shared_->direct_users.load(std::memory_order_relaxed) == 0)
+		return;
+	/* The wider of the two alignments write_direct() and write_buffered() use. */
+	uint64_t a = std::max(dio_align_, shared_->align.load(std::memory_order_relaxed));
+	uint64_t bpos = spec_.offset + pos;
+	guard.emplace(shared_->lock, align_down(bpos, a), align_up(bpos + n, a));
+}
+
+int BackingImage::sync_backing(bool datasync)
+{
+	int r = datasync ? ::fdatasync(fd_.get()) : ::fsync(fd_.get());
+	return r < 0 ? -errno : 0;
+}
+
+void BackingImage::note_write_error(int err)
+{
+	int none = 0;
+	write_error_.compare_exchange_strong(none, err, std::memory_order_acq_rel);
 }
 
 void BackingImage::map_window()
@@ -571,8 +673,7 @@ Result<size_t> BackingImage::write_direct(uint64_t bpos, std::span<const char> d
 
 int BackingImage::sync(bool datasync)
 {
-	int r = datasync ? ::fdatasync(fd_.get()) : ::fsync(fd_.get());
-	int err = r < 0 ? -errno : 0;
+	int err = sync_backing(datasync);
 	/*
 	 * A write that failed since the last sync lost data that the flush of
 	 * the backing file cannot bring back (a failed write through a file

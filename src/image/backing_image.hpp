@@ -90,6 +90,21 @@ struct SharedBacking {
 	static std::shared_ptr<SharedBacking> of(dev_t dev, ino_t ino);
 };
 
+/*
+ * What a process other than the daemon needs to serve an image the daemon
+ * opened, next to its descriptors (see BackingImage::replica()). Plain
+ * data: it is sent over a socket.
+ */
+struct ReplicaInfo {
+	uint64_t serial;
+	uint64_t offset, size_limit;
+	uint64_t size, backing_size;
+	uint64_t dev, ino;
+	uint32_t dio_align;
+	uint8_t read_only, direct_io, discard, is_block_device;
+	char name[256]; /* for log lines; cut */
+};
+
 class BackingImage
 {
 public:
@@ -103,6 +118,39 @@ public:
 	static std::shared_ptr<BackingImage>
 	open(const config::ImageSpec &spec, bool force_read_only,
 	     config::LockMode default_lock = config::LockMode::automatic);
+
+	/*
+	 * The same image served by another process (a charged worker,
+	 * fuse/charge.hpp) through descriptors the daemon passed it: no lock
+	 * is taken (the daemon holds it), nothing is opened. The daemon keeps
+	 * what images of one file share (block lock, write errors, size): it
+	 * sends the sizes with each request (set_sizes()) and holds the block
+	 * lock around a write it has the replica do (hold_write_range()).
+	 */
+	static std::shared_ptr<BackingImage> replica(const ReplicaInfo &info, UniqueFd fd,
+						     UniqueFd buffered_fd);
+	/* What replica() needs; `fds` gets the descriptors to pass with it (1 or 2). */
+	ReplicaInfo replica_info(std::vector<int> &fds) const;
+	bool replica() const { return replica_; }
+	/* A number no other image of this process had or will have. */
+	uint64_t serial() const { return serial_; }
+	/* Set by the daemon: called with an image's serial when it is destroyed. */
+	static void on_destroy(void (*fn)(uint64_t serial));
+	/* A replica takes the daemon's sizes of the moment. */
+	void set_sizes(uint64_t size, uint64_t backing_size);
+	uint64_t backing_size_now() const { return backing_size_.load(std::memory_order_relaxed); }
+	/*
+	 * Hold, in `guard`, the block lock a write (or discard) of `len` bytes
+	 * at exported position `pos` would take, for one done by a replica.
+	 */
+	void hold_write_range(std::optional<BlockRangeLock::Guard> &guard, uint64_t pos,
+			      uint64_t len);
+	/* sync() without the write error: what a replica does (the daemon keeps that). */
+	int sync_backing(bool datasync);
+	/* The failed write's error since the last sync, forgotten (0: none). */
+	int take_write_error() { return write_error_.exchange(0, std::memory_order_acq_rel); }
+	/* A write a replica did failed with -errno `err`: keep it for the next sync. */
+	void note_write_error(int err);
 
 	~BackingImage();
 	BackingImage(const BackingImage &) = delete;
@@ -197,6 +245,8 @@ private:
 	void map_window();
 
 	config::ImageSpec spec_;
+	uint64_t serial_ = 0;
+	bool replica_ = false;
 	UniqueFd fd_;		    /* the I/O descriptor: O_DIRECT when direct_io */
 	UniqueFd buffered_fd_;	    /* direct_io only: for the unaligned tail of the backing file */
 	const char *map_ = nullptr; /* read-only mapping of the backing file from map_offset_ */

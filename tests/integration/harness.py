@@ -739,6 +739,23 @@ class Cgroup:
         self.children.append(p)
         return p
 
+    def remove(self, child_path, timeout=5):
+        """rmdir a child as a container runtime does: retrying while it is busy.
+        A charged worker (charge=cgroup) leaves a cgroup when its other members
+        are gone, which it learns a moment after they go. Returns the seconds
+        it took."""
+        t0 = time.monotonic()
+        while True:
+            try:
+                os.rmdir(child_path)
+                break
+            except OSError as e:
+                if e.errno != errno.EBUSY or time.monotonic() - t0 > timeout:
+                    raise
+                time.sleep(0.002)
+        self.children.remove(child_path)
+        return time.monotonic() - t0
+
     def rel(self, child_path):
         """The path as /proc/PID/cgroup shows it."""
         return "/" + os.path.relpath(child_path, self.root)

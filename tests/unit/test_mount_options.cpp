@@ -461,6 +461,8 @@ TEST_CASE("mount_option_table: every option in it is accepted")
 				item += "=/run/c.sock";
 			else if (spec.name == "lock")
 				item += "=off";
+			else if (spec.name == "charge")
+				item += "=none";
 			else
 				item += "=value";
 		}
@@ -629,7 +631,7 @@ TEST_CASE("default_and_range and runtime_option_names: what --help and set show"
 	CHECK(default_and_range(*find_mount_option("dispatch")) == "cgroup");
 	CHECK(default_and_range(*find_mount_option("control")) == "/run/cgloopfs/MOUNT.sock");
 	CHECK(default_and_range(*find_mount_option("ro")).empty());
-	CHECK(runtime_option_names() == "idle_timeout, max_workers, worker_depth, lock");
+	CHECK(runtime_option_names() == "idle_timeout, max_workers, worker_depth, charge, lock");
 	CHECK(find_mount_option("nope") == nullptr);
 }
 

@@ -232,9 +232,9 @@ def test_cgloopctl_option_values(t):
     expect("cgloopctl list -O name,s", ["name,size", "name,sizelimit"])
     expect("cgloopctl list --output NAME,BACK", ["NAME,BACK-FILE"])
     # set KEY=VALUE...: the keys not given yet.
-    expect("cgloopctl set ", ["idle_timeout=", "max_workers=", "worker_depth=", "lock="],
+    expect("cgloopctl set ", ["idle_timeout=", "max_workers=", "worker_depth=", "charge=", "lock="],
            nospace=True)
-    expect("cgloopctl -m /srv/x set idle_timeout=30 ", ["max_workers=", "worker_depth=", "lock="])
+    expect("cgloopctl -m /srv/x set idle_timeout=30 ", ["max_workers=", "worker_depth=", "charge=", "lock="])
     expect("cgloopctl set idle_timeout=3", [])
 
 

@@ -302,15 +302,22 @@ def test_get_and_set_runtime_settings(t):
     harness.make_sparse(img, MiB)
     with t.mount(img, opts="idle_timeout=30,max_workers=8,worker_depth=2") as m:
         check_eq(ctl_json("get", m.mnt),
-                 {"idle_timeout": 30, "max_workers": 8, "worker_depth": 2, "lock": "auto"},
+                 {"idle_timeout": 30, "max_workers": 8, "worker_depth": 2, "lock": "auto",
+                  "charge": "none"},
                  "get")
         check_eq(ctl("get", m.mnt).stdout,
-                 "idle_timeout:  30\nlock:          auto\nmax_workers:   8\nworker_depth:  2\n",
+                 "charge:        none\nidle_timeout:  30\nlock:          auto\nmax_workers:   8\n"
+                 "worker_depth:  2\n",
                  "get table")
         ctl("set", "idle_timeout=5", "worker_depth=3", "-m", m.mnt)
         check_eq(ctl_json("get", m.mnt),
-                 {"idle_timeout": 5, "max_workers": 8, "worker_depth": 3, "lock": "auto"},
+                 {"idle_timeout": 5, "max_workers": 8, "worker_depth": 3, "lock": "auto",
+                  "charge": "none"},
                  "after set")
+        ctl("set", "charge=cgroup", "-m", m.mnt)
+        check_eq(ctl_json("get", m.mnt)["charge"], "cgroup", "after set charge=cgroup")
+        refused(["set", "charge=daemon", "-m", m.mnt],
+                'set: option "charge=daemon": must be "cgroup" or "none"')
         ctl("set", "lock=off", "-m", m.mnt)
         check_eq(ctl_json("get", m.mnt)["lock"], "off", "after set lock=off")
         refused(["set", "lock=maybe", "-m", m.mnt],
@@ -320,7 +327,7 @@ def test_get_and_set_runtime_settings(t):
         refused(["set", "max_workers=lots", "-m", m.mnt],
                 'set: option "max_workers=lots": not a number')
         refused(["set", "colour=blue", "-m", m.mnt],
-                'set: "colour" is not a setting (idle_timeout, max_workers, worker_depth, lock)')
+                'set: "colour" is not a setting (idle_timeout, max_workers, worker_depth, charge, lock)')
         refused(["set", "idle_timeout", "-m", m.mnt], 'set: "idle_timeout" is not KEY=VALUE',
                 rc=2)
         check_eq(ctl_json("get", m.mnt)["idle_timeout"], 5, "refused sets change nothing")

@@ -290,8 +290,7 @@ def test_churn_keeps_threads_and_memory_bounded(t):
             kid = cg.child(f"c{i}")
             cg.run(kid, ["dd", f"if=/dev/zero", f"of={f}", "bs=64k", "count=2",
                          f"seek={i % 100}", "conv=notrunc", "status=none"])
-            os.rmdir(kid)
-            cg.children.remove(kid)
+            cg.remove(kid)
             if i % 10 == 0:
                 peak_threads = max(peak_threads, daemon_threads(m.pid))
         peak_threads = max(peak_threads, daemon_threads(m.pid))
@@ -454,16 +453,23 @@ def test_cgloopctl_tables_and_errors(t):
     harness.make_sparse(img, 4 * MiB)
     cg = t.cgroup()
     a = cg.child("a")
-    with t.mount(img) as m:
+    with t.mount(img, opts="charge=cgroup") as m:
+        # A process that stays in the cgroup: a charged worker process stays with it.
+        holder = cg.popen(a, ["sleep", "60"])
         run_io(cg, a, m.path("h.img"), "write", 0, 65536)
         r = ctl_mount(m.mnt, "workers", json_out=False)
         lines = r.stdout.splitlines()
         check(lines[0].split() == ["CGROUP", "STATE", "QUEUED", "INFLIGHT", "THREADS",
-                                   "SERVED", "IDLE"], f"header {lines[0]!r}")
+                                   "PID", "CHARGED", "SERVED", "IDLE"], f"header {lines[0]!r}")
         check(any(ln.startswith("(root queue)") for ln in lines), "no root queue row")
-        check(any(ln.startswith(cg.rel(a)) for ln in lines), "no row for the cgroup")
+        row = [ln.split() for ln in lines if ln.startswith(cg.rel(a))]
+        check(len(row) == 1, "no row for the cgroup")
+        # charge=cgroup: its worker is a process, shown with its pid.
+        check(row[0][5].isdigit() and row[0][6] == "yes", f"row {row[0]}")
         r = ctl_mount(m.mnt, "stats", json_out=False)
         check("P99" in r.stdout.splitlines()[0], "stats header")
+        holder.kill()
+        holder.wait()
     r = subprocess.run([CGLOOPCTL, "workers", m.mnt], capture_output=True, text=True)
     check(r.returncode == 1 and "not a cgloopfs mount point" in r.stderr,
           f"unmounted: {r.returncode} {r.stderr!r}")

@@ -1,0 +1,981 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "charge.hpp"
+
+#include <cerrno>
+#include <climits>
+#include <condition_variable>
+#include <cstring>
+#include <ctime>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/fuse.h>
+#include <linux/futex.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fmt/core.h>
+
+#include "cgroup/placement.hpp"
+#include "common/clock.hpp"
+#include "common/errno_util.hpp"
+#include "request.hpp"
+
+extern char **environ;
+
+namespace cgloopfs::fuse {
+
+/* One slot of the shared file: written by one daemon thread and one host thread. */
+struct SlotControl {
+	std::atomic<uint32_t> posted; /* bumped by the daemon: a request is there */
+	std::atomic<uint32_t> done;   /* set to `posted` by the host: it is done */
+	std::atomic<uint32_t> claim;  /* the answer word (claim_*) */
+	std::atomic<uint32_t> ready;  /* 0: no thread yet, 1: a thread serves it, 2: none can */
+	std::atomic<uint32_t> taken;  /* set to `posted` by the host when it starts on it */
+	/* The request. */
+	uint32_t op;
+	int32_t mode;
+	uint32_t datasync;
+	int32_t lost_write_error;
+	uint64_t serial, unique, pos, len, size, backing_size;
+	/* The result. */
+	int64_t value;
+	uint32_t replied;
+	int32_t reply_err;
+	int32_t write_error; /* -errno a write of the replica kept for the next sync (0: none) */
+};
+
+namespace {
+
+constexpr size_t page = 4096;
+/* The header page: how the host's start went. */
+struct HostHeader {
+	std::atomic<uint32_t> state; /* 0: starting, 1: serving, 2: failed, 3: leaving */
+	int32_t error;		     /* errno of the failure */
+	int32_t failed_dir;	     /* index of the v1 directory it could not join, or -1 */
+};
+static_assert(sizeof(HostHeader) <= page);
+static_assert(sizeof(SlotControl) <= page);
+/* Each slot: its control page, then a buffer for a write's payload (page-aligned). */
+constexpr size_t slot_stride = page + PayloadPool::max_payload;
+constexpr size_t shm_size = page + host_slots * slot_stride;
+
+/* Host side: how long to wait for a dead daemon to show. */
+constexpr int64_t wait_step_ns = 100 * 1000000LL;
+
+enum class Msg : uint32_t { image = 1, forget = 2, start = 3 };
+struct Message {
+	Msg type;
+	uint32_t slot;
+	uint64_t serial;
+	image::ReplicaInfo info;
+};
+
+int futex_wait(std::atomic<uint32_t> *word, uint32_t val, int64_t timeout_ns)
+{
+	struct timespec ts = {static_cast<time_t>(timeout_ns / 1000000000),
+			      static_cast<long>(timeout_ns % 1000000000)};
+	return static_cast<int>(syscall(SYS_futex, reinterpret_cast<uint32_t *>(word), FUTEX_WAIT,
+					val, timeout_ns >= 0 ? &ts : nullptr, nullptr, 0));
+}
+
+void futex_wake(std::atomic<uint32_t> *word)
+{
+	syscall(SYS_futex, reinterpret_cast<uint32_t *>(word), FUTEX_WAKE, INT_MAX, nullptr,
+		nullptr, 0);
+}
+
+bool send_blob(int sock, const void *data, size_t len, const int *fds, size_t nfds)
+{
+	struct iovec iov = {const_cast<void *>(data), len};
+	struct msghdr mh = {};
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	alignas(struct cmsghdr) char ctl[CMSG_SPACE(4 * sizeof(int))] = {};
+	if (nfds > 0) {
+		mh.msg_control = ctl;
+		mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+		std::memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
+	}
+	ssize_t n;
+	do
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	return n == static_cast<ssize_t>(len);
+}
+
+/* A message of exactly `len` bytes, and its descriptors (up to 4, into `fds`). */
+ssize_t recv_blob_fds(int sock, void *data, size_t len, int *fds, size_t &nfds)
+{
+	struct iovec iov = {data, len};
+	struct msghdr mh = {};
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	alignas(struct cmsghdr) char ctl[CMSG_SPACE(4 * sizeof(int))] = {};
+	mh.msg_control = ctl;
+	mh.msg_controllen = sizeof(ctl);
+	ssize_t n;
+	do
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	nfds = 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); n > 0 && c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			for (size_t i = 0; i < k; i++) {
+				int fd;
+				std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+				if (nfds < 4)
+					fds[nfds++] = fd;
+				else
+					close(fd);
+			}
+		}
+	}
+	return n;
+}
+
+bool recv_blob(int sock, void *data, size_t len, UniqueFd &fd)
+{
+	int fds[4];
+	size_t nfds = 0;
+	ssize_t n = recv_blob_fds(sock, data, len, fds, nfds);
+	for (size_t i = 0; i < nfds; i++) {
+		if (i == 0)
+			fd.reset(fds[0]);
+		else
+			close(fds[i]);
+	}
+	return n == static_cast<ssize_t>(len);
+}
+
+/* Every live host, for forget_everywhere(). */
+struct Registry {
+	std::mutex mutex;
+	std::unordered_set<ChargeHost *> hosts;
+};
+Registry &registry()
+{
+	static Registry *r = new Registry(); /* never destroyed: images may die at exit */
+	return *r;
+}
+
+} /* namespace */
+
+SlotControl *ChargeHost::control(unsigned slot) const
+{
+	return reinterpret_cast<SlotControl *>(shm_ + page + slot * slot_stride);
+}
+
+char *ChargeHost::buffer(unsigned slot) const
+{
+	return shm_ + page + slot * slot_stride + page;
+}
+
+bool ChargeHost::dying() const noexcept
+{
+	/*
+	 * Killed while a thread of it waits in a request of a stalled backing
+	 * store (a FUSE or network file system: uninterruptible once sent), a
+	 * process cannot finish exiting, so its pidfd stays quiet; but its main
+	 * thread has exited (state Z). The pid is not reused meanwhile.
+	 */
+	char path[64];
+	std::snprintf(path, sizeof(path), "/proc/%d/stat", pid_);
+	FILE *f = std::fopen(path, "re");
+	if (!f)
+		return poll_dead();
+	char buf[512] = {};
+	size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
+	std::fclose(f);
+	const char *paren = std::strrchr(buf, ')');
+	if (n == 0 || !paren || paren[1] != ' ')
+		return poll_dead();
+	if (paren[2] == 'Z' || paren[2] == 'X')
+		dead_.store(true, std::memory_order_relaxed);
+	return poll_dead();
+}
+
+bool ChargeHost::dead() const noexcept
+{
+	if (dead_.load(std::memory_order_relaxed))
+		return true;
+	/*
+	 * Asked per request: the pidfd is polled at most every 20 ms. A host
+	 * that died meanwhile is found by the request posted to it, which
+	 * sees it not taken and is served here.
+	 */
+	int64_t now = monotonic_ns();
+	if (now - last_poll_ns_.load(std::memory_order_relaxed) < 20 * 1000000LL)
+		return false;
+	last_poll_ns_.store(now, std::memory_order_relaxed);
+	return poll_dead();
+}
+
+bool ChargeHost::poll_dead() const noexcept
+{
+	if (dead_.load(std::memory_order_relaxed))
+		return true;
+	struct pollfd p = {pidfd_.get(), POLLIN, 0};
+	if (poll(&p, 1, 0) > 0) {
+		dead_.store(true, std::memory_order_relaxed);
+		return true;
+	}
+	return false;
+}
+
+/*
+ * The host maker's side of a spawn: what it is sent (with the descriptors
+ * of the cgroup v2 directory, the shared file and the host's socket), and
+ * what it answers (with the new host's pidfd).
+ */
+struct SpawnRequest {
+	uint32_t dirs;		       /* v1 directories, NUL-terminated, one after another */
+	char paths[32 * PATH_MAX / 8]; /* at most this much of them */
+};
+struct SpawnReply {
+	int32_t pid;   /* 0: not made */
+	int32_t error; /* errno of clone3 */
+};
+
+HostMaker::HostMaker(int fuse_fd) : fuse_fd_(fuse_fd) {}
+
+HostMaker::~HostMaker()
+{
+	MutexLocker l(mutex_);
+	socket_.reset(); /* it leaves when its socket closes */
+	if (pidfd_) {
+		struct pollfd p = {pidfd_.get(), POLLIN, 0};
+		if (poll(&p, 1, 1000) <= 0)
+			syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+		siginfo_t si = {};
+		(void)waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_.get()), &si,
+			     WEXITED);
+	}
+}
+
+bool HostMaker::start_locked(std::string &error)
+{
+	if (socket_ && pidfd_) {
+		struct pollfd p = {pidfd_.get(), POLLIN, 0};
+		if (poll(&p, 1, 0) == 0)
+			return true;
+		/* It died (killed by hand?): collect it and make another. */
+		siginfo_t si = {};
+		(void)waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_.get()), &si,
+			     WEXITED | WNOHANG);
+	}
+	socket_.reset();
+	pidfd_.reset();
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		error = fmt::format("socketpair: {}", std::strerror(errno));
+		return false;
+	}
+	UniqueFd ours(sv[0]), theirs(sv[1]);
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, theirs.get(), 3);
+	char arg0[] = "cgloopfs-hosts", arg1[] = "--charge-maker";
+	char *argv[] = {arg0, arg1, nullptr};
+	pid_t pid = 0;
+	/* This program (the daemon's /proc/self/exe is the child's until it execs). */
+	int err = posix_spawn(&pid, "/proc/self/exe", &fa, nullptr, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (err != 0) {
+		error = fmt::format("cannot start the host maker: {}", std::strerror(err));
+		return false;
+	}
+	pidfd_.reset(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+	socket_ = std::move(ours);
+	return true;
+}
+
+std::shared_ptr<ChargeHost> HostMaker::spawn(pid_t caller, std::string &error)
+{
+	auto place = cgroup::placement_of(caller);
+	if (!place || place->v2_dir.empty()) {
+		error = "its cgroup v2 directory was not found";
+		return nullptr;
+	}
+	UniqueFd cgroup_fd(open(place->v2_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+	if (!cgroup_fd) {
+		error = fmt::format("\"{}\": {}", place->v2_dir, std::strerror(errno));
+		return nullptr;
+	}
+	SpawnRequest req = {};
+	size_t used = 0;
+	for (const auto &d : place->v1_dirs) {
+		if (used + d.size() + 1 > sizeof(req.paths)) {
+			error = "too many cgroup v1 hierarchies";
+			return nullptr;
+		}
+		std::memcpy(req.paths + used, d.c_str(), d.size() + 1);
+		used += d.size() + 1;
+		req.dirs++;
+	}
+
+	std::shared_ptr<ChargeHost> host(new ChargeHost());
+	UniqueFd memfd(static_cast<int>(syscall(SYS_memfd_create, "cgloopfs-host", MFD_CLOEXEC)));
+	if (!memfd || ftruncate(memfd.get(), static_cast<off_t>(shm_size)) < 0) {
+		error = fmt::format("shared memory: {}", std::strerror(errno));
+		return nullptr;
+	}
+	void *p = mmap(nullptr, shm_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+		       memfd.get(), 0);
+	if (p == MAP_FAILED) {
+		error = fmt::format("shared memory: {}", std::strerror(errno));
+		return nullptr;
+	}
+	host->shm_ = static_cast<char *>(p);
+	host->shm_len_ = shm_size;
+	auto *hdr = reinterpret_cast<HostHeader *>(host->shm_);
+	hdr->failed_dir = -1;
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		error = fmt::format("socketpair: {}", std::strerror(errno));
+		return nullptr;
+	}
+	host->socket_.reset(sv[0]);
+	UniqueFd theirs(sv[1]);
+
+	SpawnReply reply = {};
+	UniqueFd pidfd;
+	{
+		/* One spawn at a time: the maker is single-threaded. */
+		MutexLocker l(mutex_);
+		if (!start_locked(error))
+			return nullptr;
+		int fds[4] = {cgroup_fd.get(), memfd.get(), theirs.get(), fuse_fd_};
+		if (!send_blob(socket_.get(), &req, sizeof(req), fds, 4) ||
+		    !recv_blob(socket_.get(), &reply, sizeof(reply), pidfd)) {
+			error = "the host maker does not answer";
+			socket_.reset(); /* made again next time */
+			return nullptr;
+		}
+	}
+	theirs.reset();
+	if (reply.pid <= 0 || !pidfd) {
+		error = fmt::format("cannot make a process in \"{}\": {}", place->v2_dir,
+				    std::strerror(reply.error));
+		return nullptr;
+	}
+	host->pid_ = reply.pid;
+	host->pidfd_ = std::move(pidfd);
+
+	/* Wait until it serves, failed, or died (5 s at most). */
+	for (int i = 0; i < 50; i++) {
+		uint32_t st = hdr->state.load();
+		if (st != 0 || host->poll_dead())
+			break;
+		futex_wait(&hdr->state, 0, wait_step_ns);
+	}
+	if (hdr->state.load() != 1) {
+		int err = hdr->error;
+		if (hdr->state.load() == 0 && !host->poll_dead())
+			error = "it did not start within 5 s";
+		else if (hdr->failed_dir >= 0 &&
+			 static_cast<size_t>(hdr->failed_dir) < place->v1_dirs.size())
+			error = fmt::format("cannot join \"{}\": {}",
+					    place->v1_dirs[static_cast<size_t>(hdr->failed_dir)],
+					    std::strerror(err));
+		else
+			error = fmt::format("it did not start: {}",
+					    err ? std::strerror(err) : "it exited");
+		return nullptr; /* the destructor ends it */
+	}
+	{
+		static std::once_flag hooked;
+		std::call_once(hooked, [] {
+			image::BackingImage::on_destroy(&ChargeHost::forget_everywhere);
+		});
+	}
+	{
+		std::lock_guard<std::mutex> l(registry().mutex);
+		registry().hosts.insert(host.get());
+	}
+	return host;
+}
+
+ChargeHost::~ChargeHost()
+{
+	{
+		std::lock_guard<std::mutex> l(registry().mutex);
+		registry().hosts.erase(this);
+	}
+	/* The host leaves when its socket closes; a stuck one is killed. */
+	socket_.reset();
+	if (pidfd_) {
+		struct pollfd p = {pidfd_.get(), POLLIN, 0};
+		if (poll(&p, 1, 200) <= 0) {
+			syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+			(void)poll(&p, 1, 1000);
+		}
+		/* Its parent, the host maker, collects it. */
+	}
+	if (shm_)
+		munmap(shm_, shm_len_);
+}
+
+void ChargeHost::forget_everywhere(uint64_t serial)
+{
+	std::lock_guard<std::mutex> l(registry().mutex);
+	for (ChargeHost *h : registry().hosts)
+		h->send_forget(serial);
+}
+
+void ChargeHost::send_forget(uint64_t serial)
+{
+	MutexLocker l(mutex_);
+	if (images_.erase(serial) == 0)
+		return;
+	Message m = {};
+	m.type = Msg::forget;
+	m.serial = serial;
+	(void)send_blob(socket_.get(), &m, sizeof(m), nullptr, 0);
+}
+
+bool ChargeHost::send_image(const image::BackingImage &img)
+{
+	if (images_.count(img.serial()))
+		return true;
+	Message m = {};
+	m.type = Msg::image;
+	m.serial = img.serial();
+	std::vector<int> fds;
+	m.info = img.replica_info(fds);
+	if (!send_blob(socket_.get(), &m, sizeof(m), fds.data(), fds.size()))
+		return false;
+	images_.insert(img.serial());
+	return true;
+}
+
+bool ChargeHost::start_slot(unsigned slot)
+{
+	if (started_ & (uint64_t{1} << slot))
+		return true;
+	Message m = {};
+	m.type = Msg::start;
+	m.slot = slot;
+	if (!send_blob(socket_.get(), &m, sizeof(m), nullptr, 0))
+		return false;
+	started_ |= uint64_t{1} << slot;
+	return true;
+}
+
+bool ChargeHost::prepare(unsigned slot, const image::BackingImage &img)
+{
+	if (slot >= host_slots || dead())
+		return false;
+	{
+		MutexLocker l(mutex_);
+		if (!start_slot(slot) || !send_image(img))
+			return false;
+	}
+	SlotControl *c = control(slot);
+	/* A new slot's thread reports in (or that it could not be made) at once. */
+	for (int i = 0; i < 50; i++) {
+		uint32_t r = c->ready.load(std::memory_order_acquire);
+		if (r == 1)
+			return true;
+		if (r == 2 || poll_dead())
+			return false;
+		futex_wait(&c->ready, 0, wait_step_ns);
+	}
+	return false;
+}
+
+std::atomic<uint32_t> *ChargeHost::open_claim(unsigned slot)
+{
+	SlotControl *c = control(slot);
+	c->claim.store(claim_open, std::memory_order_relaxed);
+	return &c->claim;
+}
+
+ChargeHost::Answer ChargeHost::call(unsigned slot, const image::BackingImage &img,
+				    const IoParams &p, uint64_t unique)
+{
+	SlotControl *c = control(slot);
+	c->op = static_cast<uint32_t>(p.op);
+	c->mode = p.mode;
+	c->datasync = p.datasync;
+	c->lost_write_error = p.lost_write_error;
+	c->serial = img.serial();
+	c->unique = unique;
+	c->pos = p.pos;
+	c->len = p.len;
+	c->size = img.size();
+	c->backing_size = img.backing_size_now();
+	c->value = 0;
+	c->replied = 0;
+	c->reply_err = 0;
+	c->write_error = 0;
+	if (p.op == IoOp::write && p.len > 0)
+		std::memcpy(buffer(slot), p.payload, p.len);
+	uint32_t seq = c->posted.load(std::memory_order_relaxed) + 1;
+	c->posted.store(seq, std::memory_order_release);
+	futex_wake(&c->posted);
+
+	Answer a;
+	for (;;) {
+		uint32_t d = c->done.load(std::memory_order_acquire);
+		if (d == seq)
+			break;
+		if (dying()) {
+			/* Not taken: nothing was done, the daemon may do it. */
+			a.started = c->taken.load(std::memory_order_acquire) == seq;
+			return a;
+		}
+		futex_wait(&c->done, d, wait_step_ns);
+	}
+	a.completed = true;
+	a.value = c->value;
+	a.replied = c->replied != 0;
+	a.reply_err = c->reply_err;
+	a.write_error = c->write_error;
+	return a;
+}
+
+/* ---- the host process ---- */
+
+bool is_charge_maker(int argc, char **argv)
+{
+	return argc == 2 && std::strcmp(argv[1], "--charge-maker") == 0;
+}
+
+namespace {
+
+struct HostState {
+	char *shm = nullptr;
+	HostHeader *header = nullptr;
+	int fuse_fd = 4;
+	std::mutex mutex;
+	std::condition_variable arrived;
+	std::unordered_map<uint64_t, std::shared_ptr<image::BackingImage>> images;
+};
+
+SlotControl *slot_control(HostState &h, unsigned slot)
+{
+	return reinterpret_cast<SlotControl *>(h.shm + page + slot * slot_stride);
+}
+
+std::shared_ptr<image::BackingImage> find_image(HostState &h, uint64_t serial)
+{
+	std::unique_lock<std::mutex> l(h.mutex);
+	/* The daemon sends an image before the first request on it: it is on its way. */
+	h.arrived.wait_for(l, std::chrono::seconds(5), [&] { return h.images.count(serial) > 0; });
+	auto it = h.images.find(serial);
+	return it == h.images.end() ? nullptr : it->second;
+}
+
+/* Answer the kernel: the header, then a read's data or a write's count. */
+int answer(HostState &h, const SlotControl &c, const IoResult &r)
+{
+	struct fuse_out_header out = {};
+	struct fuse_write_out wout = {};
+	struct iovec iov[2] = {{&out, sizeof(out)}, {nullptr, 0}};
+	int n = 1;
+	out.unique = c.unique;
+	if (r.value < 0) {
+		out.error = -errno_for_caller(static_cast<int>(-r.value));
+	} else if (static_cast<IoOp>(c.op) == IoOp::read) {
+		iov[1] = {const_cast<char *>(r.data.data()), r.data.size()};
+		n = 2;
+	} else if (static_cast<IoOp>(c.op) == IoOp::write) {
+		wout.size = static_cast<uint32_t>(r.value);
+		iov[1] = {&wout, sizeof(wout)};
+		n = 2;
+	}
+	out.len = static_cast<uint32_t>(sizeof(out) + iov[1].iov_len);
+	ssize_t w;
+	do
+		w = writev(h.fuse_fd, iov, n);
+	while (w < 0 && errno == EINTR);
+	/* ENOENT: the request was interrupted and is gone. */
+	return w < 0 && errno != ENOENT ? -errno : 0;
+}
+
+void serve_slot(HostState &h, unsigned slot)
+{
+	SlotControl *c = slot_control(h, slot);
+	char *buf = h.shm + page + slot * slot_stride + page;
+	AlignedBuffer data, scratch;
+	uint32_t seen = c->posted.load(std::memory_order_acquire);
+	c->ready.store(1, std::memory_order_release);
+	futex_wake(&c->ready);
+	for (;;) {
+		uint32_t now = c->posted.load(std::memory_order_acquire);
+		if (now == seen) {
+			futex_wait(&c->posted, seen, -1);
+			continue;
+		}
+		seen = now;
+		/*
+		 * Take it, then look whether the host is leaving; leave() sets
+		 * that, then looks at what was taken (both sequentially
+		 * consistent: one of the two sees the other). Leaving: give it
+		 * back; the daemon does it, seeing it not taken.
+		 */
+		uint32_t before = c->taken.load(std::memory_order_relaxed);
+		c->taken.store(seen, std::memory_order_seq_cst);
+		if (h.header->state.load(std::memory_order_seq_cst) == 3) {
+			c->taken.store(before, std::memory_order_seq_cst);
+			continue;
+		}
+		IoResult r{-EIO, {}};
+		auto img = find_image(h, c->serial);
+		if (img) {
+			img->set_sizes(c->size, c->backing_size);
+			IoParams p;
+			p.op = static_cast<IoOp>(c->op);
+			p.pos = c->pos;
+			p.len = c->len;
+			p.mode = c->mode;
+			p.datasync = c->datasync != 0;
+			p.lost_write_error = c->lost_write_error;
+			p.payload = buf;
+			r = perform_io(*img, p, data, scratch);
+			/* The daemon keeps lost writes' errors, for every process's fsync. */
+			c->write_error = img->take_write_error();
+		}
+		uint32_t open = claim_open;
+		bool mine = c->claim.compare_exchange_strong(open, claim_worker,
+							     std::memory_order_acq_rel);
+		c->value = r.value;
+		c->reply_err = mine ? answer(h, *c, r) : 0;
+		c->replied = mine;
+		img.reset();
+		c->done.store(seen, std::memory_order_release);
+		futex_wake(&c->done);
+	}
+}
+
+/*
+ * The other processes of the host's cgroup v2, watched through pidfds: the
+ * host never outlives them, so a container's cgroups can be removed the
+ * moment its last process exits. Learnt from events (a pidfd becomes
+ * readable when its process exits), then cgroup.procs is read again for
+ * members that came meanwhile.
+ */
+class Members
+{
+public:
+	void start()
+	{
+		auto place = cgroup::placement_of(getpid());
+		if (place && !place->v2_dir.empty())
+			procs_ = place->v2_dir + "/cgroup.procs";
+		rescan();
+	}
+
+	/* Wait until a message is on `sock` (true) or no member is left (false). */
+	bool wait_for_message(int sock)
+	{
+		for (;;) {
+			if (procs_.empty())
+				break; /* not watched (no v2 path): only the socket */
+			if (fds_.empty())
+				return false;
+			std::vector<struct pollfd> p;
+			p.push_back({sock, POLLIN, 0});
+			for (const auto &fd : fds_)
+				p.push_back({fd.get(), POLLIN, 0});
+			int n = poll(p.data(), p.size(), -1);
+			if (n < 0 && errno == EINTR)
+				continue;
+			bool gone = false;
+			for (size_t i = 1; i < p.size(); i++)
+				gone |= (p[i].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+			if (gone)
+				rescan();
+			if (p[0].revents)
+				return true;
+			if (fds_.empty())
+				return false;
+		}
+		struct pollfd p = {sock, POLLIN, 0};
+		while (poll(&p, 1, -1) < 0 && errno == EINTR)
+			;
+		return true;
+	}
+
+private:
+	void rescan()
+	{
+		fds_.clear();
+		if (procs_.empty())
+			return;
+		FILE *f = std::fopen(procs_.c_str(), "re");
+		if (!f)
+			return; /* the cgroup is being removed: nobody left */
+		long pid;
+		pid_t self = getpid();
+		while (std::fscanf(f, "%ld", &pid) == 1 && fds_.size() < max_watched) {
+			if (pid == self)
+				continue;
+			int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+			if (fd >= 0)
+				fds_.emplace_back(fd);
+		}
+		std::fclose(f);
+	}
+
+	/* A cgroup of thousands of processes: watching some of them is enough, */
+	/* as the cgroup is read again whenever one of them exits. */
+	static constexpr size_t max_watched = 64;
+	std::string procs_;
+	std::vector<UniqueFd> fds_;
+};
+
+/* Stop taking requests, let the ones taken finish, and go. */
+[[noreturn]] void leave(HostState &h)
+{
+	h.header->state.store(3, std::memory_order_seq_cst);
+	/*
+	 * Twice: a slot thread that took a request just as we looked gives it
+	 * back (it sees the state) within a moment; the second pass waits for
+	 * that.
+	 */
+	for (int pass = 0; pass < 2; pass++) {
+		for (unsigned s = 0; s < host_slots; s++) {
+			SlotControl *c = slot_control(h, s);
+			if (c->ready.load() != 1)
+				continue;
+			/* A request taken is finished (the answer is already on its way). */
+			for (int i = 0; i < 3000; i++) {
+				uint32_t t = c->taken.load(std::memory_order_seq_cst);
+				if (c->done.load(std::memory_order_acquire) == t)
+					break;
+				usleep(1000);
+			}
+		}
+		usleep(2000);
+	}
+	_exit(0);
+}
+
+void drop_privileges()
+{
+	/* Not dumpable: the cgroup's other members cannot trace it or read its memory. */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	/* It has what it needs open; it needs no capability. */
+	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct caps[2] = {};
+	syscall(SYS_capset, &hdr, caps);
+}
+
+} /* namespace */
+
+[[noreturn]] void charge_worker_main();
+
+namespace {
+
+/* Is the pids cgroup at `dir` (if it is one) over its pids.max? */
+bool over_pids_max(const char *dir)
+{
+	auto read_number = [](const std::string &path, uint64_t &v) {
+		FILE *f = std::fopen(path.c_str(), "re");
+		if (!f)
+			return false;
+		char buf[32] = {};
+		bool ok = std::fgets(buf, sizeof(buf), f) != nullptr;
+		std::fclose(f);
+		if (!ok || std::strncmp(buf, "max", 3) == 0)
+			return false;
+		v = std::strtoull(buf, nullptr, 10);
+		return true;
+	};
+	uint64_t max = 0, current = 0;
+	std::string d(dir);
+	return read_number(d + "/pids.max", max) && read_number(d + "/pids.current", current) &&
+	       current > max;
+}
+
+} /* namespace */
+
+void charge_maker_main()
+{
+	/* 3: the socket to the daemon; nothing else. */
+	syscall(SYS_close_range, 4, ~0U, 0);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	/* Hosts are collected by the kernel as they exit; the daemon watches their pidfds. */
+	struct sigaction sa = {};
+	sa.sa_handler = SIG_IGN;
+	sa.sa_flags = SA_NOCLDWAIT;
+	sigaction(SIGCHLD, &sa, nullptr);
+	for (;;) {
+		SpawnRequest req;
+		int fds[4];
+		size_t nfds = 0;
+		ssize_t n = recv_blob_fds(3, &req, sizeof(req), fds, nfds);
+		if (n <= 0)
+			_exit(0); /* the daemon is gone */
+		if (n != static_cast<ssize_t>(sizeof(req)) || nfds != 4) {
+			for (size_t i = 0; i < nfds; i++)
+				close(fds[i]);
+			SpawnReply bad = {0, EINVAL};
+			(void)send_blob(3, &bad, sizeof(bad), nullptr, 0);
+			continue;
+		}
+		int cgroup_fd = fds[0], memfd = fds[1], host_sock = fds[2], fuse_fd = fds[3];
+		int pidfd = -1;
+		struct clone_args args = {};
+		args.flags = CLONE_INTO_CGROUP | CLONE_PIDFD;
+		args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
+		args.exit_signal = SIGCHLD;
+		args.cgroup = static_cast<uint64_t>(cgroup_fd);
+		long pid = syscall(SYS_clone3, &args, sizeof(args));
+		if (pid == 0) {
+			/* The host: one thread, a copy of this small process; no exec needed. */
+			close(3);
+			void *p = mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+			auto *hdr = p == MAP_FAILED ? nullptr : static_cast<HostHeader *>(p);
+			const char *dir = req.paths;
+			for (uint32_t i = 0; i < req.dirs; i++) {
+				std::string procs = std::string(dir) + "/cgroup.procs";
+				int fd = open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+				if (fd < 0 || write(fd, "0", 1) != 1) {
+					if (hdr) {
+						hdr->error = errno;
+						hdr->failed_dir = static_cast<int32_t>(i);
+						hdr->state.store(2);
+						futex_wake(&hdr->state);
+					}
+					_exit(2);
+				}
+				close(fd);
+				/*
+				 * A v1 pids cgroup lets a process in over its pids.max
+				 * (moving is not forking): a host that makes it go over
+				 * leaves, as its fork would have failed on cgroup v2.
+				 */
+				if (over_pids_max(dir)) {
+					if (hdr) {
+						hdr->error = EAGAIN;
+						hdr->failed_dir = static_cast<int32_t>(i);
+						hdr->state.store(2);
+						futex_wake(&hdr->state);
+					}
+					_exit(2);
+				}
+				dir += std::strlen(dir) + 1;
+			}
+			if (p != MAP_FAILED)
+				munmap(p, page);
+			struct sigaction dfl = {};
+			dfl.sa_handler = SIG_DFL;
+			sigaction(SIGCHLD, &dfl, nullptr);
+			if (dup2(host_sock, 3) < 0 || dup2(fuse_fd, 4) < 0 || dup2(memfd, 5) < 0)
+				_exit(2);
+			charge_worker_main();
+		}
+		SpawnReply reply = {static_cast<int32_t>(pid > 0 ? pid : 0), pid > 0 ? 0 : errno};
+		close(cgroup_fd);
+		close(memfd);
+		close(host_sock);
+		close(fuse_fd);
+		(void)send_blob(3, &reply, sizeof(reply), pid > 0 ? &pidfd : nullptr,
+				pid > 0 ? 1 : 0);
+		if (pid > 0)
+			close(pidfd);
+	}
+}
+
+void charge_worker_main()
+{
+	/* 3: the socket to the daemon, 4: /dev/fuse, 5: the shared file. Nothing else. */
+	syscall(SYS_close_range, 6, ~0U, 0);
+	drop_privileges();
+	HostState h;
+	void *p = mmap(nullptr, shm_size, PROT_READ | PROT_WRITE, MAP_SHARED, 5, 0);
+	if (p == MAP_FAILED)
+		_exit(3);
+	h.shm = static_cast<char *>(p);
+	auto *hdr = reinterpret_cast<HostHeader *>(h.shm);
+	h.header = hdr;
+	sigset_t all;
+	sigfillset(&all);
+	sigdelset(&all, SIGTERM);
+	sigdelset(&all, SIGINT);
+	/* Slot threads take no signal; SIGTERM ends the process at once. */
+	pthread_sigmask(SIG_SETMASK, &all, nullptr);
+	hdr->state.store(1, std::memory_order_release);
+	futex_wake(&hdr->state);
+
+	Members members;
+	members.start();
+	for (;;) {
+		if (!members.wait_for_message(3))
+			leave(h); /* the cgroup's other members are gone */
+		Message m;
+		int fds[4] = {-1, -1, -1, -1};
+		size_t nfds = 0;
+		ssize_t n = recv_blob_fds(3, &m, sizeof(m), fds, nfds);
+		if (n <= 0)
+			_exit(0); /* the daemon is gone, or let us go */
+		for (size_t i = 2; i < nfds; i++)
+			close(fds[i]);
+		if (n != static_cast<ssize_t>(sizeof(m)))
+			continue;
+		switch (m.type) {
+		case Msg::image: {
+			UniqueFd fd(fds[0]), buffered(nfds > 1 ? fds[1] : -1);
+			if (!fd)
+				break;
+			auto img = image::BackingImage::replica(m.info, std::move(fd),
+								std::move(buffered));
+			{
+				std::lock_guard<std::mutex> l(h.mutex);
+				h.images[m.serial] = std::move(img);
+			}
+			h.arrived.notify_all();
+			break;
+		}
+		case Msg::forget: {
+			std::shared_ptr<image::BackingImage> gone;
+			std::lock_guard<std::mutex> l(h.mutex);
+			auto it = h.images.find(m.serial);
+			if (it != h.images.end()) {
+				gone = std::move(it->second);
+				h.images.erase(it);
+			}
+			break;
+		}
+		case Msg::start: {
+			if (m.slot >= host_slots)
+				break;
+			SlotControl *c = slot_control(h, m.slot);
+			try {
+				std::thread(serve_slot, std::ref(h), m.slot).detach();
+			} catch (...) {
+				/* No thread (the cgroup's pids.max): the daemon serves this slot. */
+				c->ready.store(2, std::memory_order_release);
+				futex_wake(&c->ready);
+			}
+			break;
+		}
+		}
+	}
+}
+
+} /* namespace cgloopfs::fuse */
