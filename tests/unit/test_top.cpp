@@ -505,6 +505,10 @@ TEST_CASE("top's options: values checked with clear messages")
 	}
 	std::string e = options_error({"cgloopctl", "top", "-o", "size\033[2J"});
 	CHECK(e == "top: --order: unknown column \"size\\x1b[2J\" (one of: " + order_words() + ")");
+	/* A missing value is not an unknown option. */
+	CHECK(options_error({"cgloopctl", "top", "-d"}) == "option \"-d\" needs a value");
+	CHECK(options_error({"cgloopctl", "top", "/mnt", "--iterations"}) ==
+	      "option \"--iterations\" needs a value");
 	CHECK(options({"cgloopctl", "top", "-d", "0.01"}).delay == 0.01);
 	CHECK(options({"cgloopctl", "top", "-d", "86400"}).delay == 86400);
 	CHECK(options({"cgloopctl", "top", "-n", "1000000000"}).iterations == 1000000000);
