@@ -138,15 +138,17 @@ public:
 
 	bool keys() const { return keys_; }
 
+	/* Also again after SIGCONT (a shell may have set its own modes): the first modes are kept. */
 	void enter()
 	{
-		if (keys_ && tcgetattr(STDIN_FILENO, &saved_) == 0) {
+		if (keys_ && !modes_set_ && tcgetattr(STDIN_FILENO, &saved_) == 0)
+			modes_set_ = true; /* leave() puts saved_ back */
+		if (modes_set_) {
 			struct termios raw = saved_;
 			raw.c_lflag &= ~static_cast<tcflag_t>(ICANON | ECHO);
 			raw.c_cc[VMIN] = 1;
 			raw.c_cc[VTIME] = 0;
-			if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw) == 0)
-				modes_set_ = true;
+			tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw);
 		}
 		/* The alternate screen, the cursor hidden, the screen cleared. */
 		write_all(STDOUT_FILENO, "\033[?1049h\033[?25l\033[H\033[2J");

@@ -392,8 +392,8 @@ def top_pid(tm, name):
 
 @harness.timeout(90)
 def test_on_a_terminal_ctrl_c_and_sigterm_restore_it(t):
-    """Ctrl-C ends top with status 0 and SIGTERM as the signal would (143 in the shell),
-    each with the terminal as it was."""
+    """Ctrl-C ends top with status 0 (also after a SIGSTOP and SIGCONT from outside) and
+    SIGTERM as the signal would (143 in the shell), each with the terminal as it was."""
     img = image(t)
     with t.mount(img) as m:
         tm = Tmux(t)
@@ -402,13 +402,51 @@ def test_on_a_terminal_ctrl_c_and_sigterm_restore_it(t):
             tm.wait_screen(name, lambda s: "CGROUP" in s and "(root queue)" in s,
                            f"{name}: top did not start")
             check_eq(tm.var(name, "#{alternate_on}"), "1", f"{name}: alternate screen")
+            pid = top_pid(tm, name)
             if how == "TERM":
-                os.kill(top_pid(tm, name), signal.SIGTERM)
+                os.kill(pid, signal.SIGTERM)
             else:
+                # Stopped and continued from outside first: top takes the terminal
+                # again and still gives back the modes it found at the start.
+                os.kill(pid, signal.SIGSTOP)
+                os.kill(pid, signal.SIGCONT)
+                tm("send-keys", "-t", name, "space")
+                time.sleep(0.3)
+                check_eq(tm.var(name, "#{alternate_on}"), "1", f"{name}: after SIGCONT")
                 tm("send-keys", "-t", name, how)
             scr = tm.wait_screen(name, lambda s: "END-OF-MODES" in s, f"{name}: top did not end")
             check(status in scr, f"{name}: want {status}:\n{scr}")
             restored(tm, name, scr)
+
+
+@harness.timeout(90)
+def test_on_a_terminal_ctrl_z_gives_it_back_until_fg(t):
+    """In an interactive bash: Ctrl-Z stops top with the normal screen and the cursor
+    back; fg brings its screen back; q then leaves the terminal's modes as they were."""
+    bash = shutil.which("bash")
+    check(bash, "cannot run: no bash")
+    img = image(t)
+    with t.mount(img) as m:
+        tm = Tmux(t)
+        tm.start("job", f"{bash} --norc --noprofile -i")
+        tm("send-keys", "-t", "job", f"echo BEFORE-TOP; {CGLOOPCTL} top -d 0.5 {m.mnt}", "Enter")
+        tm.wait_screen("job", lambda s: "CGROUP" in s and "(root queue)" in s,
+                       "top did not start")
+        tm("send-keys", "-t", "job", "C-z")
+        scr = tm.wait_screen("job", lambda s: "Stopped" in s, "Ctrl-Z did not stop top")
+        check_eq(tm.var("job", "#{alternate_on}"), "0", "alternate screen while stopped")
+        check_eq(tm.var("job", "#{cursor_flag}"), "1", "cursor while stopped")
+        check("BEFORE-TOP" in scr and "CGROUP" not in scr, f"screen while stopped:\n{scr}")
+        tm("send-keys", "-t", "job", "fg", "Enter")
+        tm.wait_screen("job", lambda s: "CGROUP" in s and "(root queue)" in s,
+                       "fg did not bring top's screen back")
+        check_eq(tm.var("job", "#{alternate_on}"), "1", "alternate screen after fg")
+        tm("send-keys", "-t", "job", "q")
+        tm.wait_screen("job", lambda s: "BEFORE-TOP" in s, "q did not end top")
+        tm("send-keys", "-t", "job", "echo EXIT=$?; stty -a; echo END-OF-MODES", "Enter")
+        scr = tm.wait_screen("job", lambda s: "\nEND-OF-MODES" in s, "no modes after top")
+        check("EXIT=0" in scr, f"exit status after fg and q:\n{scr}")
+        restored(tm, "job", scr)
 
 
 # --------------------------------------------------------------------------
