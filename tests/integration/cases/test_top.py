@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -285,9 +286,10 @@ class Tmux:
         return last[0]
 
 
-def shell_command(mnt, extra=""):
+def shell_command(mnt):
     """What the pane runs: a mark, top, its exit status and the terminal's modes after."""
-    return (f"echo BEFORE-TOP; {CGLOOPCTL} top -d 0.5 {extra} {mnt}; echo EXIT=$?; "
+    return (f"echo BEFORE-TOP; {shlex.quote(CGLOOPCTL)} top -d 0.5 {shlex.quote(mnt)}; "
+            f"echo EXIT=$?; "
             f"stty -a; echo END-OF-MODES; sleep 600")
 
 
@@ -429,7 +431,8 @@ def test_on_a_terminal_ctrl_z_gives_it_back_until_fg(t):
     with t.mount(img) as m:
         tm = Tmux(t)
         tm.start("job", f"{bash} --norc --noprofile -i")
-        tm("send-keys", "-t", "job", f"echo BEFORE-TOP; {CGLOOPCTL} top -d 0.5 {m.mnt}", "Enter")
+        tm("send-keys", "-t", "job",
+           f"echo BEFORE-TOP; {shlex.quote(CGLOOPCTL)} top -d 0.5 {shlex.quote(m.mnt)}", "Enter")
         tm.wait_screen("job", lambda s: "CGROUP" in s and "(root queue)" in s,
                        "top did not start")
         tm("send-keys", "-t", "job", "C-z")
