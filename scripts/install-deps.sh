@@ -6,7 +6,8 @@
 # symbolizer for sanitizer stack traces. dpkg-dev, debhelper, fakeroot and
 # lintian build and check the Debian package (scripts/package.sh);
 # bash-completion gives the completions their directory (pkg-config) and
-# the completion test its helpers.
+# the completion test its helpers; tmux is the real terminal the test of
+# cgloopctl top types into and reads.
 set -eu
 
 packages="
@@ -19,7 +20,7 @@ packages="
   nbdkit libnbd-bin
   qemu-utils qemu-system-common
   clang clang-format libclang-rt-14-dev llvm
-  runc busybox-static
+  runc busybox-static tmux
   dpkg-dev debhelper fakeroot lintian bash-completion
 "
 

@@ -21,6 +21,7 @@
 
 #include "cli/options.hpp"
 #include "cli/table.hpp"
+#include "cli/top.hpp"
 #include "config/image_spec.hpp"
 #include "config/mount_options.hpp"
 #include "control/client.hpp"
@@ -387,6 +388,8 @@ const std::vector<CommandSpec> commands = {
 	 1,
 	 {},
 	 do_status},
+	{"top", "[MOUNTPOINT]", "live per-cgroup I/O rates, queues and p99 latency", 0, 1,
+	 top::option_specs(), top::run},
 };
 
 } /* namespace cgloopfs::cli */

@@ -21,6 +21,7 @@
 #include <fmt/core.h>
 
 #include "cli/options.hpp"
+#include "cli/top.hpp"
 #include "control/client.hpp"
 
 using namespace cgloopfs;
@@ -64,6 +65,9 @@ std::string resolve_socket(const cli::Invocation &inv)
 
 int run(const cli::Invocation &inv)
 {
+	/* Option values are usage errors before any daemon is looked for. */
+	if (inv.command->name == "top")
+		(void)cli::top::parse_options(inv);
 	return inv.command->run(inv, resolve_socket(inv));
 }
 

@@ -37,7 +37,8 @@ void run_getopt(int argc, char **argv, const std::vector<const OptSpec *> &specs
 		bool stop_at_operand, Invocation &inv, std::vector<std::string> &rest)
 {
 	std::vector<struct option> longopts;
-	std::string shortopts = "+"; /* see config::next_option */
+	/* "+": see config::next_option; ":": a missing value is told apart from an unknown option. */
+	std::string shortopts = "+:";
 	for (size_t i = 0; i < specs.size(); i++) {
 		const OptSpec &o = *specs[i];
 		int has = o.arg == ArgKind::none       ? no_argument
@@ -58,6 +59,16 @@ void run_getopt(int argc, char **argv, const std::vector<const OptSpec *> &specs
 	int c;
 	while ((c = config::next_option(argc, argv, shortopts.c_str(), longopts.data(),
 					stop_at_operand, rest)) != -1) {
+		if (c == ':') {
+			/* optopt: the val of a long option (1000 + i), or the short option's letter */
+			std::string name =
+				optopt >= 1000
+					? fmt::format("--{}",
+						      specs[static_cast<size_t>(optopt - 1000)]
+							      ->long_name)
+					: fmt::format("-{}", static_cast<char>(optopt));
+			throw UsageError(fmt::format("option \"{}\" needs a value", name));
+		}
 		const OptSpec *o = nullptr;
 		if (c >= 1000)
 			o = specs[static_cast<size_t>(c - 1000)];

@@ -193,7 +193,7 @@ def test_cgloopctl_commands_come_from_help(t):
 def test_cgloopctl_without_the_program_uses_its_list(t):
     expect("/nonexistent/cgloopctl ",
            ["list", "attach", "detach", "set-capacity", "get", "set", "workers", "stats",
-            "status"])
+            "status", "top"])
     expect("/nonexistent/cgloopctl --", GLOBAL_LONG)
 
 
@@ -236,6 +236,25 @@ def test_cgloopctl_option_values(t):
            nospace=True)
     expect("cgloopctl -m /srv/x set idle_timeout=30 ", ["max_workers=", "worker_depth=", "charge=", "lock="])
     expect("cgloopctl set idle_timeout=3", [])
+
+
+def test_cgloopctl_top_options_and_orders(t):
+    expect("cgloopctl top --", GLOBAL_LONG + ["--delay", "--iterations", "--batch", "--order"])
+    expect("cgloopctl top -", GLOBAL_LONG + GLOBAL_SHORT +
+           ["-d", "--delay", "-n", "--iterations", "-b", "--batch", "-o", "--order"])
+    # The words --order takes: those the program lists when given a wrong one.
+    r = run([CGLOOPCTL, "top", "-o", "nosuchcolumn"], check_rc=False)
+    check(r.returncode == 2 and "(one of: " in r.stderr, f"top -o nosuchcolumn: {r.stderr!r}")
+    words = r.stderr.split("(one of: ")[1].split(")")[0].split(", ")
+    check(len(words) >= 10, f"order words {words}")
+    expect("cgloopctl top -o ", words)
+    expect("cgloopctl top --order r", ["reads", "read"])
+    expect("cgloopctl top --order=w", ["writes", "written"])
+    expect("cgloopctl -m /srv/x top -b -o ", words)
+    # -d and -n take numbers: nothing to offer; -b takes no value (attach's -b does).
+    expect("cgloopctl top -d ", [])
+    expect("cgloopctl top -n ", [])
+    expect("cgloopctl top --iterations ", [])
 
 
 def test_cgloopctl_attach_completes_files(t):
@@ -348,6 +367,11 @@ def test_live_mount_points_and_image_names(t):
         expect(f"cgloopctl --mount {t.tmp}/mn", [q])
         expect(f"cgloopctl list {t.tmp}/", [q])
         expect(f"cgloopctl status {t.tmp}/", [q])
+        expect(f"cgloopctl top {t.tmp}/", [q])
+        # top's -n and -o take a value, its -b none; list's -n none.
+        expect(f"cgloopctl top -b -n 3 -o reads -d 0.5 {t.tmp}/", [q])
+        expect(f"cgloopctl list -n {t.tmp}/", [q])
+        expect(f"cgloopctl top {q} ", [])
         # Image names, from "cgloopctl list" of that mount.
         names = ["data.img", "disk\\ one.img", "rootfs.img"]
         expect(f"cgloopctl -m {q} detach ", names)
