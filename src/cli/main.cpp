@@ -21,6 +21,7 @@
 #include <fmt/core.h>
 
 #include "cli/options.hpp"
+#include "common/escape.hpp"
 #include "control/client.hpp"
 
 using namespace cgloopfs;
@@ -89,10 +90,11 @@ int main(int argc, char **argv)
 			     e.what());
 		return 2;
 	} catch (const control::ClientError &e) {
-		std::fprintf(stderr, "cgloopctl: %s\n", e.what());
+		/* The daemon's messages may quote paths: escaped for the terminal. */
+		std::fprintf(stderr, "cgloopctl: %s\n", escape_for_terminal(e.what()).c_str());
 		return EXIT_FAILURE;
 	} catch (const std::exception &e) {
-		std::fprintf(stderr, "cgloopctl: %s\n", e.what());
+		std::fprintf(stderr, "cgloopctl: %s\n", escape_for_terminal(e.what()).c_str());
 		return EXIT_FAILURE;
 	}
 }
