@@ -34,14 +34,14 @@ namespace {
 using nlohmann::json;
 
 /*
- * A cell of --raw output: escaped for a terminal (common/escape.hpp), and a
- * space as \x20 (as losetup --raw writes it), so cells are split on single
- * spaces.
+ * A cell of --raw output, from a cell already escaped for a terminal
+ * (common/escape.hpp): a space as \x20 too (as losetup --raw writes it), so
+ * cells are split on single spaces.
  */
-std::string raw_escape(const std::string &s)
+std::string raw_escape(const std::string &cell)
 {
 	std::string out;
-	for (char c : escape_for_terminal(s)) {
+	for (char c : cell) {
 		if (c == ' ')
 			out += "\\x20";
 		else

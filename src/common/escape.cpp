@@ -119,7 +119,9 @@ size_t utf8_char_length(std::string_view s, size_t i)
 	return 0;
 }
 
-std::string escape_for_terminal(std::string_view text)
+namespace {
+
+std::string escape(std::string_view text, bool backslash)
 {
 	std::string out;
 	out.reserve(text.size());
@@ -129,7 +131,7 @@ std::string escape_for_terminal(std::string_view text)
 		if (len == 1) {
 			switch (c) {
 			case '\\':
-				out += "\\\\";
+				out += backslash ? "\\\\" : "\\";
 				break;
 			case '\a':
 				out += "\\a";
@@ -173,6 +175,18 @@ std::string escape_for_terminal(std::string_view text)
 		}
 	}
 	return out;
+}
+
+} /* namespace */
+
+std::string escape_for_terminal(std::string_view text)
+{
+	return escape(text, true);
+}
+
+std::string escape_controls(std::string_view text)
+{
+	return escape(text, false);
 }
 
 std::string unescape_terminal(std::string_view escaped)

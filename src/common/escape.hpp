@@ -41,6 +41,13 @@ size_t utf8_char_length(std::string_view s, size_t i);
 /* `text` for a terminal, as above. */
 std::string escape_for_terminal(std::string_view text);
 
+/*
+ * The same, but a backslash stays as it is: for a message of ours that
+ * quotes text from outside already made printable. Every log line goes
+ * through it (common/log.cpp), so no line can be split or recoloured.
+ */
+std::string escape_controls(std::string_view text);
+
 /* The bytes an escape_for_terminal() text stands for (the inverse; for tests). */
 std::string unescape_terminal(std::string_view escaped);
 

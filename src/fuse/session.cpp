@@ -288,11 +288,12 @@ dispatch::Config dispatch_config(const config::MountOptions &opts)
 void log_spawn_trouble(const dispatch::SpawnTrouble &t)
 {
 	if (t.failing)
-		log::warning("cannot start a worker thread (cgroup \"{}\" unit {} machine {}: "
-			     "{}): cgroups without a worker are served by the root queue until "
-			     "threads can be started again",
-			     escape_for_terminal(t.path), escape_for_terminal(t.unit),
-			     escape_for_terminal(t.machine), std::strerror(t.error));
+		log::warning(
+			"cannot start a worker thread (cgroup \"{}\": {}) [unit {}, machine {}]: "
+			"cgroups without a worker are served by the root queue until threads "
+			"can be started again",
+			escape_for_terminal(t.path), std::strerror(t.error),
+			escape_for_terminal(t.unit), escape_for_terminal(t.machine));
 	else
 		log::notice("worker threads start again, after {} failed attempt(s)", t.failures);
 }

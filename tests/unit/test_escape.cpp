@@ -121,3 +121,9 @@ TEST_CASE("json_unquote: the inverse of json_quote, for every byte pair")
 		CHECK_MESSAGE(json_unquote(bad, 0, ignored) == std::string::npos, bad);
 	}
 }
+
+TEST_CASE("escape_controls: as escape_for_terminal, a backslash kept")
+{
+	CHECK(escape_controls("a\\x22b\tc\n\x1b\xff") == "a\\x22b\\tc\\n\\x1b\\xff");
+	CHECK(escape_controls("caf\xc3\xa9") == "caf\xc3\xa9");
+}
