@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include <systemd/sd-daemon.h>
 #include <systemd/sd-login.h>
 
 #include "common/strings.hpp"
@@ -151,7 +152,13 @@ SystemdNames names_from_path(std::string_view path)
 SystemdNames names_of(pid_t tid, std::string_view path)
 {
 	SystemdNames from_path = names_from_path(path);
-	if (tid <= 0)
+	/*
+	 * libsystemd reads /proc/TID/cgroup and PID 1's for each question
+	 * (0.45 ms for the three here, where /proc is slow): ask only where
+	 * systemd manages the host, as its own tools do (sd_booted()).
+	 */
+	static const bool systemd_host = sd_booted() > 0;
+	if (tid <= 0 || !systemd_host)
 		return from_path;
 	std::string unit = ask([&](char **s) { return sd_pid_get_unit(tid, s); });
 	if (!is_unit_name(unit))

@@ -5,7 +5,8 @@
  * and the daemon's log lines. Reentrant.
  *
  * libsystemd is asked first (sd_pid_get_unit, sd_pid_get_user_unit,
- * sd_pid_get_machine_name). Where it says nothing (systemd does not manage
+ * sd_pid_get_machine_name) where systemd manages the host (sd_booted()).
+ * Where it says nothing (systemd does not manage
  * the host, or the cgroup lies below a part of the tree systemd does not
  * name, such as a delegated subtree), the names are read from the cgroup
  * path as systemd lays it out: after any leading components that are not
