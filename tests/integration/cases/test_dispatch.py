@@ -458,8 +458,9 @@ def test_cgloopctl_tables_and_errors(t):
         run_io(cg, a, m.path("h.img"), "write", 0, 65536)
         r = ctl_mount(m.mnt, "workers", json_out=False)
         lines = r.stdout.splitlines()
-        check(lines[0].split() == ["CGROUP", "STATE", "QUEUED", "INFLIGHT", "THREADS",
-                                   "SERVED", "IDLE"], f"header {lines[0]!r}")
+        check(lines[0].split() == ["CGROUP", "CGROUP-ID", "UNIT", "MACHINE", "STATE", "QUEUED",
+                                   "INFLIGHT", "THREADS", "SERVED", "IDLE"],
+              f"header {lines[0]!r}")
         check(any(ln.startswith("(root queue)") for ln in lines), "no root queue row")
         check(any(ln.startswith(cg.rel(a)) for ln in lines), "no row for the cgroup")
         r = ctl_mount(m.mnt, "stats", json_out=False)
