@@ -2,17 +2,23 @@
 /*
  * cgroup/names: systemd's unit and machine read from cgroup paths (the
  * layouts systemd, systemd-machined, libvirt and user managers make), and
- * "-" for paths systemd did not name.
+ * "-" for paths systemd did not name; the dispatcher keeps the names its
+ * PathFn gives.
  */
+#include <atomic>
+#include <chrono>
 #include <string>
+#include <thread>
 
 #include <unistd.h>
 
 #include <doctest/doctest.h>
 
 #include "cgroup/names.hpp"
+#include "dispatch/dispatcher.hpp"
 
 using namespace cgloopfs::cgroup;
+namespace dispatch = cgloopfs::dispatch;
 
 namespace {
 
@@ -116,4 +122,64 @@ TEST_CASE("names_of: with no libsystemd answer (no systemd here), the path's nam
 	auto self = names_of(getpid(), "/cgloopfs-x/test.slice/foo.scope");
 	CHECK((self.unit == "-" || is_unit_name(self.unit.substr(0, self.unit.find('/')))));
 	CHECK(names_of(0, "/cgloopfs-x/test.slice/foo.scope").unit == "foo.scope");
+}
+
+namespace {
+
+/* A job that does nothing and says when it was released. */
+class NopJob : public dispatch::Job
+{
+public:
+	explicit NopJob(uint64_t cgroup) { cgroup_id = cgroup; }
+	dispatch::JobOutcome run(dispatch::WorkerContext &) noexcept override { return {}; }
+	bool cancel(int) noexcept override { return true; }
+	bool answered() noexcept override { return false; }
+	void release() noexcept override { released.store(true); }
+	std::atomic<bool> released{false};
+};
+
+} /* namespace */
+
+TEST_CASE("the dispatcher keeps a new worker's names in its statistics and its WorkerInfo")
+{
+	dispatch::ManualClock clock;
+	dispatch::Config config;
+	config.reaper_thread = false;
+	dispatch::Dispatcher d(config, clock, [](const dispatch::Job &job) {
+		if (job.cgroup_id == 7)
+			return dispatch::CgroupName("/machine.slice/machine-web.scope",
+						    "machine-web.scope", "web");
+		return dispatch::CgroupName("/plain"); /* a path alone: no names */
+	});
+	REQUIRE(d.start());
+	NopJob a(7), b(8);
+	d.submit(&a);
+	d.submit(&b);
+	for (int i = 0; i < 500 && !(a.released.load() && b.released.load()); i++)
+		std::this_thread::sleep_for(std::chrono::milliseconds(10));
+	REQUIRE((a.released.load() && b.released.load()));
+	int seen = 0;
+	for (const auto &w : d.workers()) {
+		if (w.cgroup_id == 7) {
+			CHECK(w.unit == "machine-web.scope");
+			CHECK(w.machine == "web");
+			seen++;
+		} else {
+			CHECK(w.unit == "-");
+			CHECK(w.machine == "-");
+		}
+	}
+	for (const auto &s : d.stats()) {
+		if (s->id == 7) {
+			CHECK(s->path == "/machine.slice/machine-web.scope");
+			CHECK(s->unit == "machine-web.scope");
+			CHECK(s->machine == "web");
+			seen++;
+		} else {
+			CHECK(s->unit == "-");
+			CHECK(s->machine == "-");
+		}
+	}
+	CHECK(seen == 2);
+	CHECK(d.shutdown(1000000000));
 }
