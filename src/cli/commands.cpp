@@ -59,14 +59,17 @@ std::string raw_escape(const std::string &cell)
 std::string show_unit(const json &v)
 {
 	std::string s = v.is_string() ? v.get<std::string>() : control::dump_json(v);
+	auto hex = [&](size_t i) { return std::isxdigit(static_cast<unsigned char>(s[i])); };
 	for (size_t i = 0; i < s.size(); i++) {
-		char c = s[i];
-		if (c == '\\' && i + 3 < s.size() && s[i + 1] == 'x' && std::isxdigit(s[i + 2]) &&
-		    std::isxdigit(s[i + 3])) {
+		auto c = static_cast<unsigned char>(s[i]);
+		if (c == '\\' && i + 3 < s.size() && s[i + 1] == 'x' && hex(i + 2) && hex(i + 3)) {
 			i += 3;
 			continue;
 		}
-		if (!std::isalnum(static_cast<unsigned char>(c)) && !std::strchr(":_.@-/", c))
+		bool plain = c < 0x80 && (std::isalnum(c) ||
+					  std::string_view(":_.@-/").find(static_cast<char>(c)) !=
+						  std::string_view::npos);
+		if (!plain)
 			return escape_for_terminal(s);
 	}
 	return s;
