@@ -226,7 +226,8 @@ def test_image_names_and_paths_cannot_forge_output(t):
     """An image attached from a path with a tab, ESC, a backslash and invalid UTF-8,
     under a name with a backslash and invalid UTF-8 (names refuse control
     characters): list's table and --raw hold no raw control byte and decode back to
-    the exact bytes, list --json gives them exactly, and detach finds the name."""
+    the exact bytes, list --json gives them exactly, and detach finds the name. A
+    name in other UTF-8 stays as it is, aligned; a refusal quoting a path is escaped."""
     base = t.path("a.img")
     harness.make_sparse(base, 16 * MiB)
     d = t.mkdir("dir\twith\x1b[1mesc\\x1b\udcff")
@@ -249,6 +250,19 @@ def test_image_names_and_paths_cannot_forge_output(t):
         check_terminal_safe(raw, "list --raw")
         got = {unescape(r[0]): unescape(r[1]) for r in raw_rows(raw)}
         check_eq(got.get(os.fsencode(name)), os.fsencode(path), "list --raw, decoded")
+        # Valid UTF-8 stays, and the columns still line up (by characters).
+        other = t.path("c.img")
+        harness.make_sparse(other, 1 * MiB)
+        ctl("attach", "--name", "caf\u00e9.img", other, "-m", m.mnt)
+        lines = ctl("list", "-O", "name,size", m.mnt).stdout.splitlines()
+        check(any(x.startswith("caf\u00e9.img ") for x in lines), f"list: {lines}")
+        check_eq(len({len(x) for x in lines}), 1, f"line lengths in characters {lines}")
+        # A refusal quoting a path from outside reaches the terminal escaped.
+        gone = os.path.join(d, "no\x1b[31mne\udcff")
+        r = ctl("attach", "--name", "gone.img", gone, "-m", m.mnt, check_rc=1)
+        err = os.fsencode(r.stderr)
+        check_terminal_safe(err.rstrip(b"\n"), "attach's refusal")
+        check("no\\x1b[31mne\\xff" in r.stderr, f"the path, escaped: {r.stderr!r}")
         ctl("detach", name, "-m", m.mnt)
         names = [i["name"] for i in ctl_mount(m.mnt, "list")["images"]]
         check(name not in names, f"still listed after detach: {names}")
