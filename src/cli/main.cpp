@@ -90,11 +90,14 @@ int main(int argc, char **argv)
 			     e.what());
 		return 2;
 	} catch (const control::ClientError &e) {
-		/* The daemon's messages may quote paths: escaped for the terminal. */
-		std::fprintf(stderr, "cgloopctl: %s\n", escape_for_terminal(e.what()).c_str());
+		/*
+		 * The daemon's messages may quote paths: their control bytes and
+		 * invalid UTF-8 escaped, as in the daemon's log (common/escape.hpp).
+		 */
+		std::fprintf(stderr, "cgloopctl: %s\n", escape_controls(e.what()).c_str());
 		return EXIT_FAILURE;
 	} catch (const std::exception &e) {
-		std::fprintf(stderr, "cgloopctl: %s\n", escape_for_terminal(e.what()).c_str());
+		std::fprintf(stderr, "cgloopctl: %s\n", escape_controls(e.what()).c_str());
 		return EXIT_FAILURE;
 	}
 }
