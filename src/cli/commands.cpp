@@ -22,9 +22,11 @@
 #include "cli/options.hpp"
 #include "cli/table.hpp"
 #include "cli/top.hpp"
+#include "common/escape.hpp"
 #include "config/image_spec.hpp"
 #include "config/mount_options.hpp"
 #include "control/client.hpp"
+#include "control/json_text.hpp"
 
 namespace cgloopfs::cli {
 
@@ -32,43 +34,179 @@ namespace {
 
 using nlohmann::json;
 
-/* losetup's --raw escapes blanks and control characters as \xNN. */
-std::string raw_escape(const std::string &s)
+/*
+ * A cell of --raw output, from a cell already escaped for a terminal
+ * (common/escape.hpp): a space as \x20 too (as losetup --raw writes it), so
+ * cells are split on single spaces.
+ */
+std::string raw_escape(const std::string &cell)
 {
 	std::string out;
-	for (unsigned char c : s) {
-		if (c <= 0x20 || c == 0x7f || c == '\\')
-			out += fmt::format("\\x{:02x}", c);
+	for (char c : cell) {
+		if (c == ' ')
+			out += "\\x20";
 		else
-			out += static_cast<char>(c);
+			out += c;
 	}
 	return out;
 }
 
+/*
+ * A unit name as systemd spells it, with its own \xNN escapes
+ * ("machine-qemu\x2d1\x2dvm.scope", what systemctl takes), and "-": the
+ * daemon sends no other (cgroup/names.hpp), and such a name holds nothing a
+ * terminal acts on. Anything else is escaped as any text from outside.
+ */
+std::string show_unit(const json &v)
+{
+	std::string s = v.is_string() ? v.get<std::string>() : control::dump_json(v);
+	auto hex = [&](size_t i) { return std::isxdigit(static_cast<unsigned char>(s[i])); };
+	for (size_t i = 0; i < s.size(); i++) {
+		auto c = static_cast<unsigned char>(s[i]);
+		if (c == '\\' && i + 3 < s.size() && s[i + 1] == 'x' && hex(i + 2) && hex(i + 3)) {
+			i += 3;
+			continue;
+		}
+		bool plain = c < 0x80 && (std::isalnum(c) ||
+					  std::string_view(":_.@-/").find(static_cast<char>(c)) !=
+						  std::string_view::npos);
+		if (!plain)
+			return escape_for_terminal(s);
+	}
+	return s;
+}
+
+/* A cell: numbers as they are, booleans 1 and 0, text escaped for a terminal. */
+std::string cell(const json &v)
+{
+	if (v.is_boolean())
+		return v.get<bool>() ? "1" : "0";
+	if (v.is_string())
+		return escape_for_terminal(v.get<std::string>());
+	if (v.is_null())
+		return "-";
+	return control::dump_json(v);
+}
+
 struct Column {
 	const char *header;
-	const char *key; /* in the daemon's list JSON */
+	const char *key; /* in the daemon's JSON */
 	bool right;
+	/* The cell (already escaped), when not cell(): units, sizes, times. */
+	std::string (*show)(const json &v) = nullptr;
 };
 
-const Column list_columns[] = {
-	{"NAME", "name", false},      {"BACK-FILE", "back-file", false},
-	{"OFFSET", "offset", true},   {"SIZELIMIT", "sizelimit", true},
-	{"SIZE", "size", true},	      {"RO", "ro", true},
-	{"DIO", "dio", true},	      {"LOG-SEC", "log-sec", true},
-	{"DISCARD", "discard", true}, {"OPEN", "open", true},
-	{"LOCK", "locked", true},     {"MODE", "mode", false},
-	{"UID", "uid", true},	      {"GID", "gid", true},
-};
-/* NAME .. OPEN, as losetup --list, and whether the image holds its locks */
-constexpr size_t default_columns = 11;
+std::string show_cell(const Column &c, const json &row)
+{
+	const json &v = row.contains(c.key) ? row[c.key] : json();
+	return c.show ? c.show(v) : cell(v);
+}
 
-std::vector<const Column *> chosen_columns(const Invocation &inv)
+std::string yes_no(const json &v)
+{
+	return v.is_boolean() && v.get<bool>() ? "yes" : "no";
+}
+
+std::string show_bytes(const json &v)
+{
+	return human_bytes(v.is_number() ? v.get<double>() : 0.0);
+}
+
+std::string show_us(const json &v)
+{
+	return human_us(v.is_number() ? v.get<double>() : 0.0);
+}
+
+/* A worker's process (charge=cgroup), "-" for none. */
+std::string show_pid(const json &v)
+{
+	return v.is_number() && v.get<int64_t>() > 0 ? std::to_string(v.get<int64_t>()) : "-";
+}
+
+std::string show_age(const json &v)
+{
+	return human_age(v.is_number() ? v.get<double>() : 0.0);
+}
+
+/* A command's columns: every one -O may name, the default ones first. */
+struct ColumnSet {
+	const char *command;
+	std::vector<Column> all;
+	size_t defaults;
+};
+
+const ColumnSet list_columns = {
+	"list",
+	{
+		{"NAME", "name", false},
+		{"BACK-FILE", "back-file", false},
+		{"OFFSET", "offset", true},
+		{"SIZELIMIT", "sizelimit", true},
+		{"SIZE", "size", true},
+		{"RO", "ro", true},
+		{"DIO", "dio", true},
+		{"LOG-SEC", "log-sec", true},
+		{"DISCARD", "discard", true},
+		{"OPEN", "open", true},
+		{"LOCK", "locked", true},
+		{"MODE", "mode", false},
+		{"UID", "uid", true},
+		{"GID", "gid", true},
+	},
+	/* NAME .. OPEN, as losetup --list, and whether the image holds its locks */
+	11};
+
+/*
+ * A cgroup is its path, and its id (CGROUP-ID): a cgroup removed and made
+ * again under the same path is another cgroup, with another id.
+ */
+const ColumnSet worker_columns = {"workers",
+				  {
+					  {"CGROUP", "cgroup", false},
+					  {"CGROUP-ID", "cgroup_id", true},
+					  {"UNIT", "unit", false, show_unit},
+					  {"MACHINE", "machine", false},
+					  {"STATE", "state", false},
+					  {"QUEUED", "queued", true},
+					  {"INFLIGHT", "in_flight", true},
+					  {"THREADS", "threads", true},
+					  {"PID", "pid", true, show_pid},
+					  {"CHARGED", "charged", false, yes_no},
+					  {"SERVED", "served", true},
+					  {"IDLE", "idle_seconds", true, show_age},
+				  },
+				  12};
+
+const ColumnSet stats_columns = {"stats",
+				 {
+					 {"CGROUP", "cgroup", false},
+					 {"CGROUP-ID", "cgroup_id", true},
+					 {"UNIT", "unit", false, show_unit},
+					 {"MACHINE", "machine", false},
+					 {"WORKER", "worker", false, yes_no},
+					 {"READS", "reads", true},
+					 {"WRITES", "writes", true},
+					 {"READ", "bytes_read", true, show_bytes},
+					 {"WRITTEN", "bytes_written", true, show_bytes},
+					 {"ERRORS", "errors", true},
+					 {"P50", "latency_p50_us", true, show_us},
+					 {"P99", "latency_p99_us", true, show_us},
+					 {"QUEUED", "queued", true},
+					 {"INFLIGHT", "in_flight", true},
+					 {"SYNCS", "syncs", true},
+					 {"DISCARDS", "discards", true},
+					 {"IDLE", "idle_seconds", true, show_age},
+					 {"PID", "pid", true, show_pid},
+					 {"CHARGED", "charged", false, yes_no},
+				 },
+				 12};
+
+std::vector<const Column *> chosen_columns(const Invocation &inv, const ColumnSet &set)
 {
 	std::vector<const Column *> out;
 	if (!inv.has("output")) {
-		for (size_t i = 0; i < default_columns; i++)
-			out.push_back(&list_columns[i]);
+		for (size_t i = 0; i < set.defaults; i++)
+			out.push_back(&set.all[i]);
 		return out;
 	}
 	std::string spec = inv.get("output");
@@ -79,11 +217,12 @@ std::vector<const Column *> chosen_columns(const Invocation &inv)
 		std::transform(name.begin(), name.end(), name.begin(),
 			       [](unsigned char c) { return std::toupper(c); });
 		const Column *found = nullptr;
-		for (const auto &c : list_columns)
+		for (const auto &c : set.all)
 			if (name == c.header)
 				found = &c;
 		if (!found)
-			throw UsageError(fmt::format("list: unknown column \"{}\"", name));
+			throw UsageError(fmt::format("{}: unknown column \"{}\"", set.command,
+						     escape_for_terminal(name)));
 		out.push_back(found);
 		if (end == std::string::npos)
 			break;
@@ -92,36 +231,9 @@ std::vector<const Column *> chosen_columns(const Invocation &inv)
 	return out;
 }
 
-std::string cell(const json &v)
+/* The chosen columns of each row: the JSON keys, or the table (--raw, -n). */
+void print_rows(const Invocation &inv, const std::vector<const Column *> &cols, const json &rows)
 {
-	if (v.is_boolean())
-		return v.get<bool>() ? "1" : "0";
-	if (v.is_string())
-		return v.get<std::string>();
-	return v.dump();
-}
-
-int do_list(const Invocation &inv, const std::string &socket)
-{
-	if (inv.has("manifest")) {
-		json r = control::call(socket, {"manifest", json::object()});
-		std::fputs(r.value("text", "").c_str(), stdout);
-		return EXIT_SUCCESS;
-	}
-	auto cols = chosen_columns(inv);
-	json r = control::call(socket, {"list", json::object()});
-	const json &images = r["images"];
-	if (inv.has("json")) {
-		json out = json::array();
-		for (const auto &img : images) {
-			json o = json::object();
-			for (const auto *c : cols)
-				o[c->key] = img[c->key];
-			out.push_back(o);
-		}
-		std::printf("%s\n", json{{"images", out}}.dump(2).c_str());
-		return EXIT_SUCCESS;
-	}
 	bool headings = !inv.has("noheadings");
 	if (inv.has("raw")) {
 		std::string s;
@@ -132,22 +244,57 @@ int do_list(const Invocation &inv, const std::string &socket)
 		};
 		if (headings)
 			line([](const Column &c) { return std::string(c.header); });
-		for (const auto &img : images)
-			line([&](const Column &c) { return cell(img[c.key]); });
+		for (const auto &row : rows)
+			line([&](const Column &c) { return show_cell(c, row); });
 		std::fputs(s.c_str(), stdout);
-		return EXIT_SUCCESS;
+		return;
 	}
 	std::vector<Table::Column> tcols;
 	for (const auto *c : cols)
 		tcols.push_back({c->header, c->right});
 	Table t(tcols);
-	for (const auto &img : images) {
-		std::vector<std::string> row;
+	for (const auto &row : rows) {
+		std::vector<std::string> cells;
 		for (const auto *c : cols)
-			row.push_back(cell(img[c->key]));
-		t.add_row(row);
+			cells.push_back(show_cell(*c, row));
+		t.add_row(cells);
 	}
 	std::fputs(t.render(headings).c_str(), stdout);
+}
+
+/* Each row with only the chosen columns' keys. */
+json only_columns(const std::vector<const Column *> &cols, const json &rows)
+{
+	json out = json::array();
+	for (const auto &row : rows) {
+		json o = json::object();
+		for (const auto *c : cols)
+			o[c->key] = row.contains(c->key) ? row[c->key] : json();
+		out.push_back(o);
+	}
+	return out;
+}
+
+void print_json(const json &v)
+{
+	std::printf("%s\n", control::dump_json(v, 2).c_str());
+}
+
+int do_list(const Invocation &inv, const std::string &socket)
+{
+	if (inv.has("manifest")) {
+		json r = control::call(socket, {"manifest", json::object()});
+		std::fputs(r.value("text", "").c_str(), stdout);
+		return EXIT_SUCCESS;
+	}
+	auto cols = chosen_columns(inv, list_columns);
+	json r = control::call(socket, {"list", json::object()});
+	const json &images = r["images"];
+	if (inv.has("json")) {
+		print_json(json{{"images", only_columns(cols, images)}});
+		return EXIT_SUCCESS;
+	}
+	print_rows(inv, cols, images);
 	return EXIT_SUCCESS;
 }
 
@@ -179,7 +326,7 @@ int do_attach(const Invocation &inv, const std::string &socket)
 	}
 	json r = control::call(socket, {"attach", args});
 	if (inv.has("json"))
-		std::printf("%s\n", r.dump(2).c_str());
+		print_json(r);
 	else if (inv.has("show"))
 		std::printf("%s\n", r.value("path", "").c_str());
 	return EXIT_SUCCESS;
@@ -195,7 +342,7 @@ int do_detach(const Invocation &inv, const std::string &socket)
 		args["name"] = inv.operands[0];
 	json r = control::call(socket, {"detach", args});
 	if (inv.has("json"))
-		std::printf("%s\n", r.dump(2).c_str());
+		print_json(r);
 	return EXIT_SUCCESS;
 }
 
@@ -210,7 +357,7 @@ int do_set(const Invocation &inv, const std::string &socket)
 	}
 	json r = control::call(socket, {"set", {{"settings", settings}}});
 	if (inv.has("json"))
-		std::printf("%s\n", r.dump(2).c_str());
+		print_json(r);
 	return EXIT_SUCCESS;
 }
 
@@ -220,7 +367,7 @@ int call_and_print(const Invocation &inv, const std::string &socket, const json 
 {
 	json r = control::call(socket, {std::string(inv.command->name), args});
 	if (inv.has("json"))
-		std::printf("%s\n", r.dump(2).c_str());
+		print_json(r);
 	else if (print)
 		print(r);
 	return EXIT_SUCCESS;
@@ -229,60 +376,10 @@ int call_and_print(const Invocation &inv, const std::string &socket, const json 
 void print_keys(const json &r)
 {
 	for (auto it = r.begin(); it != r.end(); ++it) {
-		std::string v = it->is_string() ? it->get<std::string>() : it->dump();
-		std::printf("%-14s %s\n", (it.key() + ":").c_str(), v.c_str());
+		std::string v = it->is_string() ? it->get<std::string>() : control::dump_json(*it);
+		std::printf("%-14s %s\n", (escape_for_terminal(it.key()) + ":").c_str(),
+			    escape_for_terminal(v).c_str());
 	}
-}
-
-void print_workers(const json &r)
-{
-	Table t({{"CGROUP", false},
-		 {"STATE", false},
-		 {"QUEUED", true},
-		 {"INFLIGHT", true},
-		 {"THREADS", true},
-		 {"PID", true},
-		 {"CHARGED", false},
-		 {"SERVED", true},
-		 {"IDLE", true}});
-	for (const auto &w : r)
-		t.add_row({w.value("cgroup", ""), w.value("state", ""),
-			   std::to_string(w.value("queued", 0)),
-			   std::to_string(w.value("in_flight", 0)),
-			   std::to_string(w.value("threads", 0)),
-			   w.value("pid", 0) > 0 ? std::to_string(w.value("pid", 0)) : "-",
-			   w.value("charged", false) ? "yes" : "no",
-			   std::to_string(w.value("served", 0)),
-			   human_age(w.value("idle_seconds", 0.0))});
-	std::fputs(t.render().c_str(), stdout);
-}
-
-void print_stats(const json &r)
-{
-	Table t({{"CGROUP", false},
-		 {"WORKER", false},
-		 {"PID", true},
-		 {"READS", true},
-		 {"WRITES", true},
-		 {"READ", true},
-		 {"WRITTEN", true},
-		 {"ERRORS", true},
-		 {"P50", true},
-		 {"P99", true}});
-	for (const auto &s : r.value("cgroups", json::array()))
-		t.add_row({s.value("cgroup", ""),
-			   !s.value("worker", false)   ? "no"
-			   : s.value("charged", false) ? "charged"
-						       : "yes",
-			   s.value("pid", 0) > 0 ? std::to_string(s.value("pid", 0)) : "-",
-			   std::to_string(s.value("reads", 0ULL)),
-			   std::to_string(s.value("writes", 0ULL)),
-			   human_bytes(s.value("bytes_read", 0.0)),
-			   human_bytes(s.value("bytes_written", 0.0)),
-			   std::to_string(s.value("errors", 0ULL)),
-			   human_us(s.value("latency_p50_us", 0.0)),
-			   human_us(s.value("latency_p99_us", 0.0))});
-	std::fputs(t.render().c_str(), stdout);
 }
 
 int do_set_capacity(const Invocation &inv, const std::string &socket)
@@ -296,14 +393,34 @@ int do_get(const Invocation &inv, const std::string &socket)
 	return call_and_print(inv, socket, json::object(), print_keys);
 }
 
+/*
+ * workers and stats: the table of the chosen columns; --json prints every
+ * key, or with -O those of the chosen columns.
+ */
 int do_workers(const Invocation &inv, const std::string &socket)
 {
-	return call_and_print(inv, socket, json::object(), print_workers);
+	auto cols = chosen_columns(inv, worker_columns);
+	json r = control::call(socket, {"workers", json::object()});
+	if (inv.has("json"))
+		print_json(inv.has("output") ? only_columns(cols, r) : r);
+	else
+		print_rows(inv, cols, r);
+	return EXIT_SUCCESS;
 }
 
 int do_stats(const Invocation &inv, const std::string &socket)
 {
-	return call_and_print(inv, socket, json::object(), print_stats);
+	auto cols = chosen_columns(inv, stats_columns);
+	json r = control::call(socket, {"stats", json::object()});
+	const json &cgroups = r.contains("cgroups") ? r["cgroups"] : json::array();
+	if (!inv.has("json")) {
+		print_rows(inv, cols, cgroups);
+		return EXIT_SUCCESS;
+	}
+	if (inv.has("output"))
+		r["cgroups"] = only_columns(cols, json(cgroups));
+	print_json(r);
+	return EXIT_SUCCESS;
 }
 
 int do_status(const Invocation &inv, const std::string &socket)
@@ -325,6 +442,16 @@ std::vector<OptSpec> attach_options()
 	}
 	out.push_back({"show", 0, ArgKind::none, "", "print the path of the new file"});
 	return out;
+}
+
+/* -O, -n and --raw: the options of workers and stats (list has them too). */
+std::vector<OptSpec> table_options()
+{
+	return {
+		{"output", 'O', ArgKind::required, "COLS", "the columns to show (comma-separated)"},
+		{"noheadings", 'n', ArgKind::none, "", "no header line"},
+		{"raw", 0, ArgKind::none, "", "raw output: single spaces, no alignment"},
+	};
 }
 
 const std::string set_help = "change " + config::runtime_option_names();
@@ -367,20 +494,10 @@ const std::vector<CommandSpec> commands = {
 	 do_set_capacity},
 	{"get", "[MOUNTPOINT]", "show the runtime settings", 0, 1, {}, do_get},
 	{"set", "KEY=VALUE...", set_help, 1, SIZE_MAX, {}, do_set},
-	{"workers",
-	 "[MOUNTPOINT]",
-	 "live workers: cgroup, state, queued, in flight",
-	 0,
-	 1,
-	 {},
-	 do_workers},
-	{"stats",
-	 "[MOUNTPOINT]",
-	 "per-cgroup requests, bytes, errors and latency",
-	 0,
-	 1,
-	 {},
-	 do_stats},
+	{"workers", "[MOUNTPOINT]", "live workers: cgroup, unit, machine, state, queued, in flight",
+	 0, 1, table_options(), do_workers},
+	{"stats", "[MOUNTPOINT]", "per-cgroup requests, bytes, errors and latency", 0, 1,
+	 table_options(), do_stats},
 	{"status",
 	 "[MOUNTPOINT]",
 	 "the mount: source, images, dispatch settings",

@@ -22,6 +22,7 @@
 
 #include "cli/options.hpp"
 #include "cli/top.hpp"
+#include "common/escape.hpp"
 #include "control/client.hpp"
 
 using namespace cgloopfs;
@@ -93,10 +94,14 @@ int main(int argc, char **argv)
 			     e.what());
 		return 2;
 	} catch (const control::ClientError &e) {
-		std::fprintf(stderr, "cgloopctl: %s\n", e.what());
+		/*
+		 * The daemon's messages may quote paths: their control bytes and
+		 * invalid UTF-8 escaped, as in the daemon's log (common/escape.hpp).
+		 */
+		std::fprintf(stderr, "cgloopctl: %s\n", escape_controls(e.what()).c_str());
 		return EXIT_FAILURE;
 	} catch (const std::exception &e) {
-		std::fprintf(stderr, "cgloopctl: %s\n", e.what());
+		std::fprintf(stderr, "cgloopctl: %s\n", escape_controls(e.what()).c_str());
 		return EXIT_FAILURE;
 	}
 }

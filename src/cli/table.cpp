@@ -7,24 +7,44 @@
 
 namespace cgloopfs::cli {
 
+namespace {
+
+/*
+ * The columns a cell takes: its characters (cells are escaped for a
+ * terminal, so valid UTF-8 with no controls), not its bytes.
+ */
+size_t display_width(const std::string &s)
+{
+	size_t n = 0;
+	for (char c : s)
+		n += (static_cast<unsigned char>(c) & 0xc0) != 0x80;
+	return n;
+}
+
+std::string pad(const std::string &s, size_t width, bool right)
+{
+	size_t w = display_width(s);
+	std::string fill(width > w ? width - w : 0, ' ');
+	return right ? fill + s : s + fill;
+}
+
+} /* namespace */
+
 std::string Table::render(bool headings) const
 {
 	std::vector<size_t> width(columns_.size(), 0);
 	if (headings)
 		for (size_t i = 0; i < columns_.size(); i++)
-			width[i] = columns_[i].header.size();
+			width[i] = display_width(columns_[i].header);
 	for (const auto &row : rows_)
 		for (size_t i = 0; i < row.size() && i < width.size(); i++)
-			width[i] = std::max(width[i], row[i].size());
+			width[i] = std::max(width[i], display_width(row[i]));
 	auto line = [&](const std::vector<std::string> &cells) {
 		std::string s;
 		for (size_t i = 0; i < columns_.size(); i++) {
 			const std::string &c = i < cells.size() ? cells[i] : std::string();
 			bool last = i + 1 == columns_.size();
-			if (columns_[i].right)
-				s += fmt::format("{:>{}}", c, width[i]);
-			else
-				s += last ? c : fmt::format("{:<{}}", c, width[i]);
+			s += last && !columns_[i].right ? c : pad(c, width[i], columns_[i].right);
 			if (!last)
 				s += "  ";
 		}

@@ -1,98 +1,65 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Text from outside (cgroup paths, unit and machine names, file names) made
- * safe to print on a terminal: nothing in it can move the cursor, change
- * colours, set the window title or end a line. Pure, reentrant.
+ * Text from outside (cgroup paths, unit names, image names, file paths),
+ * made safe to print, and carried exactly through JSON. Pure, reentrant.
+ *
+ * For a terminal (tables, --raw, log lines), escape_for_terminal(): every
+ * byte that could move the cursor, recolour, rewrite or split a line, or
+ * pass for something else is written as an escape, and a backslash is
+ * doubled, so the escapes cannot be faked by a name that spells one:
+ *
+ *   \\          a backslash
+ *   \a \b \t \n \v \f \r   those control characters
+ *   \xNN        any other byte: the other C0 controls (ESC is \x1b), DEL,
+ *               each byte of invalid UTF-8, and each byte of a C1 control
+ *               (U+0080..U+009F) or of a character that reorders or hides
+ *               text (bidi controls U+200E/F, U+202A..U+202E, U+2066..U+2069,
+ *               the line and paragraph separators U+2028/9, U+FEFF)
+ *
+ * Printable ASCII and the other valid UTF-8 characters stay as they are.
+ * The escaped text is printable and unambiguous: unescape_terminal() gives
+ * back the bytes.
+ *
+ * For JSON, json_quote() writes a string literal that decodes to exactly
+ * the bytes given: valid UTF-8 as is (C0 and C1 controls and DEL as \uXXXX),
+ * and each byte NN of invalid UTF-8 as the lone surrogate \udcNN, as
+ * Python's "surrogateescape" error handler (PEP 383) reads and writes
+ * file names: json.loads(text)["cgroup"].encode("utf-8", "surrogateescape")
+ * gives the bytes. json_unquote() reads such literals (and any JSON string).
  */
 #pragma once
 
-#include <cstdint>
+#include <cstddef>
 #include <string>
 #include <string_view>
 
 namespace cgloopfs {
 
+/* The length of the valid UTF-8 character at s[i], or 0 when s[i] starts none. */
+size_t utf8_char_length(std::string_view s, size_t i);
+
+/* `text` for a terminal, as above. */
+std::string escape_for_terminal(std::string_view text);
+
 /*
- * `text` with every byte a terminal could act on written as a visible
- * escape, so that distinct inputs stay distinct on screen:
- *
- *   backslash              \\
- *   tab, newline, CR       \t \n \r
- *   other C0 controls, DEL \xNN (ESC is \x1b)
- *   C1 controls U+0080..U+009F (valid UTF-8, but CSI and OSC to some
- *   terminals)             \xc2\xNN, the bytes of their UTF-8
- *   bytes that are not valid UTF-8 (stray continuation bytes, truncated
- *   sequences, overlong forms, surrogates, above U+10FFFF)
- *                          \xNN, one per byte
- *
- * Everything else, valid non-ASCII UTF-8 included, is kept as it is.
+ * The same, but a backslash stays as it is: for a message of ours that
+ * quotes text from outside already made printable. Every log line goes
+ * through it (common/log.cpp), so no line can be split or recoloured.
  */
-inline std::string escape_for_terminal(std::string_view text)
-{
-	static constexpr char hex[] = "0123456789abcdef";
-	std::string out;
-	out.reserve(text.size());
-	auto escape_byte = [&](unsigned char b) {
-		out += "\\x";
-		out += hex[b >> 4];
-		out += hex[b & 15];
-	};
-	size_t i = 0;
-	while (i < text.size()) {
-		auto c = static_cast<unsigned char>(text[i]);
-		if (c < 0x80) {
-			if (c == '\\')
-				out += "\\\\";
-			else if (c == '\t')
-				out += "\\t";
-			else if (c == '\n')
-				out += "\\n";
-			else if (c == '\r')
-				out += "\\r";
-			else if (c < 0x20 || c == 0x7f)
-				escape_byte(c);
-			else
-				out += static_cast<char>(c);
-			i++;
-			continue;
-		}
-		/* The length of the sequence c starts, and the range of its second byte. */
-		size_t len = 0;
-		unsigned char lo = 0x80, hi = 0xbf;
-		if (c >= 0xc2 && c <= 0xdf)
-			len = 2;
-		else if (c >= 0xe0 && c <= 0xef) {
-			len = 3;
-			if (c == 0xe0)
-				lo = 0xa0; /* not overlong */
-			else if (c == 0xed)
-				hi = 0x9f; /* not a surrogate */
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			len = 4;
-			if (c == 0xf0)
-				lo = 0x90; /* not overlong */
-			else if (c == 0xf4)
-				hi = 0x8f; /* not above U+10FFFF */
-		}
-		bool valid = len != 0 && i + len <= text.size();
-		for (size_t k = 1; valid && k < len; k++) {
-			auto b = static_cast<unsigned char>(text[i + k]);
-			valid = k == 1 ? b >= lo && b <= hi : b >= 0x80 && b <= 0xbf;
-		}
-		if (!valid) {
-			escape_byte(c);
-			i++;
-			continue;
-		}
-		if (c == 0xc2 && static_cast<unsigned char>(text[i + 1]) <= 0x9f) {
-			escape_byte(c); /* a C1 control */
-			escape_byte(static_cast<unsigned char>(text[i + 1]));
-		} else {
-			out.append(text.substr(i, len));
-		}
-		i += len;
-	}
-	return out;
-}
+std::string escape_controls(std::string_view text);
+
+/* The bytes an escape_for_terminal() text stands for (the inverse; for tests). */
+std::string unescape_terminal(std::string_view escaped);
+
+/* `bytes` as a JSON string literal, quotes included, as above. */
+std::string json_quote(std::string_view bytes);
+
+/*
+ * Read the JSON string literal that starts at text[pos] (a '"'): append its
+ * bytes to `out` and return the position after its closing quote, or npos
+ * when it is malformed (no closing quote, a raw control character, a bad
+ * escape, a lone surrogate other than \udc80..\udcff).
+ */
+size_t json_unquote(std::string_view text, size_t pos, std::string &out);
 
 } /* namespace cgloopfs */

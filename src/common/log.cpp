@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "clock.hpp"
+#include "escape.hpp"
 
 namespace cgloopfs::log {
 
@@ -68,6 +69,9 @@ void write(Level level, std::string_view message)
 	if (!enabled(level))
 		return;
 	int saved = errno;
+	/* Text from outside in a message cannot split the line or reach a terminal raw. */
+	std::string safe = escape_controls(message);
+	message = safe;
 	if (to_syslog) {
 		syslog(static_cast<int>(level), "%.*s", static_cast<int>(message.size()),
 		       message.data());

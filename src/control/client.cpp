@@ -16,6 +16,7 @@
 #include "common/mountinfo.hpp"
 #include "common/names.hpp"
 #include "common/unique_fd.hpp"
+#include "json_text.hpp"
 
 namespace cgloopfs::control {
 
@@ -141,7 +142,7 @@ nlohmann::json call(const std::string &socket_path, const Request &request)
 {
 	UniqueFd fd = connect_to(socket_path);
 	send_message(fd.get(), format_request(request), socket_path);
-	auto j = nlohmann::json::parse(receive_line(fd.get()), nullptr, false);
+	auto j = parse_json(receive_line(fd.get()));
 	if (j.is_discarded() || !j.is_object() || !j.contains("ok"))
 		throw ClientError("the daemon's answer is malformed");
 	if (!j["ok"].get<bool>())

@@ -5,6 +5,8 @@
 
 #include <fmt/core.h>
 
+#include "json_text.hpp"
+
 namespace cgloopfs::control {
 
 namespace {
@@ -47,7 +49,7 @@ std::variant<Request, std::string> parse_request(std::string_view line)
 		return std::string("message too long");
 	if (nested_deeper_than(line, max_nesting))
 		return fmt::format("malformed message: nested more than {} deep", max_nesting);
-	nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+	nlohmann::json j = parse_json(line);
 	if (j.is_discarded())
 		return std::string("malformed message: not JSON");
 	if (!j.is_object())
@@ -109,19 +111,19 @@ std::string format_request(const Request &request)
 	nlohmann::json j = {{"version", protocol_version},
 			    {"command", request.command},
 			    {"args", request.args}};
-	return j.dump() + "\n";
+	return dump_json(j) + "\n";
 }
 
 std::string ok_reply(const nlohmann::json &result)
 {
 	nlohmann::json j = {{"ok", true}, {"result", result}};
-	return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+	return dump_json(j) + "\n";
 }
 
 std::string error_reply(std::string_view message)
 {
 	nlohmann::json j = {{"ok", false}, {"error", std::string(message)}};
-	return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+	return dump_json(j) + "\n";
 }
 
 std::optional<sockaddr_un> socket_address(std::string_view path)

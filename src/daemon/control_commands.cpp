@@ -34,6 +34,8 @@ json workers_json(fuse::Filesystem &fs)
 		out.push_back({
 			{"cgroup", w.root ? "(root queue)" : (w.path.empty() ? "?" : w.path)},
 			{"cgroup_id", w.cgroup_id},
+			{"unit", w.unit},
+			{"machine", w.machine},
 			{"root", w.root},
 			{"state", w.state == dispatch::WorkerState::active ? "active" : "idle"},
 			{"queued", w.queued},
@@ -83,6 +85,8 @@ json stats_json(fuse::Filesystem &fs)
 		cgroups.push_back({
 			{"cgroup", s->id == 0 ? "(root queue)" : (s->path.empty() ? "?" : s->path)},
 			{"cgroup_id", s->id},
+			{"unit", s->unit},
+			{"machine", s->machine},
 			{"worker", has_worker},
 			{"queued", has_worker ? live[id]["queued"] : json(0)},
 			{"in_flight", has_worker ? live[id]["in_flight"] : json(0)},

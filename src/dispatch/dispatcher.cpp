@@ -72,7 +72,7 @@ void Dispatcher::fail_next_spawns(unsigned n)
 	fail_spawns_.store(n);
 }
 
-std::shared_ptr<CgroupStats> Dispatcher::stats_for(uint64_t id, const std::string &path)
+std::shared_ptr<CgroupStats> Dispatcher::stats_for(uint64_t id, const CgroupName &name)
 {
 	auto it = stats_.find(id);
 	if (it != stats_.end())
@@ -90,7 +90,7 @@ std::shared_ptr<CgroupStats> Dispatcher::stats_for(uint64_t id, const std::strin
 		if (victim != stats_.end())
 			stats_.erase(victim);
 	}
-	auto stats = std::make_shared<CgroupStats>(id, path);
+	auto stats = std::make_shared<CgroupStats>(id, name);
 	stats->last_active_ns.store(clock_.now_ns());
 	stats_.emplace(id, stats);
 	return stats;
@@ -143,20 +143,20 @@ void Dispatcher::submit(Job *job)
 	if (route == Route::new_worker) {
 		/* Name the cgroup without the lock held (it reads /proc), then look again. */
 		l.unlock();
-		std::string path = path_of_ ? path_of_(*job) : std::string();
-		/* So is its host process made: a fork and an exec. */
+		CgroupName name = path_of_ ? path_of_(*job) : CgroupName();
+		/* So is its host process made: a fork, no exec (fuse/charge.hpp). */
 		host = make_host_ ? make_host_(*job) : nullptr;
 		l.lock();
 		route = route_locked(job);
 		if (route == Route::new_worker) {
-			auto stats = stats_for(job->cgroup_id, path);
-			auto worker =
-				std::make_unique<Worker>(*this, job->cgroup_id, path,
-							 std::move(stats), false, std::move(host));
+			auto stats = stats_for(job->cgroup_id, name);
+			auto worker = std::make_unique<Worker>(*this, job->cgroup_id, name.path,
+							       std::move(stats), false,
+							       std::move(host));
 			if (int err = worker->start(); err != 0) {
 				totals_.spawn_failures++;
 				last_spawn_error_ = err;
-				last_spawn_path_ = std::move(path);
+				last_spawn_name_ = std::move(name);
 				totals_.root_fallbacks++;
 				route = Route::root;
 			} else {
@@ -243,12 +243,20 @@ std::optional<SpawnTrouble> Dispatcher::spawn_trouble_locked()
 	if (!spawn_trouble_ && failed) {
 		spawn_trouble_ = true;
 		trouble_base_failures_ = trouble_seen_failures_;
-		event = SpawnTrouble{true, last_spawn_error_, last_spawn_path_,
-				     totals_.spawn_failures - trouble_base_failures_};
+		event = SpawnTrouble{true,
+				     last_spawn_error_,
+				     last_spawn_name_.path,
+				     totals_.spawn_failures - trouble_base_failures_,
+				     last_spawn_name_.unit,
+				     last_spawn_name_.machine};
 	} else if (spawn_trouble_ && !failed && created) {
 		spawn_trouble_ = false;
-		event = SpawnTrouble{false, last_spawn_error_, last_spawn_path_,
-				     totals_.spawn_failures - trouble_base_failures_};
+		event = SpawnTrouble{false,
+				     last_spawn_error_,
+				     last_spawn_name_.path,
+				     totals_.spawn_failures - trouble_base_failures_,
+				     last_spawn_name_.unit,
+				     last_spawn_name_.machine};
 	}
 	trouble_seen_failures_ = totals_.spawn_failures;
 	trouble_seen_created_ = totals_.workers_created;

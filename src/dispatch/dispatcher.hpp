@@ -93,6 +93,8 @@ enum class WorkerState { active, idle };
 struct WorkerInfo {
 	uint64_t cgroup_id;
 	std::string path;
+	std::string unit;    /* "-" when none */
+	std::string machine; /* "-" when none */
 	bool root;
 	WorkerState state;
 	size_t queued;
@@ -120,6 +122,7 @@ struct SpawnTrouble {
 	int error;	   /* errno of the latest failure */
 	std::string path;  /* cgroup of the latest failure */
 	uint64_t failures; /* creations that failed in this episode so far */
+	std::string unit = "-", machine = "-"; /* of that cgroup */
 };
 
 class ExpiredJobs;
@@ -128,8 +131,11 @@ class Worker;
 class Dispatcher
 {
 public:
-	/* Names a cgroup for display, from a job of it (called on worker creation). */
-	using PathFn = std::function<std::string(const Job &)>;
+	/*
+	 * Names a cgroup for display (its path, unit and machine), from a job of
+	 * it (called on worker creation, with no lock held).
+	 */
+	using PathFn = std::function<CgroupName(const Job &)>;
 	/*
 	 * Makes the host process of a new cgroup worker, from a job of the
 	 * cgroup; nullptr: the worker serves on threads of its own, as
@@ -199,7 +205,7 @@ private:
 	Route route_locked(Job *job) CGL_REQUIRES(mutex_);
 	/* Answer a job no worker takes (stopping): EIO. Call with no lock held. */
 	static void refuse(Job *job) noexcept;
-	std::shared_ptr<CgroupStats> stats_for(uint64_t id, const std::string &path)
+	std::shared_ptr<CgroupStats> stats_for(uint64_t id, const CgroupName &name)
 		CGL_REQUIRES(mutex_);
 	bool spawn_allowed();
 	std::optional<SpawnTrouble> spawn_trouble_locked() CGL_REQUIRES(mutex_);
@@ -233,7 +239,7 @@ private:
 	/* spawn_failures when the episode began */
 	uint64_t trouble_base_failures_ CGL_GUARDED_BY(mutex_) = 0;
 	int last_spawn_error_ CGL_GUARDED_BY(mutex_) = 0;
-	std::string last_spawn_path_ CGL_GUARDED_BY(mutex_);
+	CgroupName last_spawn_name_ CGL_GUARDED_BY(mutex_);
 	SpawnTroubleFn on_spawn_trouble_; /* set before start(), then constant */
 	HostFn make_host_;		  /* set before start(), then constant */
 	std::unique_ptr<Worker> root_;	  /* set by start(); released (leaked) when stuck */

@@ -46,13 +46,37 @@ private:
 	std::array<std::atomic<uint64_t>, buckets> counts_{};
 };
 
+/*
+ * How a cgroup is shown: its path, and what the host calls it (its systemd
+ * unit and machine, "-" when none; see cgroup/names.hpp). From a path alone
+ * (a lambda returning a std::string is a PathFn too).
+ */
+struct CgroupName {
+	CgroupName(std::string path_ = {}) : path(std::move(path_)) {}
+	CgroupName(const char *path_) : path(path_) {}
+	CgroupName(std::string path_, std::string unit_, std::string machine_)
+		: path(std::move(path_)), unit(std::move(unit_)), machine(std::move(machine_))
+	{
+	}
+
+	std::string path;
+	std::string unit = "-";
+	std::string machine = "-";
+};
+
 struct CgroupStats {
-	explicit CgroupStats(uint64_t id_, std::string path_) : id(id_), path(std::move(path_)) {}
+	CgroupStats(uint64_t id_, CgroupName name)
+		: id(id_), path(std::move(name.path)), unit(std::move(name.unit)),
+		  machine(std::move(name.machine))
+	{
+	}
 
 	void record(const JobOutcome &o, uint64_t latency_ns, int64_t now_ns);
 
 	const uint64_t id;
 	const std::string path;
+	const std::string unit;	   /* "foo.service", or "-" */
+	const std::string machine; /* "web", or "-" */
 	std::atomic<uint64_t> reads{0}, writes{0}, syncs{0}, discards{0}, others{0};
 	std::atomic<uint64_t> bytes_read{0}, bytes_written{0}, errors{0};
 	std::atomic<int64_t> last_active_ns{0};

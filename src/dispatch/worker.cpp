@@ -343,6 +343,8 @@ WorkerInfo Worker::info()
 	WorkerInfo i;
 	i.cgroup_id = cgroup_id_;
 	i.path = path_;
+	i.unit = stats_->unit;
+	i.machine = stats_->machine;
 	i.root = root_;
 	i.state = (head_ || in_flight_) ? WorkerState::active : WorkerState::idle;
 	i.queued = queued_;

@@ -26,8 +26,10 @@
 
 #include <fmt/core.h>
 
+#include "cgroup/names.hpp"
 #include "cgroup/resolver.hpp"
 #include "charge.hpp"
+#include "common/escape.hpp"
 #include "common/log.hpp"
 #include "common/mountinfo.hpp"
 #include "common/sched.hpp"
@@ -288,10 +290,12 @@ dispatch::Config dispatch_config(const config::MountOptions &opts)
 void log_spawn_trouble(const dispatch::SpawnTrouble &t)
 {
 	if (t.failing)
-		log::warning("cannot start a worker thread (cgroup \"{}\": {}): cgroups "
-			     "without a worker are served by the root queue until threads "
-			     "can be started again",
-			     t.path, std::strerror(t.error));
+		log::warning(
+			"cannot start a worker thread (cgroup \"{}\": {}) [unit {}, machine {}]: "
+			"cgroups without a worker are served by the root queue until threads "
+			"can be started again",
+			escape_for_terminal(t.path), std::strerror(t.error),
+			escape_for_terminal(t.unit), escape_for_terminal(t.machine));
 	else
 		log::notice("worker threads start again, after {} failed attempt(s)", t.failures);
 }
@@ -328,6 +332,7 @@ public:
 private:
 	bool start();
 	void wait_for_end();
+	dispatch::CgroupName cgroup_name(pid_t tid) const;
 	bool took_signal();
 	bool connection_aborted();
 	void clear_aborted_mount();
@@ -352,7 +357,7 @@ private:
 Session::Session(const config::MountOptions &opts, image::ImageTable &table, SessionHooks hooks)
 	: opts_(opts), table_(table), hooks_(std::move(hooks)),
 	  dispatcher_(dispatch_config(opts), clock_,
-		      [this](const dispatch::Job &job) { return resolver_.path(job.caller_pid); }),
+		      [this](const dispatch::Job &job) { return cgroup_name(job.caller_pid); }),
 	  fs_(opts, table, dispatcher_, resolver_)
 {
 	if (opts.dispatch == config::DispatchMode::cgroup &&
@@ -388,6 +393,15 @@ std::shared_ptr<dispatch::Host> Session::make_host(const dispatch::Job &job)
 	if (charge_failing_.exchange(false))
 		log::notice("cgroups are served from processes in them again");
 	return host;
+}
+
+/* A new worker's cgroup: its path, and its unit and machine (libsystemd, else the path). */
+dispatch::CgroupName Session::cgroup_name(pid_t tid) const
+{
+	std::string path = resolver_.path(tid);
+	auto names = cgroup::names_of(tid, path);
+	return dispatch::CgroupName(std::move(path), std::move(names.unit),
+				    std::move(names.machine));
 }
 
 bool Session::mount()

@@ -4,8 +4,9 @@
  * replies built around it) on arbitrary request lines. parse_request must
  * not throw; a request it accepts has a command and object args, and
  * survives format_request and a second parse unchanged; every reply is one
- * line of JSON, whatever bytes went into it; socket paths derived from any
- * mount point fit in sun_path.
+ * line of JSON that gives back exactly the bytes that went into it
+ * (control/json_text.hpp); socket paths derived from any mount point fit in
+ * sun_path.
  */
 #include <algorithm>
 #include <cstddef>
@@ -16,6 +17,7 @@
 #include <string_view>
 #include <variant>
 
+#include "control/json_text.hpp"
 #include "control/protocol.hpp"
 
 using namespace cgloopfs::control;
@@ -35,7 +37,7 @@ json one_line_object(const std::string &text, const char *what)
 {
 	if (text.empty() || text.back() != '\n' || text.find('\n') != text.size() - 1)
 		broken(what, "not exactly one line");
-	json j = json::parse(text, nullptr, false);
+	json j = parse_json(text);
 	if (j.is_discarded() || !j.is_object())
 		broken(what, "not a JSON object");
 	return j;
@@ -53,7 +55,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			broken("empty refusal", line);
 		json e = one_line_object(error_reply(*why), "error_reply");
 		if (e["ok"] != false || !e["error"].is_string())
-			broken("error_reply", e.dump());
+			broken("error_reply", dump_json(e));
 	} else {
 		const Request &r = std::get<Request>(parsed);
 		if (r.command.empty() || !r.args.is_object())
@@ -73,7 +75,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		json ok = one_line_object(ok_reply(r.args), "ok_reply");
 		if (ok["ok"] != true || ok["result"] != r.args)
-			broken("ok_reply", ok.dump());
+			broken("ok_reply", dump_json(ok));
 	}
 
 	/*
@@ -82,11 +84,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 */
 	std::string_view text = line.substr(0, 4096);
 	json e = one_line_object(error_reply(text), "error_reply of raw bytes");
-	if (!e["error"].is_string())
-		broken("error_reply of raw bytes", e.dump());
+	if (e["error"] != std::string(text))
+		broken("error_reply of raw bytes", dump_json(e));
 	json ok = one_line_object(ok_reply(json(std::string(text))), "ok_reply of raw bytes");
-	if (!ok["result"].is_string())
-		broken("ok_reply of raw bytes", ok.dump());
+	if (ok["result"] != std::string(text))
+		broken("ok_reply of raw bytes", dump_json(ok));
 
 	/* The control socket of any mount point fits in sun_path (107 bytes and a NUL). */
 	std::string esc = escape_path(text);

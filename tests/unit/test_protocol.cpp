@@ -9,6 +9,7 @@
 
 #include <doctest/doctest.h>
 
+#include "control/json_text.hpp"
 #include "control/protocol.hpp"
 
 using namespace cgloopfs::control;
@@ -101,7 +102,7 @@ TEST_CASE("parse_request: nesting is bounded")
 	CHECK(std::holds_alternative<Request>(parse_request(in_strings)));
 }
 
-TEST_CASE("replies are one line of JSON, whatever bytes they carry")
+TEST_CASE("replies are one line of JSON, whatever bytes they carry, exactly")
 {
 	for (std::string text : {std::string("plain"), std::string("line\nbreak"),
 				 std::string("\xff\xfe invalid UTF-8"), std::string(1, '\0')}) {
@@ -109,9 +110,49 @@ TEST_CASE("replies are one line of JSON, whatever bytes they carry")
 			CAPTURE(reply);
 			CHECK(reply.back() == '\n');
 			CHECK(reply.find('\n') == reply.size() - 1);
-			CHECK_FALSE(nlohmann::json::parse(reply, nullptr, false).is_discarded());
+			auto j = parse_json(reply);
+			REQUIRE_FALSE(j.is_discarded());
+			CHECK(j.value(j["ok"].get<bool>() ? "result" : "error", "") == text);
 		}
 	}
+	/* Invalid UTF-8 goes as PEP 383 lone surrogates, one per byte. */
+	CHECK(error_reply("\xff\xfe") == "{\"error\":\"\\udcff\\udcfe\",\"ok\":false}\n");
+}
+
+TEST_CASE("requests carry any bytes too: a path with invalid UTF-8 and controls")
+{
+	std::string path = "/srv/a\tb\x1b[2J\\c\xc3\x28\xe2\x82";
+	std::string line = format_request({"attach", {{"path", path}}});
+	line.pop_back();
+	auto r = parse_request(line);
+	REQUIRE(std::holds_alternative<Request>(r));
+	CHECK(std::get<Request>(r).args["path"] == path);
+}
+
+TEST_CASE("parse_json: strings exactly, the structure as nlohmann::json reads it")
+{
+	auto j = parse_json(
+		R"({"b":["x\u0041\ud83d\ude00\udc80",1,2.5,null,true],"a":{"k\"":"\/"}})");
+	REQUIRE_FALSE(j.is_discarded());
+	CHECK(j["b"][0] == std::string("xA\xf0\x9f\x98\x80\x80"));
+	CHECK(j["b"][2] == 2.5);
+	CHECK(j["a"]["k\""] == "/");
+	/* Duplicate keys: the last wins, as in nlohmann::json. */
+	auto d = parse_json(
+		R"({"k":1,"a":0,"b":0,"c":0,"d":0,"e":0,"f":0,"g":0,"h":0,"i":0,"k":2})");
+	CHECK(d["k"] == 2);
+	for (const char *bad :
+	     {R"({"a":"\ud800"})", R"({"a":"\udc7f"})", R"({"a":"\ude00"})", R"({"a":"x)",
+	      "{\"a\":\"\t\"}", R"({"a":"\q"})", R"({"a":"\u12"})", R"({"a" "b"})", R"(["a",])"})
+		CHECK_MESSAGE(parse_json(bad).is_discarded(), bad);
+	/* dump_json writes what nlohmann::json writes, for valid text. */
+	nlohmann::json v = {{"a", {1, 2, "x"}},
+			    {"b", nlohmann::json::object()},
+			    {"c", nlohmann::json::array()},
+			    {"d", "\u00e9\t"}};
+	CHECK(dump_json(v) == v.dump());
+	CHECK(dump_json(v, 2) == v.dump(2));
+	CHECK(parse_json(dump_json(v, 2)) == v);
 }
 
 TEST_CASE("LineReader: lines across chunks, several in one")

@@ -459,13 +459,14 @@ def test_cgloopctl_tables_and_errors(t):
         run_io(cg, a, m.path("h.img"), "write", 0, 65536)
         r = ctl_mount(m.mnt, "workers", json_out=False)
         lines = r.stdout.splitlines()
-        check(lines[0].split() == ["CGROUP", "STATE", "QUEUED", "INFLIGHT", "THREADS",
-                                   "PID", "CHARGED", "SERVED", "IDLE"], f"header {lines[0]!r}")
+        check(lines[0].split() == ["CGROUP", "CGROUP-ID", "UNIT", "MACHINE", "STATE", "QUEUED",
+                                   "INFLIGHT", "THREADS", "PID", "CHARGED", "SERVED", "IDLE"],
+              f"header {lines[0]!r}")
         check(any(ln.startswith("(root queue)") for ln in lines), "no root queue row")
         row = [ln.split() for ln in lines if ln.startswith(cg.rel(a))]
         check(len(row) == 1, "no row for the cgroup")
         # charge=cgroup: its worker is a process, shown with its pid.
-        check(row[0][5].isdigit() and row[0][6] == "yes", f"row {row[0]}")
+        check(row[0][8].isdigit() and row[0][9] == "yes", f"row {row[0]}")
         r = ctl_mount(m.mnt, "stats", json_out=False)
         check("P99" in r.stdout.splitlines()[0], "stats header")
         holder.kill()
