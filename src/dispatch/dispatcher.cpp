@@ -150,9 +150,9 @@ void Dispatcher::submit(Job *job)
 		route = route_locked(job);
 		if (route == Route::new_worker) {
 			auto stats = stats_for(job->cgroup_id, name);
-			auto worker = std::make_unique<Worker>(*this, job->cgroup_id, name.path,
-							       std::move(stats), false,
-							       std::move(host));
+			auto worker =
+				std::make_unique<Worker>(*this, job->cgroup_id, name.path,
+							 std::move(stats), false, std::move(host));
 			if (int err = worker->start(); err != 0) {
 				totals_.spawn_failures++;
 				last_spawn_error_ = err;

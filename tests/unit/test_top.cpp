@@ -123,7 +123,7 @@ TEST_CASE("escape_for_terminal: printable ASCII and valid UTF-8 stay as they are
 TEST_CASE("escape_for_terminal: controls, DEL and backslash")
 {
 	CHECK(escape_for_terminal("a\tb\nc\rd") == "a\\tb\\nc\\rd");
-	CHECK(escape_for_terminal("\033]0;title\007") == "\\x1b]0;title\\x07");
+	CHECK(escape_for_terminal("\033]0;title\007") == "\\x1b]0;title\\a");
 	CHECK(escape_for_terminal("\033[2J") == "\\x1b[2J");
 	CHECK(escape_for_terminal(std::string_view("\0\x01\x1f\x7f", 4)) == "\\x00\\x01\\x1f\\x7f");
 	CHECK(escape_for_terminal("C:\\x1b") == "C:\\\\x1b");
@@ -354,7 +354,7 @@ TEST_CASE("cell: a cgroup path with controls is escaped")
 {
 	Row r;
 	r.cgroup = "/evil\033]0;pwned\007\n";
-	CHECK(cell(r, Column::cgroup) == "/evil\\x1b]0;pwned\\x07\\n");
+	CHECK(cell(r, Column::cgroup) == "/evil\\x1b]0;pwned\\a\\n");
 }
 
 /* --------------------------------------------------------------------------
