@@ -24,6 +24,7 @@
 #include "config/image_spec.hpp"
 #include "config/mount_options.hpp"
 #include "control/client.hpp"
+#include "metrics/exposition.hpp"
 
 namespace cgloopfs::cli {
 
@@ -291,9 +292,28 @@ int do_workers(const Invocation &inv, const std::string &socket)
 	return call_and_print(inv, socket, json::object(), print_workers);
 }
 
+/*
+ * stats --format=table|json|prometheus (--json is --format=json): the
+ * prometheus text is made by metrics/, as the daemon's /metrics endpoint
+ * makes it, for node_exporter's textfile collector.
+ */
 int do_stats(const Invocation &inv, const std::string &socket)
 {
-	return call_and_print(inv, socket, json::object(), print_stats);
+	std::string format = inv.get("format", inv.has("json") ? "json" : "table");
+	if (format != "table" && format != "json" && format != "prometheus")
+		throw UsageError(fmt::format("stats: --format: \"{}\" is not table, json or "
+					     "prometheus",
+					     config::printable(format)));
+	if (inv.has("json") && format != "json")
+		throw UsageError("stats: give --json or --format, not both");
+	json r = control::call(socket, {"stats", json::object()});
+	if (format == "prometheus")
+		std::fputs(metrics::text_format(metrics::families(r)).c_str(), stdout);
+	else if (format == "json")
+		std::printf("%s\n", r.dump(2).c_str());
+	else
+		print_stats(r);
+	return EXIT_SUCCESS;
 }
 
 int do_status(const Invocation &inv, const std::string &socket)
@@ -369,7 +389,10 @@ const std::vector<CommandSpec> commands = {
 	 "per-cgroup requests, bytes, errors and latency",
 	 0,
 	 1,
-	 {},
+	 {
+		 {"format", 0, ArgKind::required, "FORMAT",
+		  "table, json, or prometheus (text format)"},
+	 },
 	 do_stats},
 	{"status",
 	 "[MOUNTPOINT]",

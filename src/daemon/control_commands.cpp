@@ -62,23 +62,48 @@ json latency_buckets_json(const dispatch::LatencyHistogram &h)
 	return out;
 }
 
-json stats_json(fuse::Filesystem &fs)
+/*
+ * The systemd names of a cgroup (its unit and machine), for the metrics'
+ * labels; "-" when it has none. They come from libsystemd
+ * (sd_cgroup_get_unit(), sd_cgroup_get_machine_name()) as the members
+ * `unit` and `machine` of dispatch::CgroupStats, filled by the branch that
+ * adds them: return those here, "-" when empty.
+ */
+struct SystemdNames {
+	std::string unit = "-";
+	std::string machine = "-";
+};
+
+SystemdNames systemd_names(const dispatch::CgroupStats &)
+{
+	return {};
+}
+
+} /* namespace */
+
+json stats_document(fuse::Filesystem &fs)
 {
 	dispatch::SteadyClock clock;
 	int64_t now = clock.now_ns();
 	/* The live workers' queues, by cgroup id. */
 	json live = json::object();
-	for (const auto &w : fs.dispatch.workers())
+	size_t workers = 0;
+	for (const auto &w : fs.dispatch.workers()) {
 		live[std::to_string(w.cgroup_id)] = {{"queued", w.queued},
 						     {"in_flight", w.in_flight}};
+		workers += w.root ? 0 : 1;
+	}
 	json cgroups = json::array();
 	for (const auto &s : fs.dispatch.stats()) {
 		constexpr auto r = std::memory_order_relaxed;
 		auto id = std::to_string(s->id);
 		bool has_worker = live.contains(id);
+		SystemdNames names = systemd_names(*s);
 		cgroups.push_back({
 			{"cgroup", s->id == 0 ? "(root queue)" : (s->path.empty() ? "?" : s->path)},
 			{"cgroup_id", s->id},
+			{"unit", names.unit},
+			{"machine", names.machine},
 			{"worker", has_worker},
 			{"queued", has_worker ? live[id]["queued"] : json(0)},
 			{"in_flight", has_worker ? live[id]["in_flight"] : json(0)},
@@ -86,18 +111,29 @@ json stats_json(fuse::Filesystem &fs)
 			{"writes", s->writes.load(r)},
 			{"syncs", s->syncs.load(r)},
 			{"discards", s->discards.load(r)},
+			{"others", s->others.load(r)},
 			{"bytes_read", s->bytes_read.load(r)},
 			{"bytes_written", s->bytes_written.load(r)},
 			{"errors", s->errors.load(r)},
+			{"timeouts", s->timeouts.load(r)},
+			{"interrupted", s->interrupted.load(r)},
 			{"latency_p50_us", static_cast<double>(s->latency.quantile(0.50)) / 1e3},
 			{"latency_p99_us", static_cast<double>(s->latency.quantile(0.99)) / 1e3},
 			{"latency_buckets", latency_buckets_json(s->latency)},
+			{"latency_sum_ns", s->latency.approx_sum()},
 			{"idle_seconds", seconds_since(s->last_active_ns.load(r), now)},
 		});
 	}
+	json images = json::array();
+	for (const auto &e : fs.table.list())
+		images.push_back({{"name", e.image->spec().name},
+				  {"size", e.image->size()},
+				  {"open", e.image->open_count()}});
 	auto t = fs.dispatch.totals();
 	return {
+		{"mountpoint", fs.options.mountpoint},
 		{"cgroups", cgroups},
+		{"workers", workers},
 		{"workers_created", t.workers_created},
 		{"workers_reaped", t.workers_reaped},
 		{"root_fallbacks", t.root_fallbacks},
@@ -106,8 +142,15 @@ json stats_json(fuse::Filesystem &fs)
 		{"interrupted", t.interrupted},
 		{"queued_write_buffers", fs.payloads.parked()},
 		{"max_queued_write_buffers", fs.payloads.max_parked()},
+		/* In units of the max_queued budget: a buffer holds up to max_payload. */
+		{"queued_write_bytes", fs.payloads.parked() * fuse::PayloadPool::max_payload},
+		{"max_queued_write_bytes",
+		 fs.payloads.max_parked() * fuse::PayloadPool::max_payload},
+		{"images", images},
 	};
 }
+
+namespace {
 
 /* The -o word of a choice option's value ("cgroup"), from its row. */
 std::string choice(std::string_view option, size_t value)
@@ -399,7 +442,7 @@ struct ControlVerb {
 
 constexpr ControlVerb control_verbs[] = {
 	{"workers", [](fuse::Filesystem &fs, const json &) { return workers_json(fs); }},
-	{"stats", [](fuse::Filesystem &fs, const json &) { return stats_json(fs); }},
+	{"stats", [](fuse::Filesystem &fs, const json &) { return stats_document(fs); }},
 	{"status", [](fuse::Filesystem &fs, const json &) { return status_json(fs); }},
 	{"list", [](fuse::Filesystem &fs, const json &) { return list_json(fs); }},
 	{"manifest", manifest_command},
