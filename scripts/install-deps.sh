@@ -7,13 +7,17 @@
 # lintian build and check the Debian package (scripts/package.sh);
 # bash-completion gives the completions their directory (pkg-config) and
 # the completion test its helpers; tmux is the real terminal the test of
-# cgloopctl top types into and reads.
+# cgloopctl top types into and reads. prometheus-cpp-dev (with civetweb) makes
+# the metrics= endpoint; prometheus (the server and promtool) is what
+# test_metrics scrapes it with. runc and busybox-static run the containers of
+# test_containers.
 set -eu
 
 packages="
   meson ninja-build pkg-config g++ git
   libfuse3-dev fuse3 libsystemd-dev libfmt-dev doctest-dev
   libtomlplusplus-dev nlohmann-json3-dev libcli11-dev
+  prometheus-cpp-dev libcivetweb-dev prometheus
   scdoc groff-base man-db
   python3 util-linux e2fsprogs fio procps kmod
   systemd strace

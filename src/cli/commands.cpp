@@ -27,6 +27,7 @@
 #include "config/mount_options.hpp"
 #include "control/client.hpp"
 #include "control/json_text.hpp"
+#include "metrics/exposition.hpp"
 
 namespace cgloopfs::cli {
 
@@ -408,12 +409,28 @@ int do_workers(const Invocation &inv, const std::string &socket)
 	return EXIT_SUCCESS;
 }
 
+/*
+ * stats --format=table|json|prometheus (--json is --format=json): the
+ * prometheus text is made by metrics/, as the daemon's /metrics endpoint
+ * makes it, for node_exporter's textfile collector.
+ */
 int do_stats(const Invocation &inv, const std::string &socket)
 {
+	std::string format = inv.get("format", inv.has("json") ? "json" : "table");
+	if (format != "table" && format != "json" && format != "prometheus")
+		throw UsageError(fmt::format("stats: --format: \"{}\" is not table, json or "
+					     "prometheus",
+					     config::printable(format)));
+	if (inv.has("json") && format != "json")
+		throw UsageError("stats: give --json or --format, not both");
 	auto cols = chosen_columns(inv, stats_columns);
 	json r = control::call(socket, {"stats", json::object()});
+	if (format == "prometheus") {
+		std::fputs(metrics::text_format(metrics::families(r)).c_str(), stdout);
+		return EXIT_SUCCESS;
+	}
 	const json &cgroups = r.contains("cgroups") ? r["cgroups"] : json::array();
-	if (!inv.has("json")) {
+	if (format == "table") {
 		print_rows(inv, cols, cgroups);
 		return EXIT_SUCCESS;
 	}
@@ -452,6 +469,14 @@ std::vector<OptSpec> table_options()
 		{"noheadings", 'n', ArgKind::none, "", "no header line"},
 		{"raw", 0, ArgKind::none, "", "raw output: single spaces, no alignment"},
 	};
+}
+
+std::vector<OptSpec> stats_options()
+{
+	auto o = table_options();
+	o.push_back({"format", 0, ArgKind::required, "FORMAT",
+		     "table, json, or prometheus (text format)"});
+	return o;
 }
 
 const std::string set_help = "change " + config::runtime_option_names();
@@ -497,7 +522,7 @@ const std::vector<CommandSpec> commands = {
 	{"workers", "[MOUNTPOINT]", "live workers: cgroup, unit, machine, state, queued, in flight",
 	 0, 1, table_options(), do_workers},
 	{"stats", "[MOUNTPOINT]", "per-cgroup requests, bytes, errors and latency", 0, 1,
-	 table_options(), do_stats},
+	 stats_options(), do_stats},
 	{"status",
 	 "[MOUNTPOINT]",
 	 "the mount: source, images, dispatch settings",

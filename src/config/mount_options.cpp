@@ -4,7 +4,10 @@
 #include <cstring>
 #include <utility>
 
+#include <arpa/inet.h>
 #include <getopt.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <fmt/core.h>
 
@@ -54,6 +57,10 @@ void set_lock(MountOptions &o, const OptionValue &v)
 void set_control(MountOptions &o, const OptionValue &v)
 {
 	o.control = v.text;
+}
+void set_metrics(MountOptions &o, const OptionValue &v)
+{
+	o.metrics = v.text;
 }
 void set_ro(MountOptions &o, const OptionValue &)
 {
@@ -166,6 +173,13 @@ constinit const OptionSpec mount_option_rows[] = {
 	 .kind = OptionKind::path,
 	 .shown_default = "/run/cgloopfs/MOUNT.sock",
 	 .set = set_control},
+	{.name = "metrics",
+	 .metavar = "ADDRESS:PORT",
+	 .help = "serve Prometheus metrics (/metrics) there",
+	 .ours = true,
+	 .kind = OptionKind::address,
+	 .shown_default = "off",
+	 .set = set_metrics},
 	{.name = "ro", .help = "mount read-only: every image is read-only", .set = set_ro},
 	{.name = "rw", .help = "mount read-write (the default)", .set = set_rw},
 	{.name = "allow_other",
@@ -279,6 +293,10 @@ OptionValue read_value(const OptionSpec &spec, std::string_view value)
 		if (value.front() != '/')
 			throw refused("must be an absolute path");
 		return {0, value};
+	case OptionKind::address:
+		if (!parse_listen_address(value, &why))
+			throw refused(why);
+		return {0, value};
 	case OptionKind::flag:
 		break;
 	}
@@ -292,7 +310,7 @@ constinit const std::span<const OptionSpec> mount_option_table{mount_option_rows
 MountOptions::MountOptions()
 {
 	for (const auto &spec : mount_option_table)
-		if (spec.ours && spec.kind != OptionKind::path)
+		if (spec.ours && spec.kind != OptionKind::path && spec.kind != OptionKind::address)
 			spec.set(*this, {spec.def, ""});
 }
 
@@ -323,11 +341,49 @@ std::string default_and_range(const OptionSpec &spec)
 	case OptionKind::choice:
 		return std::string(choice_name(spec, spec.def));
 	case OptionKind::path:
+	case OptionKind::address:
 		return std::string(spec.shown_default);
 	case OptionKind::flag:
 		break;
 	}
 	return "";
+}
+
+std::optional<ListenAddress> parse_listen_address(std::string_view text, std::string *ret_why)
+{
+	auto fail = [&](std::string why) -> std::optional<ListenAddress> {
+		*ret_why = std::move(why);
+		return std::nullopt;
+	};
+	ListenAddress a;
+	std::string_view port;
+	if (!text.empty() && text.front() == '[') {
+		auto close = text.find(']');
+		if (close == std::string_view::npos || text.substr(close + 1, 1) != ":")
+			return fail("must be [IPv6 address]:PORT");
+		a.family = AF_INET6;
+		a.host = text.substr(1, close - 1);
+		port = text.substr(close + 2);
+	} else {
+		auto colon = text.rfind(':');
+		if (colon == std::string_view::npos)
+			return fail("must be ADDRESS:PORT (e.g. 127.0.0.1:9477 or [::1]:9477)");
+		if (text.substr(0, colon).find(':') != std::string_view::npos)
+			return fail("an IPv6 address goes in brackets: [ADDRESS]:PORT");
+		a.family = AF_INET;
+		a.host = text.substr(0, colon);
+		port = text.substr(colon + 1);
+	}
+	unsigned char buf[sizeof(struct in6_addr)];
+	if (a.host.empty() || inet_pton(a.family, a.host.c_str(), buf) != 1)
+		return fail(fmt::format("\"{}\" is not an {} address (give one, not a host name)",
+					printable(a.host), a.family == AF_INET ? "IPv4" : "IPv6"));
+	std::string why;
+	auto p = parse_uint(port, 1, 65535, &why);
+	if (!p)
+		return fail(fmt::format("port: {}", why));
+	a.port = static_cast<uint16_t>(*p);
+	return a;
 }
 
 std::string runtime_option_names()

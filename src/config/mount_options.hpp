@@ -11,6 +11,7 @@
 #endif
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -51,8 +52,10 @@ struct MountOptions {
 	DispatchMode dispatch;
 	CacheMode cache;
 	std::string control; /* "" : the default path for the mount point */
-	LockMode lock;	     /* images that do not say */
-	ChargeMode charge;   /* for workers made from now on */
+	/* "" (off), or where to serve Prometheus metrics: "127.0.0.1:9477", "[::1]:9477" */
+	std::string metrics;
+	LockMode lock;	   /* images that do not say */
+	ChargeMode charge; /* for workers made from now on */
 
 	bool read_only = false;	  /* -o ro (the last of ro/rw wins): every image read-only */
 	bool allow_other = false; /* implies default_permissions */
@@ -62,11 +65,12 @@ struct MountOptions {
 };
 
 enum class OptionKind {
-	flag,	/* no value */
-	number, /* a decimal number in min..max */
-	size,	/* bytes with a suffix ("256M") in min..max */
-	choice, /* one of the words of metavar ("cgroup|single"); def: its index */
-	path,	/* an absolute path */
+	flag,	 /* no value */
+	number,	 /* a decimal number in min..max */
+	size,	 /* bytes with a suffix ("256M") in min..max */
+	choice,	 /* one of the words of metavar ("cgroup|single"); def: its index */
+	path,	 /* an absolute path */
+	address, /* a listening address: IPv4:PORT or [IPv6]:PORT, literal, port 1..65535 */
 };
 
 /* A value of an -o option, read and checked: the number (or choice) and the text. */
@@ -88,7 +92,7 @@ struct OptionSpec {
 	bool ours;		  /* false: a libfuse/mount option (passed through unless `set`) */
 	OptionKind kind = OptionKind::flag;
 	uint64_t def = 0, min = 0, max = 0;  /* number, size; choice: def */
-	std::string_view shown_default = ""; /* path: the default --help shows */
+	std::string_view shown_default = ""; /* path, address: the default --help shows */
 	bool runtime = false;		     /* `cgloopctl set` may change it while mounted */
 	bool dropped = false;		     /* accepted for mount(8) and fstab, then ignored */
 	/* Store the value (ours, and the flags we act on: ro, rw, ...). */
@@ -108,6 +112,17 @@ std::string default_and_range(const OptionSpec &spec);
 
 /* The names of the options `cgloopctl set` may change, comma-separated. */
 std::string runtime_option_names();
+
+/*
+ * A listening address "IPv4:PORT" or "[IPv6]:PORT" (a literal address, no
+ * host name; port 1..65535), or nullopt with *ret_why set.
+ */
+struct ListenAddress {
+	int family;	  /* AF_INET, AF_INET6 */
+	std::string host; /* without brackets */
+	uint16_t port;
+};
+std::optional<ListenAddress> parse_listen_address(std::string_view text, std::string *ret_why);
 
 /* A usage error: bad or unknown option. what() is one line. */
 class UsageError : public std::runtime_error

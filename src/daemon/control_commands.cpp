@@ -66,17 +66,24 @@ json latency_buckets_json(const dispatch::LatencyHistogram &h)
 	return out;
 }
 
-json stats_json(fuse::Filesystem &fs)
+
+} /* namespace */
+
+json stats_document(fuse::Filesystem &fs)
 {
 	dispatch::SteadyClock clock;
 	int64_t now = clock.now_ns();
 	/* The live workers' queues, by cgroup id. */
 	json live = json::object();
-	for (const auto &w : fs.dispatch.workers())
+	size_t workers = 0;
+	for (const auto &w : fs.dispatch.workers()) {
 		live[std::to_string(w.cgroup_id)] = {{"queued", w.queued},
 						     {"in_flight", w.in_flight},
 						     {"pid", w.pid},
 						     {"charged", w.charged}};
+		workers += w.root ? 0 : 1;
+	}
+
 	json cgroups = json::array();
 	for (const auto &s : fs.dispatch.stats()) {
 		constexpr auto r = std::memory_order_relaxed;
@@ -96,18 +103,29 @@ json stats_json(fuse::Filesystem &fs)
 			{"writes", s->writes.load(r)},
 			{"syncs", s->syncs.load(r)},
 			{"discards", s->discards.load(r)},
+			{"others", s->others.load(r)},
 			{"bytes_read", s->bytes_read.load(r)},
 			{"bytes_written", s->bytes_written.load(r)},
 			{"errors", s->errors.load(r)},
+			{"timeouts", s->timeouts.load(r)},
+			{"interrupted", s->interrupted.load(r)},
 			{"latency_p50_us", static_cast<double>(s->latency.quantile(0.50)) / 1e3},
 			{"latency_p99_us", static_cast<double>(s->latency.quantile(0.99)) / 1e3},
 			{"latency_buckets", latency_buckets_json(s->latency)},
+			{"latency_sum_ns", s->latency.approx_sum()},
 			{"idle_seconds", seconds_since(s->last_active_ns.load(r), now)},
 		});
 	}
+	json images = json::array();
+	for (const auto &e : fs.table.list())
+		images.push_back({{"name", e.image->spec().name},
+				  {"size", e.image->size()},
+				  {"open", e.image->open_count()}});
 	auto t = fs.dispatch.totals();
 	return {
+		{"mountpoint", fs.options.mountpoint},
 		{"cgroups", cgroups},
+		{"workers", workers},
 		{"workers_created", t.workers_created},
 		{"workers_reaped", t.workers_reaped},
 		{"root_fallbacks", t.root_fallbacks},
@@ -116,8 +134,15 @@ json stats_json(fuse::Filesystem &fs)
 		{"interrupted", t.interrupted},
 		{"queued_write_buffers", fs.payloads.parked()},
 		{"max_queued_write_buffers", fs.payloads.max_parked()},
+		/* In units of the max_queued budget: a buffer holds up to max_payload. */
+		{"queued_write_bytes", fs.payloads.parked() * fuse::PayloadPool::max_payload},
+		{"max_queued_write_bytes",
+		 fs.payloads.max_parked() * fuse::PayloadPool::max_payload},
+		{"images", images},
 	};
 }
+
+namespace {
 
 /* The -o word of a choice option's value ("cgroup"), from its row. */
 std::string choice(std::string_view option, size_t value)
@@ -413,7 +438,7 @@ struct ControlVerb {
 
 constexpr ControlVerb control_verbs[] = {
 	{"workers", [](fuse::Filesystem &fs, const json &) { return workers_json(fs); }},
-	{"stats", [](fuse::Filesystem &fs, const json &) { return stats_json(fs); }},
+	{"stats", [](fuse::Filesystem &fs, const json &) { return stats_document(fs); }},
 	{"status", [](fuse::Filesystem &fs, const json &) { return status_json(fs); }},
 	{"list", [](fuse::Filesystem &fs, const json &) { return list_json(fs); }},
 	{"manifest", manifest_command},

@@ -17,6 +17,13 @@
 
 namespace cgloopfs::daemon {
 
+/*
+ * The `stats` answer: per cgroup its figures, the dispatcher's totals, the
+ * images; also what the metrics are made from (metrics/exposition.hpp).
+ * Any thread.
+ */
+nlohmann::json stats_document(fuse::Filesystem &fs);
+
 /* Throws control::ControlError for unknown commands and bad arguments. */
 nlohmann::json handle_control(const control::Request &request, const control::Peer &peer,
 			      fuse::Filesystem &fs);

@@ -40,6 +40,7 @@
 #include "control/server.hpp"
 #include "daemon/control_commands.hpp"
 #include "daemon/lock_notice.hpp"
+#include "daemon/metrics_server.hpp"
 #include "daemon/mount_point.hpp"
 #include "fuse/charge.hpp"
 #include "fuse/session.hpp"
@@ -110,19 +111,28 @@ int serve(const config::MountOptions &opts, image::ImageTable &table)
 		log::error("{}", why);
 		return EXIT_FAILURE;
 	}
+	/* The metrics address too: a port in use is refused before mounting. */
+	daemon::MetricsServer metrics(opts.metrics);
+	if (metrics.enabled() && metrics.check(&why) < 0) {
+		log::error("{}", why);
+		return EXIT_FAILURE;
+	}
 
 	fuse::SessionHooks hooks;
 	hooks.on_ready = [&](fuse::Filesystem &fs) {
 		serving = &fs;
 		fs.control_path = socket_path;
 		std::string err;
-		if (server.start(&err) < 0) {
+		if (server.start(&err) < 0 || metrics.start(fs, &err) < 0) {
 			log::error("{}", err);
 			return false;
 		}
 		return true;
 	};
-	hooks.on_stop = [&] { server.stop(); };
+	hooks.on_stop = [&] {
+		metrics.stop();
+		server.stop();
+	};
 	return fuse::run_session(opts, table, hooks);
 }
 

@@ -161,8 +161,10 @@ void Dispatcher::submit(Job *job)
 				route = Route::root;
 			} else {
 				totals_.workers_created++;
+				/* Once queued the job may be answered and reused: key by the worker. */
+				uint64_t id = worker->cgroup_id();
 				route = worker->enqueue(job) ? Route::queued : Route::refused;
-				workers_.emplace(job->cgroup_id, std::move(worker));
+				workers_.emplace(id, std::move(worker));
 			}
 		}
 	}

@@ -19,6 +19,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 
 #include "common/aligned_buffer.hpp"
 
@@ -73,6 +74,8 @@ private:
 	bool announced_ = false;
 	bool yielding_ = false; /* the thread runs at a lower priority (see yield_cpu) */
 };
+
+struct CgroupStats;
 
 enum class JobKind : uint8_t { read, write, sync, discard, other };
 
@@ -147,6 +150,8 @@ private:
 		Job *expired_next = nullptr;
 		int expire_err = 0;
 		bool expire_dropped = false; /* out of the queue: released by the expirer */
+		/* Whose timeouts or interrupts to count when the expirer answers it (or none). */
+		std::shared_ptr<CgroupStats> expire_stats;
 		/*
 		 * A running job is pinned by its expirer (set under the
 		 * worker's mutex) and marked finished by its worker thread;

@@ -39,6 +39,26 @@ uint64_t LatencyHistogram::count() const
 	return n;
 }
 
+namespace {
+
+/* The middle of fine bucket `b`: within 12.5% of any value in it. */
+uint64_t bucket_middle(unsigned b)
+{
+	uint64_t hi = LatencyHistogram::bucket_upper(b);
+	uint64_t lo = b == 0 ? 0 : LatencyHistogram::bucket_upper(b - 1) + 1;
+	return lo + (hi - lo) / 2;
+}
+
+} /* namespace */
+
+uint64_t LatencyHistogram::approx_sum() const
+{
+	uint64_t sum = 0;
+	for (unsigned b = 0; b < buckets; b++)
+		sum += counts_[b].load(std::memory_order_relaxed) * bucket_middle(b);
+	return sum;
+}
+
 uint64_t LatencyHistogram::quantile(double q) const
 {
 	uint64_t total = count();
@@ -47,19 +67,14 @@ uint64_t LatencyHistogram::quantile(double q) const
 	uint64_t rank = static_cast<uint64_t>(std::ceil(q * static_cast<double>(total)));
 	if (rank == 0)
 		rank = 1;
-	/* The middle of the bucket the rank falls in: within 12.5% of any value in it. */
-	auto middle = [](unsigned b) {
-		uint64_t hi = bucket_upper(b);
-		uint64_t lo = b == 0 ? 0 : bucket_upper(b - 1) + 1;
-		return lo + (hi - lo) / 2;
-	};
+	/* The middle of the bucket the rank falls in. */
 	uint64_t seen = 0;
 	for (unsigned b = 0; b < buckets; b++) {
 		seen += counts_[b].load(std::memory_order_relaxed);
 		if (seen >= rank)
-			return middle(b);
+			return bucket_middle(b);
 	}
-	return middle(buckets - 1);
+	return bucket_middle(buckets - 1);
 }
 
 void CgroupStats::record(const JobOutcome &o, uint64_t latency_ns, int64_t now_ns)

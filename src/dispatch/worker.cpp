@@ -15,21 +15,23 @@
 
 namespace cgloopfs::dispatch {
 
-void ExpiredJobs::add_dropped(Job *job, int err)
+void ExpiredJobs::add_dropped(Job *job, int err, const std::shared_ptr<CgroupStats> &stats)
 {
 	job->work_.expire_err = err;
+	job->work_.expire_stats = stats;
 	job->work_.expire_dropped = true;
 	job->work_.expired_next = head_;
 	head_ = job;
 }
 
-bool ExpiredJobs::add_running(Job *job, int err)
+bool ExpiredJobs::add_running(Job *job, int err, const std::shared_ptr<CgroupStats> &stats)
 {
 	/* Pinned by another expirer already: that one answers it. */
 	if (job->work_.hold.load(std::memory_order_relaxed) != 0)
 		return false;
 	job->work_.hold.store(Job::held_pinned, std::memory_order_relaxed);
 	job->work_.expire_err = err;
+	job->work_.expire_stats = stats;
 	job->work_.expire_dropped = false;
 	job->work_.expired_next = head_;
 	head_ = job;
@@ -43,11 +45,14 @@ ExpiredJobs::Answered ExpiredJobs::answer() noexcept
 		Job *job = head_;
 		head_ = job->work_.expired_next;
 		int err = job->work_.expire_err;
+		/* Taken before the job may go back to its owner (released below). */
+		std::shared_ptr<CgroupStats> stats = std::move(job->work_.expire_stats);
 		if (err != 0 && job->cancel(err)) {
-			if (err == EINTR)
-				a.interrupted++;
-			else
-				a.timeouts++;
+			bool intr = err == EINTR;
+			(intr ? a.interrupted : a.timeouts)++;
+			if (stats)
+				(intr ? stats->interrupted : stats->timeouts)
+					.fetch_add(1, std::memory_order_relaxed);
 		}
 		if (job->work_.expire_dropped) {
 			job->release();
@@ -273,7 +278,7 @@ void Worker::collect_expired(int64_t now_ns, int64_t timeout_ns, int64_t interru
 			if (tail_ == job)
 				tail_ = prev;
 			queued_--;
-			out.add_dropped(job, answered ? 0 : EIO);
+			out.add_dropped(job, answered ? 0 : EIO, stats_);
 			dropped = true;
 		} else {
 			prev = job;
@@ -285,9 +290,9 @@ void Worker::collect_expired(int64_t now_ns, int64_t timeout_ns, int64_t interru
 			continue;
 		int64_t intr = job->work_.interrupted_ns.load(std::memory_order_relaxed);
 		if (overdue(job))
-			(void)out.add_running(job, EIO);
+			(void)out.add_running(job, EIO, stats_);
 		else if (intr > 0 && now_ns - intr >= interrupt_grace_ns)
-			(void)out.add_running(job, EINTR);
+			(void)out.add_running(job, EINTR, stats_);
 	}
 	if (!head_ && in_flight_ == 0 && dropped)
 		last_active_ns_ = now_ns;

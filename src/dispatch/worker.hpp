@@ -40,13 +40,18 @@ public:
 	ExpiredJobs(const ExpiredJobs &) = delete;
 	ExpiredJobs &operator=(const ExpiredJobs &) = delete;
 
-	/* A job taken out of a queue: answered -err (unless err is 0), then released. */
-	void add_dropped(Job *job, int err);
+	/*
+	 * A job taken out of a queue: answered -err (unless err is 0), then
+	 * released. When this call answers it, `stats` (if any) counts a
+	 * timeout (EIO) or an interrupt (EINTR).
+	 */
+	void add_dropped(Job *job, int err, const std::shared_ptr<CgroupStats> &stats = nullptr);
 	/*
 	 * A running job to answer -err: pins it; false (not added) when another
 	 * expirer holds it already. Call with the serving worker's mutex held.
+	 * `stats` as for add_dropped().
 	 */
-	bool add_running(Job *job, int err);
+	bool add_running(Job *job, int err, const std::shared_ptr<CgroupStats> &stats = nullptr);
 
 	/* What answer() did. */
 	struct Answered {

@@ -1055,6 +1055,10 @@ TEST_CASE("expire: past request_timeout, queued jobs leave their queue and runni
 	CHECK(h.worker(7)->queued == 0);
 	CHECK(h.dispatcher->totals().timeouts == 2);
 	CHECK(other.cancels() == 0);
+	/* And per cgroup: both were cgroup 7's. */
+	CHECK(stats_of(*h.dispatcher, 7)->timeouts == 2);
+	CHECK(stats_of(*h.dispatcher, 7)->interrupted == 0);
+	CHECK(stats_of(*h.dispatcher, 8)->timeouts == 0);
 
 	/* A second pass answers nobody twice; the late completion is only released. */
 	h.dispatcher->expire();
@@ -1092,6 +1096,9 @@ TEST_CASE("expire: a running job interrupted a grace ago is answered EINTR, a qu
 	CHECK(running.cancel_err() == EINTR);
 	CHECK(h.dispatcher->totals().interrupted == 1);
 	CHECK(h.dispatcher->totals().timeouts == 0);
+	/* Per cgroup, what the dispatcher answered (the queued one was answered by its owner). */
+	CHECK(stats_of(*h.dispatcher, 7)->interrupted == 1);
+	CHECK(stats_of(*h.dispatcher, 7)->timeouts == 0);
 
 	/* Days later, still no deadline: nothing else happens. */
 	h.clock.advance_ns(86400 * second);

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <sys/socket.h>
+
 #include <doctest/doctest.h>
 
 #include "config/mount_options.hpp"
@@ -463,6 +465,8 @@ TEST_CASE("mount_option_table: every option in it is accepted")
 				item += "=off";
 			else if (spec.name == "charge")
 				item += "=none";
+			else if (spec.name == "metrics")
+				item += "=127.0.0.1:9477";
 			else
 				item += "=value";
 		}
@@ -642,4 +646,51 @@ TEST_CASE("apply_option: one option, commas and all")
 	CHECK(o.control == "/a,b");
 	CHECK_THROWS_AS(apply_option(o, "idle_timeout=5,max_workers=1"), UsageError);
 	CHECK(o.max_workers == 64);
+}
+
+TEST_CASE("metrics=ADDRESS:PORT: off by default; literal IPv4 or [IPv6] and a port")
+{
+	MountOptions o;
+	CHECK(o.metrics.empty());
+	CHECK(default_and_range(*find_mount_option("metrics")) == "off");
+	apply_option(o, "metrics=127.0.0.1:9477");
+	CHECK(o.metrics == "127.0.0.1:9477");
+	apply_option(o, "metrics=[::1]:1");
+	CHECK(o.metrics == "[::1]:1");
+	o = parse({"cgloopfs", "-o", "metrics=0.0.0.0:65535", "s", "m"});
+	CHECK(o.metrics == "0.0.0.0:65535");
+	CHECK(o.fuse_options.empty());
+
+	std::string why;
+	auto a = parse_listen_address("[fe80::1]:80", &why);
+	REQUIRE(a);
+	CHECK(a->family == AF_INET6);
+	CHECK(a->host == "fe80::1");
+	CHECK(a->port == 80);
+	a = parse_listen_address("10.1.2.3:9100", &why);
+	REQUIRE(a);
+	CHECK(a->family == AF_INET);
+	CHECK(a->host == "10.1.2.3");
+	CHECK(a->port == 9100);
+
+	for (const char *bad :
+	     {"metrics=localhost:9477", "metrics=127.0.0.1", "metrics=127.0.0.1:",
+	      "metrics=127.0.0.1:0", "metrics=127.0.0.1:65536", "metrics=:9477", "metrics=::1:9477",
+	      "metrics=[::1]", "metrics=[::1]9477", "metrics=[127.0.0.1]:9477", "metrics=1.2.3:9",
+	      "metrics=127.0.0.1:+9", "metrics=[::1:9477", "metrics=a\nb:1"}) {
+		CAPTURE(bad);
+		MountOptions fresh;
+		try {
+			apply_option(fresh, bad);
+			FAIL("accepted");
+		} catch (const UsageError &e) {
+			/* One line naming the option and its value. */
+			std::string msg = e.what();
+			CHECK(msg.rfind("option \"metrics=", 0) == 0);
+			CHECK(msg.find('\n') == std::string::npos);
+		}
+		CHECK(fresh.metrics.empty());
+	}
+	CHECK_THROWS_AS(apply_option(o, "metrics"), UsageError);
+	CHECK_THROWS_AS(apply_option(o, "metrics="), UsageError);
 }

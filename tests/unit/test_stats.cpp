@@ -271,3 +271,21 @@ TEST_CASE("CgroupStats::record counts by kind")
 	CHECK(s.last_active_ns == 16);
 	CHECK(s.latency.count() == 6);
 }
+
+TEST_CASE("LatencyHistogram::approx_sum is within 12.5% of the true sum")
+{
+	LatencyHistogram h;
+	CHECK(h.approx_sum() == 0);
+	uint64_t sum = 0;
+	for (uint64_t v : {3ULL, 1000ULL, 50000ULL, 123456ULL, 7000000ULL, 2000000000ULL}) {
+		h.record(v);
+		sum += v;
+	}
+	double got = static_cast<double>(h.approx_sum());
+	CHECK(got >= 0.875 * static_cast<double>(sum));
+	CHECK(got <= 1.125 * static_cast<double>(sum));
+	LatencyHistogram small;
+	small.record(2);
+	small.record(3);
+	CHECK(small.approx_sum() == 5); /* below 4 ns every value has its own bucket */
+}

@@ -224,6 +224,8 @@ def test_cgloopctl_option_values(t):
     expect("cgloopctl attach --mode ", [])
     expect("cgloopctl attach --lock ", ["auto", "on", "off"])
     expect("cgloopctl attach --lock o", ["on", "off"])
+    expect("cgloopctl stats --format ", ["table", "json", "prometheus"])
+    expect("cgloopctl stats --format p", ["prometheus"])
     # -O: a comma-separated list, in the case it is typed in.
     expect("cgloopctl list -O ", ["NAME", "BACK-FILE", "OFFSET", "SIZELIMIT", "SIZE", "RO",
                                   "DIO", "LOG-SEC", "DISCARD", "OPEN", "LOCK", "MODE", "UID",
@@ -294,6 +296,7 @@ def test_cgloopfs_mount_options_come_from_help(t):
             helped.add(ln.split()[0].split("=")[0] + "=")
     check(helped and helped <= set(got), f"help's keys {sorted(helped - set(got))} missing")
     expect("cgloopfs -o idle", ["idle_timeout="], prog="cgloopfs", nospace=True)
+    expect("cgloopfs -o metr", ["metrics="], prog="cgloopfs", nospace=True)
 
 
 def test_cgloopfs_mount_option_values(t):

@@ -140,6 +140,11 @@ def _timeout_case(t, opts, want_s, kernel_timeout=None):
                   f"answered after {took:.2f} s, want about {want_s} s")
             print(f"# " + f"stalled read and write answered EIO after {took:.2f} s")
             check(totals(m.mnt)["timeouts"] >= 2, f"timeouts not counted: {totals(m.mnt)}")
+            # ... and counted for A, the cgroup whose requests they were (metrics export it).
+            per = harness.stats_by_path(m.mnt)
+            check(per[cg.rel(a)]["timeouts"] >= 2 and per[cg.rel(b)]["timeouts"] == 0,
+                  f"timeouts per cgroup: A {per[cg.rel(a)]['timeouts']}, "
+                  f"B {per[cg.rel(b)]['timeouts']}")
             # Everyone else, and the connection, go on.
             b_io_works(cg, b, f)
         check(harness.wait_for(lambda: workers_by_path(m.mnt)[cg.rel(a)]["in_flight"] == 0,
