@@ -66,7 +66,6 @@ json latency_buckets_json(const dispatch::LatencyHistogram &h)
 	return out;
 }
 
-
 } /* namespace */
 
 json stats_document(fuse::Filesystem &fs)

@@ -13,6 +13,7 @@
 
 #include <doctest/doctest.h>
 
+#include "control/json_text.hpp"
 #include "control/protocol.hpp"
 #include "metrics/exposition.hpp"
 
@@ -194,7 +195,7 @@ TEST_CASE("families: the latency histogram from the fine buckets")
 	}
 }
 
-TEST_CASE("label_value: exact for UTF-8, as the control protocol for anything else")
+TEST_CASE("label_value: exact for UTF-8, U+FFFD for each bad sequence of anything else")
 {
 	CHECK(metrics::label_value("/a.slice/b\\x2dc.scope") == "/a.slice/b\\x2dc.scope");
 	CHECK(metrics::label_value("/caf\xc3\xa9") == "/caf\xc3\xa9");
@@ -206,9 +207,11 @@ TEST_CASE("label_value: exact for UTF-8, as the control protocol for anything el
 		/* Valid UTF-8 (nlohmann refuses to dump anything else with its strict handler). */
 		CHECK_NOTHROW((void)json(got).dump());
 		CHECK(got.find("\xef\xbf\xbd") != std::string::npos);
-		/* What cgloopctl receives of the same path. */
+		/* cgloopctl receives the path's exact bytes (PEP 383), and makes the same label. */
 		std::string reply = control::ok_reply(json{{"p", raw}});
-		CHECK(json::parse(reply)["result"]["p"].get<std::string>() == got);
+		std::string received = control::parse_json(reply)["result"]["p"].get<std::string>();
+		CHECK(received == raw);
+		CHECK(metrics::label_value(received) == got);
 	}
 }
 
