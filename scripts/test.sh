@@ -11,7 +11,7 @@
 #                       pool unit tests and the control mount test (only what
 #                       they need is built)
 #   fuzz   build-fuzz   clang + libFuzzer: each harness of tests/fuzz for
-#                       CGL_FUZZ_SECONDS (60), as many at once as there are
+#                       CGL_FUZZ_SECONDS (30), as many at once as there are
 #                       CPUs; a finding fails it
 #   package             scripts/package.sh: the .deb built, lintian clean,
 #                       installed, mounted through mount(8), removed

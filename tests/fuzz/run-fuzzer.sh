@@ -4,14 +4,14 @@
 #
 # One time-boxed libFuzzer run, as the 'fuzz' test suite does it: new inputs
 # go to WORK_DIR/corpus (the seed directory in the source tree is only read),
-# a crashing input to WORK_DIR/artifacts. Runs CGL_FUZZ_SECONDS (60) seconds;
+# a crashing input to WORK_DIR/artifacts. Runs CGL_FUZZ_SECONDS (30) seconds;
 # exits 0 when the fuzzer found nothing, 1 otherwise (never 77, which meson
 # would count as a skip).
 set -eu
 [ $# -ge 3 ] || { echo "usage: $0 FUZZER SEED_DIR WORK_DIR [OPTIONS...]" >&2; exit 2; }
 fuzzer=$1 seeds=$2 work=$3
 shift 3
-seconds=${CGL_FUZZ_SECONDS:-60}
+seconds=${CGL_FUZZ_SECONDS:-30}
 mkdir -p "$work/corpus" "$work/artifacts"
 rm -f "$work"/artifacts/*
 # ASan: no leak left unreported, no UBSan report without a stack.
