@@ -141,6 +141,22 @@ def process_cpu_ns(pid):
     return total
 
 
+def write_random(path, mib):
+    with open(path, "wb") as f:
+        for _ in range(mib):
+            f.write(os.urandom(MiB))
+
+
+def memcg_bytes(pid):
+    """The memory charged to the memory cgroup of process `pid` (v1 or v2)."""
+    for line in open(f"/proc/{pid}/cgroup"):
+        _, ctrls, path = line.rstrip("\n").split(":", 2)
+        if "memory" in ctrls.split(","):
+            mp = v1_mounts()["memory"]
+            return int(open(os.path.join(mp + path, "memory.usage_in_bytes")).read())
+    return int(open(os.path.join(harness.cgroup2_root() + path, "memory.current")).read())
+
+
 def device_number(path):
     st = os.stat(path)
     return f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
@@ -275,24 +291,23 @@ def test_page_cache_is_charged_to_the_reader(t):
     by at least 100 MiB and the daemon's does not. Under a 64 MiB limit A's read
     still completes (its page cache is reclaimed inside its limit)."""
     img = t.path("mem.img")
-    with open(img, "wb") as f:
-        for _ in range(128):
-            f.write(os.urandom(MiB))
+    write_random(img, 128)
     cg = t.cgroup()
     enable_v2_controllers(cg)
-    daemon_group = None
     for charge in ("cgroup", "none"):
         a = Group(t, cg, f"a-{charge}")
         with t.mount(img, opts=f"charge={charge}") as m:
             drop_cache(img)
-            if daemon_group is None:
-                daemon_group = proc_cgroups(m.pid)
-            before = a.memory_bytes()
+            before, daemon_before = a.memory_bytes(), memcg_bytes(m.pid)
             a.run(["dd", f"if={m.path('mem.img')}", "of=/dev/null", "bs=1M", "status=none"])
             grown = a.memory_bytes() - before
-            print(f"# charge={charge}: A's memory grew by {grown / MiB:.0f} MiB", flush=True)
+            daemon_grown = memcg_bytes(m.pid) - daemon_before
+            print(f"# charge={charge}: A's memory grew by {grown / MiB:.0f} MiB, the daemon's "
+                  f"cgroup's by {daemon_grown / MiB:.0f} MiB", flush=True)
             if charge == "cgroup":
                 check(grown >= 100 * MiB, f"A's memory grew by {grown / MiB:.0f} MiB only")
+                check(daemon_grown < 50 * MiB,
+                      f"the daemon's memory cgroup grew by {daemon_grown / MiB:.0f} MiB")
             else:
                 check(grown < 50 * MiB, f"charge=none: A's memory grew {grown / MiB:.0f} MiB")
     # Under a limit: the read completes inside it.
@@ -317,9 +332,7 @@ def test_cpu_is_charged_to_the_caller(t):
     which A's CPU accounting counts; with charge=none there is no such process
     and the daemon does the copies."""
     img = t.path("cpu.img")
-    with open(img, "wb") as f:
-        for _ in range(64):
-            f.write(os.urandom(MiB))
+    write_random(img, 64)
     cg = t.cgroup()
     enable_v2_controllers(cg)
     for charge in ("cgroup", "none"):
