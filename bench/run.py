@@ -222,8 +222,9 @@ def main():
         # none (lock=off, where the binary measured knows it).
         help_text = subprocess.run([binary, "--help"], capture_output=True, text=True).stdout
         no_lock = ",lock=off" if "lock=" in help_text else ""
-        daemons = [("cgroup", "dispatch=cgroup" + no_lock)]
-        if "charge=" in help_text:
+        charged = ",charge=cgroup" if "charge=" in help_text else ""
+        daemons = [("cgroup", "dispatch=cgroup" + charged + no_lock)]
+        if charged:
             daemons.append(("nocharge", "dispatch=cgroup,charge=none" + no_lock))
         daemons.append(("single", "dispatch=single" + no_lock))
         for name, opts in daemons:

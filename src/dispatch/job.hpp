@@ -38,6 +38,12 @@ public:
 	virtual int pid() const noexcept = 0;
 	/* The process is gone (killed, exited): the worker needs a new one. */
 	virtual bool dead() const noexcept = 0;
+	/* dead(), or killed and unable to finish exiting; costs a read of /proc: call rarely. */
+	virtual bool dying() const noexcept = 0;
+	/* The job posted to `slot` (Job::post()) is done there: collect() it. Lock-free. */
+	virtual bool finished(unsigned slot) const noexcept = 0;
+	/* The caller of the job posted to `slot` has its answer, or is about to. Lock-free. */
+	virtual bool answering(unsigned slot) const noexcept = 0;
 };
 
 /*
@@ -84,6 +90,8 @@ struct JobOutcome {
 	JobKind kind = JobKind::other;
 	uint64_t bytes = 0;
 	bool failed = false;
+	int64_t finished_ns =
+		0; /* when it was answered, if not just now (a host's clock reading) */
 };
 
 class Job
@@ -105,6 +113,26 @@ public:
 	virtual bool answered() noexcept = 0;
 	/* Give the job back to its owner. */
 	virtual void release() noexcept = 0;
+
+	/*
+	 * The fast path of a worker with a host process: hand the job to
+	 * `host`'s `slot` and return at once, on the submitting thread; the
+	 * host does it and answers the caller. False when it cannot (the
+	 * worker then queues it for its threads, which run() it). Called with
+	 * no lock held.
+	 */
+	virtual bool post(Host &, unsigned /* slot */) noexcept { return false; }
+	/*
+	 * A posted job is finished (Host::finished()), or its host died first
+	 * (`lost`): take the host's result, answer the caller if the host did
+	 * not (a lost job not yet begun is run here, with `ctx`), and say how
+	 * it went. Called once per posted job, with no lock held.
+	 */
+	virtual JobOutcome collect(Host &, unsigned /* slot */, WorkerContext &,
+				   bool /* lost */) noexcept
+	{
+		return JobOutcome{};
+	}
 
 	/*
 	 * The caller was interrupted at `now_ns` while the job ran: the
@@ -158,6 +186,16 @@ private:
 		 * whichever of the two comes second releases it. 0 when idle.
 		 */
 		std::atomic<uint8_t> hold{0};
+		/*
+		 * Posted to a host (Worker::try_post): the host and its slot,
+		 * kept until collected; slot -1 otherwise. `collecting`: a
+		 * thread collects it now. Guarded by the serving Worker::mutex_.
+		 */
+		std::shared_ptr<Host> host;
+		int slot = -1;
+		bool collecting = false;
+		/* Being handed over (post() runs): not to be collected yet. */
+		std::atomic<bool> posting{false};
 	};
 	static constexpr uint8_t held_pinned = 1, held_finished = 2;
 	Bookkeeping work_;

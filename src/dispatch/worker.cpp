@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "worker.hpp"
 
+#include <algorithm>
+#include <array>
+#include <bit>
 #include <cerrno>
 #include <chrono>
 #include <system_error>
@@ -143,6 +146,9 @@ bool Worker::enqueue(Job *job)
 		head_ = job;
 	tail_ = job;
 	queued_++;
+	/* A host takes what it can at once; what it refuses (fsync...) a thread runs. */
+	if (host_ && pump_locked(l) != PostResult::refused)
+		return true;
 	size_t free_threads =
 		idle_threads_ + starting_threads_ + finishing_.load(std::memory_order_relaxed);
 	if (queued_ > free_threads && threads_.size() < dispatcher_.depth_.load())
@@ -162,13 +168,205 @@ Job *Worker::pop_locked()
 	if (!head_)
 		tail_ = nullptr;
 	queued_--;
+	link_in_flight_locked(job);
+	return job;
+}
+
+void Worker::link_in_flight_locked(Job *job)
+{
 	job->work_.next = inflight_;
 	job->work_.prev = nullptr;
 	if (inflight_)
 		inflight_->work_.prev = job;
 	inflight_ = job;
 	in_flight_++;
+}
+
+void Worker::unlink_in_flight_locked(Job *job)
+{
+	Job::Bookkeeping &w = job->work_;
+	if (w.prev)
+		w.prev->work_.next = w.next;
+	else
+		inflight_ = w.next;
+	if (w.next)
+		w.next->work_.prev = w.prev;
+	in_flight_--;
+}
+
+Job *Worker::unqueue_head_locked()
+{
+	Job *job = head_;
+	head_ = job->work_.next;
+	if (!head_)
+		tail_ = nullptr;
+	queued_--;
 	return job;
+}
+
+void Worker::requeue_head_locked(Job *job)
+{
+	job->work_.next = head_;
+	head_ = job;
+	if (!tail_)
+		tail_ = job;
+	queued_++;
+}
+
+Worker::PostResult Worker::pump_locked(MutexLocker &l)
+{
+	PostResult r = PostResult::posted;
+	while (head_) {
+		Job *job = unqueue_head_locked();
+		r = try_post(job, l);
+		if (r != PostResult::posted) {
+			requeue_head_locked(job);
+			break;
+		}
+	}
+	return r;
+}
+
+Worker::PostResult Worker::try_post(Job *job, MutexLocker &l)
+{
+	if (!host_ || rehosting_ || host_->dead())
+		return PostResult::
+			refused; /* a thread runs it (and makes a new host for a dead one) */
+	/* Jobs the host finished hold a slot until collected: collect them now and then. */
+	size_t depth = dispatcher_.depth_.load();
+	if (posted_ >= depth)
+		(void)collect_posted(l, nullptr);
+	/*
+	 * At most `depth` jobs in the works: those run by threads, and the
+	 * posted ones the host has not answered yet (an answer may be what
+	 * brought this request).
+	 */
+	size_t busy = in_flight_ - posted_;
+	for (Job *j = inflight_; j && busy < depth; j = j->work_.next) {
+		Job::Bookkeeping &w = j->work_;
+		if (w.slot >= 0 && (w.posting.load(std::memory_order_relaxed) ||
+				    !w.host->answering(static_cast<unsigned>(w.slot))))
+			busy++;
+	}
+	if (busy >= depth || slots_ == ~uint64_t{0})
+		return PostResult::full; /* the next submission or collection posts it */
+	auto slot = static_cast<unsigned>(std::countr_one(slots_));
+	Job::Bookkeeping &w = job->work_;
+	slots_ |= uint64_t{1} << slot;
+	w.host = host_;
+	w.slot = static_cast<int>(slot);
+	w.collecting = false;
+	w.posting.store(true, std::memory_order_relaxed);
+	link_in_flight_locked(job);
+	posted_++;
+	last_post_ns_ = dispatcher_.clock_.now_ns();
+	/* An idle thread collects it; one that collects already polls. */
+	bool wake = collector_wanted_locked() && idle_threads_ > 0;
+	Host *host = w.host.get(); /* held by the job until it is collected */
+	l.unlock();
+	if (job->post(*host, slot)) {
+		/* From here on the job may be collected and released: not touched again. */
+		w.posting.store(false, std::memory_order_release);
+		if (wake)
+			cv_.notify_one();
+		l.lock();
+		return PostResult::posted;
+	}
+	/* Not posted (no thread for the slot in the host; fsync...): a thread runs it. */
+	l.lock();
+	unlink_in_flight_locked(job);
+	posted_--;
+	slots_ &= ~(uint64_t{1} << slot);
+	w.slot = -1;
+	w.posting.store(false, std::memory_order_relaxed);
+	std::shared_ptr<Host> unused = std::move(w.host);
+	l.unlock();
+	unused.reset(); /* not under the lock: the last reference ends a dead host's process */
+	l.lock();
+	return PostResult::refused;
+}
+
+namespace {
+
+/* What collect() of a job the host finished gets: it runs nothing, so never uses it. */
+WorkerContext &spare_context()
+{
+	static thread_local WorkerContext spare;
+	return spare;
+}
+
+} /* namespace */
+
+size_t Worker::collect_posted(MutexLocker &l, WorkerContext *ctx)
+{
+	const Clock &clock = dispatcher_.clock_;
+	/* A host that answers nothing for this long is looked at: killed, stuck? */
+	constexpr int64_t overdue_ns = 100 * 1000000LL;
+	int64_t now = clock.now_ns();
+	bool look = ctx && now - last_dying_check_ns_ >= overdue_ns;
+	std::array<Job *, 64> batch;
+	std::array<bool, 64> lost;
+	size_t n = 0;
+	for (Job *job = inflight_; job && n < batch.size(); job = job->work_.next) {
+		Job::Bookkeeping &w = job->work_;
+		if (w.slot < 0 || w.collecting || w.posting.load(std::memory_order_acquire))
+			continue;
+		bool done = w.host->finished(static_cast<unsigned>(w.slot));
+		bool gone = !done && look && now - w.submitted_ns >= overdue_ns && w.host->dying();
+		if (!done && !gone)
+			continue;
+		w.collecting = true;
+		lost[n] = gone;
+		batch[n++] = job;
+	}
+	if (look)
+		last_dying_check_ns_ = now;
+	if (n == 0)
+		return 0;
+	l.unlock();
+	for (size_t i = 0; i < n; i++) {
+		Job::Bookkeeping &w = batch[i]->work_;
+		/* Only a lost job may need `ctx` (to be run here), and only a collector looks for them. */
+		JobOutcome outcome = batch[i]->collect(*w.host, static_cast<unsigned>(w.slot),
+						       lost[i] ? *ctx : spare_context(), lost[i]);
+		int64_t end = clock.now_ns();
+		/* The host's reading of when it answered, if it is a sane one. */
+		if (outcome.finished_ns > w.submitted_ns && outcome.finished_ns < end)
+			end = outcome.finished_ns;
+		stats_->record(outcome,
+			       static_cast<uint64_t>(std::max<int64_t>(end - w.submitted_ns, 0)),
+			       end);
+	}
+	std::array<std::shared_ptr<Host>, 64> hosts;
+	l.lock();
+	now = clock.now_ns();
+	for (size_t i = 0; i < n; i++) {
+		Job *job = batch[i];
+		Job::Bookkeeping &w = job->work_;
+		unlink_in_flight_locked(job);
+		posted_--;
+		served_++;
+		slots_ &= ~(uint64_t{1} << w.slot);
+		w.slot = -1;
+		w.collecting = false;
+		hosts[i] = std::move(w.host);
+		/* Pinned by an expirer answering it: the later of the two releases it. */
+		if (w.hold.load(std::memory_order_acquire) != 0 &&
+		    (w.hold.fetch_or(Job::held_finished, std::memory_order_acq_rel) &
+		     Job::held_pinned))
+			batch[i] = nullptr;
+	}
+	if (!head_ && in_flight_ == 0)
+		last_active_ns_ = now;
+	last_collected_ns_ = now;
+	l.unlock();
+	for (size_t i = 0; i < n; i++) {
+		if (batch[i])
+			batch[i]->release();
+		hosts[i].reset();
+	}
+	l.lock();
+	return n;
 }
 
 void Worker::thread_main(std::stop_token)
@@ -190,22 +388,60 @@ void Worker::thread_main(std::stop_token)
 		ctx.slot++;
 	slots_ |= uint64_t{1} << ctx.slot;
 	bool hosted = hosted_;
+	bool collector = false; /* this thread is the one that collects posted jobs */
 	for (;;) {
-		if (!head_ && done) {
-			/* Nothing to take: give the job back before sleeping. */
+		if (done && (!head_ || hosted)) {
+			/* Nothing to take (or a host takes it): give the job back before going on. */
 			l.unlock();
 			done->release();
 			done = nullptr;
 			l.lock();
 			continue;
 		}
-		while (!head_ && !stopping_) {
-			idle_threads_++;
-			cv_.wait(l);
-			idle_threads_--;
+		/* With a host, a thread runs only what the host refuses (fsync...). */
+		bool runnable = head_ != nullptr;
+		if (runnable && hosted)
+			runnable = pump_locked(l) == PostResult::refused;
+		if (!runnable && hosted && (collector || collector_wanted_locked())) {
+			/*
+			 * Collect what the host finished. Its answers are on
+			 * their way already, so this only polls: every 1 ms
+			 * while the host keeps finishing jobs, every 10 ms when
+			 * it does not, and for 20 ms after the last post, so a
+			 * busy cgroup's submitters need not wake a thread each.
+			 */
+			collector = collecting_ = true;
+			size_t got = collect_posted(l, &ctx);
+			int64_t now = clock.now_ns();
+			bool lingering = now - last_post_ns_ < 20 * 1000000LL;
+			bool empty = posted_ == 0 && !head_;
+			if (got == 0 && !(empty && (!lingering || stopping_))) {
+				bool busy = now - last_collected_ns_ < 10 * 1000000LL;
+				idle_threads_++;
+				cv_.wait_for(l, std::chrono::milliseconds(busy ? 1 : 10));
+				idle_threads_--;
+			} else if (got == 0 && empty) {
+				collector = collecting_ = false;
+			}
+			continue;
 		}
-		if (!head_)
-			break; /* stopping, and the queue is drained */
+		if (!runnable) {
+			if (stopping_ && !head_ && posted_ == 0)
+				break; /* stopping, the queue is drained and nothing is out */
+			idle_threads_++;
+			if (head_) /* the host is full: its collector posts them, or we do */
+				cv_.wait_for(l, std::chrono::milliseconds(10));
+			else
+				cv_.wait(l);
+			idle_threads_--;
+			continue;
+		}
+		if (collector) {
+			/* Off to run a job: another idle thread collects meanwhile. */
+			collector = collecting_ = false;
+			if (collector_wanted_locked() && idle_threads_ > 0)
+				cv_.notify_one();
+		}
 		Job *job = pop_locked();
 		/* Several of this cgroup's requests at once: a heavy user, let lighter ones go first. */
 		bool heavy = in_flight_ + queued_ >= 2;
@@ -231,13 +467,7 @@ void Worker::thread_main(std::stop_token)
 			ctx.announced_ = false;
 		}
 		Job::Bookkeeping &w = job->work_;
-		if (w.prev)
-			w.prev->work_.next = w.next;
-		else
-			inflight_ = w.next;
-		if (w.next)
-			w.next->work_.prev = w.prev;
-		in_flight_--;
+		unlink_in_flight_locked(job);
 		served_++;
 		if (!head_ && in_flight_ == 0)
 			last_active_ns_ = now;
@@ -254,6 +484,7 @@ void Worker::thread_main(std::stop_token)
 	}
 	slots_ &= ~(uint64_t{1} << ctx.slot);
 	live_threads_--;
+	cv_.notify_all(); /* the others may be waiting for the collector that ends here */
 	drained_.notify_all();
 }
 

@@ -111,6 +111,35 @@ private:
 	std::shared_ptr<Host> host_for(const Job &job) CGL_EXCLUDES(mutex_);
 	int spawn_locked() CGL_REQUIRES(mutex_);
 	Job *pop_locked() CGL_REQUIRES(mutex_);
+	void link_in_flight_locked(Job *job) CGL_REQUIRES(mutex_);
+	void unlink_in_flight_locked(Job *job) CGL_REQUIRES(mutex_);
+	Job *unqueue_head_locked() CGL_REQUIRES(mutex_);
+	void requeue_head_locked(Job *job) CGL_REQUIRES(mutex_);
+	/*
+	 * The fast path of a worker with a host: hand `job` (in no list) to
+	 * the host from the submitting thread, with no thread of ours in
+	 * between (Job::post). Unlocks `l` meanwhile. `full`: the host has
+	 * `depth` jobs in the works; `refused`: it cannot take this one (a
+	 * thread of ours runs it).
+	 */
+	enum class PostResult { posted, full, refused };
+	PostResult try_post(Job *job, MutexLocker &l) CGL_REQUIRES(mutex_)
+		CGL_NO_THREAD_SAFETY_ANALYSIS; /* it cannot follow `l` (which holds mutex_) */
+	/* Post the queued jobs, oldest first, while the host takes them; the last result. */
+	PostResult pump_locked(MutexLocker &l) CGL_REQUIRES(mutex_) CGL_NO_THREAD_SAFETY_ANALYSIS;
+	/*
+	 * Collect the posted jobs their host is done with (or, with `ctx`,
+	 * those that died with it, which may be run here on ctx): answer what
+	 * is left, count them, release them. Unlocks `l` meanwhile; returns
+	 * how many.
+	 */
+	size_t collect_posted(MutexLocker &l, WorkerContext *ctx)
+		CGL_REQUIRES(mutex_) CGL_NO_THREAD_SAFETY_ANALYSIS;
+	/* Jobs are posted and nobody collects them: a thread should. */
+	bool collector_wanted_locked() const CGL_REQUIRES(mutex_)
+	{
+		return posted_ > 0 && !collecting_;
+	}
 
 	Dispatcher &dispatcher_;
 	const uint64_t cgroup_id_;
@@ -143,7 +172,14 @@ private:
 	std::shared_ptr<Host> host_ CGL_GUARDED_BY(mutex_);
 	bool hosted_ CGL_GUARDED_BY(mutex_) = false;
 	bool rehosting_ CGL_GUARDED_BY(mutex_) = false; /* a thread is making a new host */
-	uint64_t slots_ CGL_GUARDED_BY(mutex_) = 0; /* slots taken by live threads, a bit each */
+	uint64_t slots_ CGL_GUARDED_BY(mutex_) =
+		0; /* slots taken (threads, posted jobs), a bit each */
+	size_t posted_ CGL_GUARDED_BY(mutex_) = 0; /* posted jobs not collected yet */
+	/* A thread collects posted jobs (it polls while any are out, and a little after). */
+	bool collecting_ CGL_GUARDED_BY(mutex_) = false;
+	int64_t last_post_ns_ CGL_GUARDED_BY(mutex_) = 0;
+	int64_t last_collected_ns_ CGL_GUARDED_BY(mutex_) = 0;
+	int64_t last_dying_check_ns_ CGL_GUARDED_BY(mutex_) = 0;
 };
 
 } /* namespace cgloopfs::dispatch */

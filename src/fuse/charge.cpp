@@ -42,11 +42,12 @@ namespace cgloopfs::fuse {
 
 /* One slot of the shared file: written by one daemon thread and one host thread. */
 struct SlotControl {
-	std::atomic<uint32_t> posted; /* bumped by the daemon: a request is there */
-	std::atomic<uint32_t> done;   /* set to `posted` by the host: it is done */
-	std::atomic<uint32_t> claim;  /* the answer word (claim_*) */
-	std::atomic<uint32_t> ready;  /* 0: no thread yet, 1: a thread serves it, 2: none can */
-	std::atomic<uint32_t> taken;  /* set to `posted` by the host when it starts on it */
+	std::atomic<uint32_t> posted;  /* bumped by the daemon: a request is there */
+	std::atomic<uint32_t> done;    /* set to `posted` by the host: it is done */
+	std::atomic<uint32_t> claim;   /* the answer word (claim_*) */
+	std::atomic<uint32_t> ready;   /* 0: no thread yet, 1: a thread serves it, 2: none can */
+	std::atomic<uint32_t> taken;   /* set to `posted` by the host when it starts on it */
+	std::atomic<uint32_t> waiting; /* 1: a daemon thread waits on `done` (wake it) */
 	/* The request. */
 	uint32_t op;
 	int32_t mode;
@@ -55,9 +56,11 @@ struct SlotControl {
 	uint64_t serial, unique, pos, len, size, backing_size;
 	/* The result. */
 	int64_t value;
+	/* Written by the host before it answers, taken once by the daemon (atomic_ref). */
 	uint32_t replied;
 	int32_t reply_err;
 	int32_t write_error; /* -errno a write of the replica kept for the next sync (0: none) */
+	int64_t finished_ns; /* CLOCK_MONOTONIC when the host answered */
 };
 
 namespace {
@@ -511,8 +514,8 @@ std::atomic<uint32_t> *ChargeHost::open_claim(unsigned slot)
 	return &c->claim;
 }
 
-ChargeHost::Answer ChargeHost::call(unsigned slot, const image::BackingImage &img,
-				    const IoParams &p, uint64_t unique)
+void ChargeHost::post(unsigned slot, const image::BackingImage &img, const IoParams &p,
+		      uint64_t unique)
 {
 	SlotControl *c = control(slot);
 	c->op = static_cast<uint32_t>(p.op);
@@ -529,30 +532,91 @@ ChargeHost::Answer ChargeHost::call(unsigned slot, const image::BackingImage &im
 	c->replied = 0;
 	c->reply_err = 0;
 	c->write_error = 0;
+	c->finished_ns = 0;
 	if (p.op == IoOp::write && p.len > 0)
 		std::memcpy(buffer(slot), p.payload, p.len);
-	uint32_t seq = c->posted.load(std::memory_order_relaxed) + 1;
+	uint32_t seq = seq_[slot].load(std::memory_order_relaxed) + 1;
+	seq_[slot].store(seq, std::memory_order_release);
 	c->posted.store(seq, std::memory_order_release);
 	futex_wake(&c->posted);
+}
 
+bool ChargeHost::finished(unsigned slot) const noexcept
+{
+	return control(slot)->done.load(std::memory_order_acquire) ==
+	       seq_[slot].load(std::memory_order_acquire);
+}
+
+bool ChargeHost::answering(unsigned slot) const noexcept
+{
+	return control(slot)->claim.load(std::memory_order_acquire) != claim_open;
+}
+
+ChargeHost::Answer ChargeHost::result(unsigned slot, bool lost) const
+{
+	const SlotControl *c = control(slot);
 	Answer a;
-	for (;;) {
-		uint32_t d = c->done.load(std::memory_order_acquire);
-		if (d == seq)
-			break;
-		if (dying()) {
-			/* Not taken: nothing was done, the daemon may do it. */
-			a.started = c->taken.load(std::memory_order_acquire) == seq;
-			return a;
-		}
-		futex_wait(&c->done, d, wait_step_ns);
+	if (lost && !finished(slot)) {
+		/* Not taken: nothing was done, the daemon may do it. */
+		a.started = c->taken.load(std::memory_order_acquire) ==
+			    seq_[slot].load(std::memory_order_relaxed);
+		return a;
 	}
 	a.completed = true;
 	a.value = c->value;
 	a.replied = c->replied != 0;
 	a.reply_err = c->reply_err;
-	a.write_error = c->write_error;
+	a.write_error = take_slot_write_error(slot);
+	a.finished_ns = c->finished_ns;
 	return a;
+}
+
+int ChargeHost::take_slot_write_error(unsigned slot) const
+{
+	/* Taken once: by the collector, or by an fsync's sweep (take_write_errors) first. */
+	return std::atomic_ref<int32_t>(control(slot)->write_error).exchange(0);
+}
+
+int ChargeHost::take_write_errors(uint64_t serial)
+{
+	int first = 0;
+	std::lock_guard<std::mutex> l(registry().mutex);
+	for (ChargeHost *h : registry().hosts) {
+		uint64_t started;
+		{
+			MutexLocker hl(h->mutex_);
+			started = h->started_;
+		}
+		for (unsigned s = 0; started != 0; s++, started >>= 1) {
+			if (!(started & 1) || h->control(s)->serial != serial)
+				continue;
+			if (int e = h->take_slot_write_error(s); e != 0 && first == 0)
+				first = e;
+		}
+	}
+	return first;
+}
+
+ChargeHost::Answer ChargeHost::wait(unsigned slot)
+{
+	SlotControl *c = control(slot);
+	uint32_t seq = seq_[slot].load(std::memory_order_relaxed);
+	for (;;) {
+		uint32_t d = c->done.load(std::memory_order_acquire);
+		if (d == seq)
+			break;
+		/* Announced first: the host wakes only a waiter (posted jobs have none). */
+		c->waiting.store(1, std::memory_order_seq_cst);
+		if (c->done.load(std::memory_order_seq_cst) == seq)
+			break;
+		/* Only after a wait that timed out: reading /proc costs more than the I/O. */
+		if (futex_wait(&c->done, d, wait_step_ns) < 0 && errno == ETIMEDOUT && dying()) {
+			c->waiting.store(0, std::memory_order_relaxed);
+			return result(slot, true);
+		}
+	}
+	c->waiting.store(0, std::memory_order_relaxed);
+	return result(slot, false);
 }
 
 /* ---- the host process ---- */
@@ -663,9 +727,11 @@ void serve_slot(HostState &h, unsigned slot)
 		c->value = r.value;
 		c->reply_err = mine ? answer(h, *c, r) : 0;
 		c->replied = mine;
+		c->finished_ns = monotonic_ns();
 		img.reset();
-		c->done.store(seen, std::memory_order_release);
-		futex_wake(&c->done);
+		c->done.store(seen, std::memory_order_seq_cst);
+		if (c->waiting.load(std::memory_order_seq_cst) != 0)
+			futex_wake(&c->done);
 	}
 }
 

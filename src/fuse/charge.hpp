@@ -42,6 +42,7 @@
 #error "fuse/ is not a layer below this one (see src/meson.build)"
 #endif
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -83,16 +84,19 @@ public:
 	int pid() const noexcept override { return pid_; }
 	bool dead() const noexcept override;
 	/* dead(), or killed and unable to finish exiting (a thread stuck in I/O). */
-	bool dying() const noexcept;
+	bool dying() const noexcept override;
+	bool finished(unsigned slot) const noexcept override;
+	bool answering(unsigned slot) const noexcept override;
 
 	/* How a call went. */
 	struct Answer {
-		bool completed = false; /* false: the host died before it finished */
-		bool started = false;	/* not completed: whether the host had begun it */
-		int64_t value = 0;	/* bytes done, or -errno */
-		bool replied = false;	/* the host answered the kernel */
-		int reply_err = 0;	/* -errno of that answer (a mapped range that shrank) */
-		int write_error = 0;	/* -errno of a failed backing write, for the next sync */
+		bool completed = false;	 /* false: the host died before it finished */
+		bool started = false;	 /* not completed: whether the host had begun it */
+		int64_t value = 0;	 /* bytes done, or -errno */
+		bool replied = false;	 /* the host answered the kernel */
+		int reply_err = 0;	 /* -errno of that answer (a mapped range that shrank) */
+		int write_error = 0;	 /* -errno of a failed backing write, for the next sync */
+		int64_t finished_ns = 0; /* when the host was done (its CLOCK_MONOTONIC) */
 	};
 
 	/*
@@ -105,10 +109,28 @@ public:
 	std::atomic<uint32_t> *open_claim(unsigned slot);
 	/*
 	 * Have the host do `p` on `img` (request `unique` of the kernel) in
-	 * `slot`, and wait until it has (or died).
+	 * `slot` (prepared, its claim word open), and return at once.
 	 */
+	void post(unsigned slot, const image::BackingImage &img, const IoParams &p,
+		  uint64_t unique);
+	/* Wait until the host has done what was posted to `slot`, or died. */
+	Answer wait(unsigned slot);
+	/* What the host made of `slot`'s request: finished(), or `lost` (it is dying()). */
+	Answer result(unsigned slot, bool lost) const;
+	/* post(), then wait(). */
 	Answer call(unsigned slot, const image::BackingImage &img, const IoParams &p,
-		    uint64_t unique);
+		    uint64_t unique)
+	{
+		post(slot, img, p, unique);
+		return wait(slot);
+	}
+
+	/*
+	 * The errors of failed writes of image `serial` that hosts did and
+	 * the daemon has not collected yet (the callers have them already):
+	 * taken, for an fsync to report. The first, or 0.
+	 */
+	static int take_write_errors(uint64_t serial);
 
 	/* The image of serial `serial` is gone: tell every host that has it. */
 	static void forget_everywhere(uint64_t serial);
@@ -117,6 +139,7 @@ private:
 	friend class HostMaker;
 	ChargeHost() = default;
 	bool poll_dead() const noexcept; /* dead(), asking the pidfd now */
+	int take_slot_write_error(unsigned slot) const;
 	bool send_image(const image::BackingImage &img) CGL_REQUIRES(mutex_);
 	void send_forget(uint64_t serial) CGL_EXCLUDES(mutex_);
 	bool start_slot(unsigned slot) CGL_REQUIRES(mutex_);
@@ -130,6 +153,8 @@ private:
 	size_t shm_len_ = 0;
 	mutable std::atomic<bool> dead_{false};
 	mutable std::atomic<int64_t> last_poll_ns_{0}; /* dead() polls the pidfd this rarely */
+	/* The sequence number of each slot's last post (the shared `posted` is the host's too). */
+	std::array<std::atomic<uint32_t>, host_slots> seq_{};
 
 	/* A leaf (see dispatch/dispatcher.hpp), under the host registry's mutex. */
 	Mutex mutex_;

@@ -191,6 +191,25 @@ void IoRequest::release() noexcept
 	pool_.put(this);
 }
 
+namespace {
+
+dispatch::JobKind job_kind(IoOp op)
+{
+	switch (op) {
+	case IoOp::read:
+		return dispatch::JobKind::read;
+	case IoOp::write:
+		return dispatch::JobKind::write;
+	case IoOp::fsync:
+		return dispatch::JobKind::sync;
+	case IoOp::fallocate:
+		return dispatch::JobKind::discard;
+	}
+	return dispatch::JobKind::other;
+}
+
+} /* namespace */
+
 IoResult perform_io(image::BackingImage &img, const IoParams &p, AlignedBuffer &data,
 		    AlignedBuffer &scratch) noexcept
 {
@@ -240,16 +259,16 @@ bool IoRequest::run_hosted(dispatch::WorkerContext &ctx, dispatch::JobOutcome &o
 		return false;
 	IoParams p = params();
 	/* What images of one file share stays here: the block lock, the lost write's error. */
-	std::optional<image::BlockRangeLock::Guard> guard;
 	if (op_ == IoOp::write ||
 	    (op_ == IoOp::fallocate && mode != 0 && mode != FALLOC_FL_KEEP_SIZE))
-		image_->hold_write_range(guard, pos, len);
+		image_->hold_write_range(guard_, pos, len);
 	if (op_ == IoOp::fsync)
 		p.lost_write_error = image_->take_write_error();
 	{
 		MutexLocker l(mutex_);
 		if (state_.load(std::memory_order_relaxed) != State::running) {
 			l.unlock();
+			guard_.reset();
 			if (p.lost_write_error != 0)
 				image_->note_write_error(p.lost_write_error);
 			return true; /* answered meanwhile (an interrupt) */
@@ -257,8 +276,54 @@ bool IoRequest::run_hosted(dispatch::WorkerContext &ctx, dispatch::JobOutcome &o
 		remote_claim_ = host.open_claim(ctx.slot);
 	}
 	ChargeHost::Answer a = host.call(ctx.slot, *image_, p, unique);
-	guard.reset();
+	guard_.reset();
 	ctx.answering();
+	return finish_hosted(a, p.lost_write_error, out);
+}
+
+bool IoRequest::post(dispatch::Host &h, unsigned slot) noexcept
+{
+	/* The rest wait on a worker thread of ours (run_hosted): fsync keeps lost writes' errors. */
+	if (unique == 0 || (op_ != IoOp::read && op_ != IoOp::write))
+		return false;
+	auto &host = static_cast<ChargeHost &>(h);
+	if (!host.prepare(slot, *image_))
+		return false;
+	/* A write whose blocks another write holds waits on a thread, not here. */
+	if (op_ == IoOp::write && !image_->try_hold_write_range(guard_, pos, len))
+		return false;
+	{
+		MutexLocker l(mutex_);
+		if (state_.load(std::memory_order_relaxed) != State::queued) {
+			l.unlock();
+			guard_.reset();
+			return false; /* interrupted already: run() finds it answered */
+		}
+		state_.store(State::running, std::memory_order_relaxed);
+		remote_claim_ = host.open_claim(slot);
+	}
+	host.post(slot, *image_, params(), unique);
+	return true;
+}
+
+dispatch::JobOutcome IoRequest::collect(dispatch::Host &h, unsigned slot,
+					dispatch::WorkerContext &ctx, bool lost) noexcept
+{
+	auto &host = static_cast<ChargeHost &>(h);
+	dispatch::JobOutcome out;
+	out.kind = job_kind(op_);
+	ChargeHost::Answer a = host.result(slot, lost);
+	guard_.reset();
+	if (!finish_hosted(a, 0, out))
+		complete(ctx, perform_io(*image_, params(), ctx.data, ctx.scratch), out);
+	else
+		out.finished_ns = a.finished_ns;
+	return out;
+}
+
+bool IoRequest::finish_hosted(const ChargeHost::Answer &a, int lost_write_error,
+			      dispatch::JobOutcome &out) noexcept
+{
 	fuse_req_t answered_there = nullptr;
 	{
 		MutexLocker l(mutex_);
@@ -273,8 +338,8 @@ bool IoRequest::run_hosted(dispatch::WorkerContext &ctx, dispatch::JobOutcome &o
 	if (answered_there)
 		fuse_reply_none(answered_there);
 	if (!a.completed) {
-		if (p.lost_write_error != 0)
-			image_->note_write_error(p.lost_write_error);
+		if (lost_write_error != 0)
+			image_->note_write_error(lost_write_error);
 		/* The host left (its cgroup emptied) before it took it: done here. */
 		if (!a.started)
 			return false;
@@ -361,20 +426,7 @@ void IoRequest::complete(dispatch::WorkerContext &ctx, const IoResult &res,
 dispatch::JobOutcome IoRequest::run(dispatch::WorkerContext &ctx) noexcept
 {
 	dispatch::JobOutcome out;
-	switch (op_) {
-	case IoOp::read:
-		out.kind = dispatch::JobKind::read;
-		break;
-	case IoOp::write:
-		out.kind = dispatch::JobKind::write;
-		break;
-	case IoOp::fsync:
-		out.kind = dispatch::JobKind::sync;
-		break;
-	case IoOp::fallocate:
-		out.kind = dispatch::JobKind::discard;
-		break;
-	}
+	out.kind = job_kind(op_);
 	{
 		MutexLocker l(mutex_);
 		/* Answered already (interrupted or cancelled): nothing to run. */
@@ -382,6 +434,10 @@ dispatch::JobOutcome IoRequest::run(dispatch::WorkerContext &ctx) noexcept
 			return dispatch::JobOutcome{};
 		state_.store(State::running, std::memory_order_relaxed);
 	}
+	/* Writes a host did whose collection is still to come: their errors are this fsync's. */
+	if (op_ == IoOp::fsync)
+		if (int e = ChargeHost::take_write_errors(image_->serial()); e != 0)
+			image_->note_write_error(e);
 	if (ctx.host && unique != 0 && run_hosted(ctx, out))
 		return out;
 	complete(ctx, perform_io(*image_, params(), ctx.data, ctx.scratch), out);

@@ -18,11 +18,13 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
 #include <fuse_lowlevel.h>
 
+#include "charge.hpp"
 #include "common/mutex.hpp"
 #include "dispatch/job.hpp"
 #include "image/backing_image.hpp"
@@ -86,6 +88,11 @@ public:
 	/* Lock-free (called under a worker's mutex): reads state_ without mutex_. */
 	bool answered() noexcept CGL_NO_THREAD_SAFETY_ANALYSIS override;
 	void release() noexcept CGL_EXCLUDES(mutex_) override;
+	/* charge=cgroup's fast path (Job::post): reads and writes the host does at once. */
+	bool post(dispatch::Host &host, unsigned slot) noexcept CGL_EXCLUDES(mutex_) override;
+	dispatch::JobOutcome collect(dispatch::Host &host, unsigned slot,
+				     dispatch::WorkerContext &ctx, bool lost) noexcept
+		CGL_EXCLUDES(mutex_) override;
 
 	/*
 	 * Register for FUSE interrupts: a request interrupted while queued is
@@ -124,6 +131,13 @@ private:
 	 */
 	bool run_hosted(dispatch::WorkerContext &ctx, dispatch::JobOutcome &out) noexcept
 		CGL_EXCLUDES(mutex_);
+	/*
+	 * The daemon's part once the host is done (or died): libfuse's
+	 * bookkeeping, statistics, errors kept for fsync. False when the host
+	 * never began it (it left): the caller then does it here.
+	 */
+	bool finish_hosted(const ChargeHost::Answer &a, int lost_write_error,
+			   dispatch::JobOutcome &out) noexcept CGL_EXCLUDES(mutex_);
 
 	/* Take the right to answer: the request, or nullptr when someone already has. */
 	fuse_req_t claim_answer() CGL_EXCLUDES(mutex_);
@@ -149,6 +163,8 @@ private:
 	/* Set by prepare() before the job is submitted, then read-only until release(). */
 	IoOp op_ = IoOp::read;
 	image::BackingImage *image_ = nullptr;
+	/* The block lock a write the host does holds, until the host is done. */
+	std::optional<image::BlockRangeLock::Guard> guard_;
 	char *parked_ = nullptr;	     /* adopted buffer, or nullptr */
 	PayloadPool *parked_pool_ = nullptr; /* where it goes back */
 };

@@ -102,21 +102,27 @@ uint32_t query_dio_align(int fd, bool is_block_device)
 
 } /* namespace */
 
-BlockRangeLock::Guard::Guard(BlockRangeLock &lock, uint64_t begin, uint64_t end)
+BlockRangeLock::Guard::Guard(BlockRangeLock &lock, uint64_t begin, uint64_t end, bool wait)
 	: lock_(lock), begin_(begin), end_(end)
 {
 	MutexLocker l(lock_.mutex_);
-	lock_.released_.wait(l, [&]() CGL_NO_THREAD_SAFETY_ANALYSIS {
+	auto free = [&]() CGL_NO_THREAD_SAFETY_ANALYSIS {
 		for (const auto &[b, e] : lock_.held_)
 			if (b < end_ && begin_ < e)
 				return false;
 		return true;
-	});
+	};
+	if (!wait && !free())
+		return;
+	lock_.released_.wait(l, free);
 	lock_.held_.emplace_back(begin_, end_);
+	held_ = true;
 }
 
 BlockRangeLock::Guard::~Guard()
 {
+	if (!held_)
+		return;
 	{
 		MutexLocker l(lock_.mutex_);
 		auto it = std::find(lock_.held_.begin(), lock_.held_.end(),
@@ -392,18 +398,40 @@ void BackingImage::set_sizes(uint64_t size, uint64_t backing_size)
 	backing_size_.store(backing_size, std::memory_order_relaxed);
 }
 
-void BackingImage::hold_write_range(std::optional<BlockRangeLock::Guard> &guard, uint64_t pos,
-				    uint64_t len)
+bool BackingImage::write_lock_range(uint64_t pos, uint64_t len, uint64_t &begin, uint64_t &end)
 {
 	uint64_t n = clamp_to_window(size(), pos, len);
 	if (n == 0)
-		return;
+		return false;
 	if (!spec_.direct_io && shared_->direct_users.load(std::memory_order_relaxed) == 0)
-		return;
+		return false;
 	/* The wider of the two alignments write_direct() and write_buffered() use. */
 	uint64_t a = std::max(dio_align_, shared_->align.load(std::memory_order_relaxed));
 	uint64_t bpos = spec_.offset + pos;
-	guard.emplace(shared_->lock, align_down(bpos, a), align_up(bpos + n, a));
+	begin = align_down(bpos, a);
+	end = align_up(bpos + n, a);
+	return true;
+}
+
+void BackingImage::hold_write_range(std::optional<BlockRangeLock::Guard> &guard, uint64_t pos,
+				    uint64_t len)
+{
+	uint64_t begin, end;
+	if (write_lock_range(pos, len, begin, end))
+		guard.emplace(shared_->lock, begin, end);
+}
+
+bool BackingImage::try_hold_write_range(std::optional<BlockRangeLock::Guard> &guard, uint64_t pos,
+					uint64_t len)
+{
+	uint64_t begin, end;
+	if (!write_lock_range(pos, len, begin, end))
+		return true;
+	guard.emplace(shared_->lock, begin, end, false);
+	if (guard->held())
+		return true;
+	guard.reset();
+	return false;
 }
 
 int BackingImage::sync_backing(bool datasync)

@@ -57,14 +57,17 @@ public:
 	class Guard
 	{
 	public:
-		Guard(BlockRangeLock &lock, uint64_t begin, uint64_t end);
+		/* Waits for the range; with `wait` false, takes it only if it is free (held()). */
+		Guard(BlockRangeLock &lock, uint64_t begin, uint64_t end, bool wait = true);
 		~Guard();
 		Guard(const Guard &) = delete;
 		Guard &operator=(const Guard &) = delete;
+		bool held() const { return held_; }
 
 	private:
 		BlockRangeLock &lock_;
 		uint64_t begin_, end_;
+		bool held_ = false;
 	};
 
 private:
@@ -145,6 +148,9 @@ public:
 	 */
 	void hold_write_range(std::optional<BlockRangeLock::Guard> &guard, uint64_t pos,
 			      uint64_t len);
+	/* The same without waiting: false (and `guard` empty) when another holds part of it. */
+	bool try_hold_write_range(std::optional<BlockRangeLock::Guard> &guard, uint64_t pos,
+				  uint64_t len);
 	/* sync() without the write error: what a replica does (the daemon keeps that). */
 	int sync_backing(bool datasync);
 	/* The failed write's error since the last sync, forgotten (0: none). */
@@ -231,6 +237,8 @@ private:
 
 	/* Take the image's locks (image_lock.hpp) or throw ConfigError saying who holds it. */
 	void lock(const std::string &reopen_path, config::LockMode default_lock);
+	/* The backing range [begin, end) a write at `pos` locks; false: it locks none. */
+	bool write_lock_range(uint64_t pos, uint64_t len, uint64_t &begin, uint64_t &end);
 
 	Result<std::span<const char>> read_direct(uint64_t bpos, size_t len, AlignedBuffer &buf);
 	/* Write at a backing position, under the block lock where one is needed. */
