@@ -303,19 +303,19 @@ def test_get_and_set_runtime_settings(t):
     with t.mount(img, opts="idle_timeout=30,max_workers=8,worker_depth=2") as m:
         check_eq(ctl_json("get", m.mnt),
                  {"idle_timeout": 30, "max_workers": 8, "worker_depth": 2, "lock": "auto",
-                  "charge": "none"},
+                  "charge": "cgroup"},
                  "get")
         check_eq(ctl("get", m.mnt).stdout,
-                 "charge:        none\nidle_timeout:  30\nlock:          auto\nmax_workers:   8\n"
+                 "charge:        cgroup\nidle_timeout:  30\nlock:          auto\nmax_workers:   8\n"
                  "worker_depth:  2\n",
                  "get table")
         ctl("set", "idle_timeout=5", "worker_depth=3", "-m", m.mnt)
         check_eq(ctl_json("get", m.mnt),
                  {"idle_timeout": 5, "max_workers": 8, "worker_depth": 3, "lock": "auto",
-                  "charge": "none"},
+                  "charge": "cgroup"},
                  "after set")
-        ctl("set", "charge=cgroup", "-m", m.mnt)
-        check_eq(ctl_json("get", m.mnt)["charge"], "cgroup", "after set charge=cgroup")
+        ctl("set", "charge=none", "-m", m.mnt)
+        check_eq(ctl_json("get", m.mnt)["charge"], "none", "after set charge=none")
         refused(["set", "charge=daemon", "-m", m.mnt],
                 'set: option "charge=daemon": must be "cgroup" or "none"')
         ctl("set", "lock=off", "-m", m.mnt)

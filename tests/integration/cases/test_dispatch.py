@@ -170,22 +170,26 @@ def test_reused_pid_in_another_cgroup_is_attributed_to_it(t):
 
 @harness.timeout(60)
 def test_parallel_requests_within_a_cgroup(t):
-    """worker_depth=3: three stalled requests of one cgroup are in flight at once."""
+    """worker_depth=3: three stalled requests of one cgroup are in flight at once, on
+    three threads of the daemon (charge=none) or in the cgroup's worker process, whose
+    threads the daemon does not need (charge=cgroup)."""
     gate = Gate(t, 64 * MiB, 32 * MiB)
     cg = t.cgroup()
-    a = cg.child("a")
-    with t.mount(gate.disk, opts="worker_depth=3") as m:
-        with gate.held():
-            ps = [start_io(cg, a, m.path("disk"), "read", 40 * MiB + i * MiB, 4096)
-                  for i in range(5)]
-            wait_arrived(m.mnt, cg.rel(a), 5)
-            w = workers_by_path(m.mnt)[cg.rel(a)]
-            check_eq(w["in_flight"], 3, "in flight (the depth)")
-            check_eq(w["queued"], 2, "queued behind them")
-            check_eq(w["threads"], 3, "threads")
-            check_eq(w["state"], "active", "state")
-        for p in ps:
-            check(finish_io(p)["ok"], "a read failed")
+    for charge in ("none", "cgroup"):
+        a = cg.child("a-" + charge)
+        with t.mount(gate.disk, opts=f"worker_depth=3,charge={charge}") as m:
+            with gate.held():
+                ps = [start_io(cg, a, m.path("disk"), "read", 40 * MiB + i * MiB, 4096)
+                      for i in range(5)]
+                wait_arrived(m.mnt, cg.rel(a), 5)
+                w = workers_by_path(m.mnt)[cg.rel(a)]
+                check_eq(w["in_flight"], 3, "in flight (the depth)")
+                check_eq(w["queued"], 2, "queued behind them")
+                check_eq(w["charged"], charge == "cgroup", "charged")
+                check_eq(w["threads"], 3 if charge == "none" else 1, "the daemon's threads")
+                check_eq(w["state"], "active", "state")
+            for p in ps:
+                check(finish_io(p)["ok"], "a read failed")
 
 
 @harness.timeout(90)
