@@ -628,6 +628,27 @@ bool is_charge_maker(int argc, char **argv)
 
 namespace {
 
+/*
+ * Stepping out of the caller's cgroups while idle, and back in before the
+ * next request: a container's cgroups can then be removed the moment its
+ * last process exits (runc removes them at once, and on cgroup v2 does not
+ * retry), as the host is already out unless that process's I/O ended less
+ * than step_out_after ago. The host moves itself (writes "0" to the
+ * cgroup.procs files it opened at birth): in, to the caller's cgroup v2 and
+ * v1 directories; out, to the host maker's (the daemon's).
+ */
+constexpr int64_t step_out_after_ns = 200000; /* 0.2 ms without a request */
+
+struct Stepper {
+	std::vector<int> in, out; /* cgroup.procs files, opened for writing */
+	std::vector<std::string> in_dirs; /* the caller's v1 directories (for pids.max) */
+	std::mutex mutex;
+	bool inside = true;		  /* under mutex */
+	unsigned busy = 0;		  /* requests being served; under mutex */
+	std::atomic<int64_t> last_done_ns{0};
+	std::atomic<uint64_t> steps{0}, step_ns{0}; /* moves made, and their time */
+};
+
 struct HostState {
 	char *shm = nullptr;
 	HostHeader *header = nullptr;
@@ -635,7 +656,69 @@ struct HostState {
 	std::mutex mutex;
 	std::condition_variable arrived;
 	std::unordered_map<uint64_t, std::shared_ptr<image::BackingImage>> images;
+	Stepper step;
 };
+
+bool over_pids_max(const char *dir);
+
+/* Move this process into the cgroups of `fds` (all of them, or false). */
+bool move_to(Stepper &st, const std::vector<int> &fds)
+{
+	int64_t t0 = monotonic_ns();
+	for (int fd : fds) {
+		ssize_t n;
+		do
+			n = write(fd, "0", 1);
+		while (n < 0 && errno == EINTR);
+		if (n != 1)
+			return false;
+	}
+	st.steps.fetch_add(1, std::memory_order_relaxed);
+	st.step_ns.fetch_add(static_cast<uint64_t>(monotonic_ns() - t0), std::memory_order_relaxed);
+	return true;
+}
+
+/*
+ * A request begins: be inside the caller's cgroups. False when the host
+ * cannot get back in (the cgroup is being removed, its pids.max is full):
+ * it then leaves, and the daemon serves the request.
+ */
+bool begin_request(Stepper &st)
+{
+	std::lock_guard<std::mutex> l(st.mutex);
+	st.busy++;
+	if (st.inside)
+		return true;
+	if (!move_to(st, st.in))
+		return false;
+	for (const auto &d : st.in_dirs)
+		if (over_pids_max(d.c_str()))
+			return false;
+	st.inside = true;
+	return true;
+}
+
+void end_request(Stepper &st)
+{
+	std::lock_guard<std::mutex> l(st.mutex);
+	st.busy--;
+	st.last_done_ns.store(monotonic_ns(), std::memory_order_relaxed);
+}
+
+/* Idle long enough: step out. True when out (or nothing to step out to). */
+bool step_out_if_idle(Stepper &st)
+{
+	std::lock_guard<std::mutex> l(st.mutex);
+	if (!st.inside || st.out.empty())
+		return true;
+	if (st.busy != 0 ||
+	    monotonic_ns() - st.last_done_ns.load(std::memory_order_relaxed) < step_out_after_ns)
+		return false;
+	/* Half out is no worse than in: what did move stays out until the next request. */
+	st.inside = false;
+	(void)move_to(st, st.out);
+	return true;
+}
 
 SlotControl *slot_control(HostState &h, unsigned slot)
 {
@@ -678,6 +761,8 @@ int answer(HostState &h, const SlotControl &c, const IoResult &r)
 	return w < 0 && errno != ENOENT ? -errno : 0;
 }
 
+[[noreturn]] void leave(HostState &h);
+
 void serve_slot(HostState &h, unsigned slot)
 {
 	SlotControl *c = slot_control(h, slot);
@@ -686,10 +771,17 @@ void serve_slot(HostState &h, unsigned slot)
 	uint32_t seen = c->posted.load(std::memory_order_acquire);
 	c->ready.store(1, std::memory_order_release);
 	futex_wake(&c->ready);
+	bool may_step_out = false; /* this thread served last: it steps out when idle */
 	for (;;) {
 		uint32_t now = c->posted.load(std::memory_order_acquire);
 		if (now == seen) {
-			futex_wait(&c->posted, seen, -1);
+			if (may_step_out) {
+				int r = futex_wait(&c->posted, seen, step_out_after_ns);
+				if (r < 0 && errno == ETIMEDOUT && step_out_if_idle(h.step))
+					may_step_out = false;
+			} else {
+				futex_wait(&c->posted, seen, -1);
+			}
 			continue;
 		}
 		seen = now;
@@ -704,6 +796,11 @@ void serve_slot(HostState &h, unsigned slot)
 		if (h.header->state.load(std::memory_order_seq_cst) == 3) {
 			c->taken.store(before, std::memory_order_seq_cst);
 			continue;
+		}
+		if (!begin_request(h.step)) {
+			/* Cannot get back into the cgroups: give it back, and go. */
+			c->taken.store(before, std::memory_order_seq_cst);
+			leave(h);
 		}
 		IoResult r{-EIO, {}};
 		auto img = find_image(h, c->serial);
@@ -729,6 +826,8 @@ void serve_slot(HostState &h, unsigned slot)
 		c->replied = mine;
 		c->finished_ns = monotonic_ns();
 		img.reset();
+		end_request(h.step);
+		may_step_out = true;
 		c->done.store(seen, std::memory_order_seq_cst);
 		if (c->waiting.load(std::memory_order_seq_cst) != 0)
 			futex_wake(&c->done);
@@ -852,7 +951,13 @@ void drop_privileges()
 
 } /* namespace */
 
-[[noreturn]] void charge_worker_main();
+/* The cgroup.procs files a host steps in and out with (Stepper), and the caller's v1 dirs. */
+struct StepFiles {
+	std::vector<int> in, out;
+	std::vector<std::string> in_dirs;
+};
+
+[[noreturn]] void charge_worker_main(StepFiles files);
 
 namespace {
 
@@ -916,10 +1021,30 @@ void charge_maker_main()
 			close(3);
 			void *p = mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
 			auto *hdr = p == MAP_FAILED ? nullptr : static_cast<HostHeader *>(p);
+			/*
+			 * Where it steps out to when idle: the maker's cgroups (its
+			 * v1 ones are still this process's own, until it joins).
+			 */
+			StepFiles files;
+			auto open_procs = [](const std::string &d) {
+				return open((d + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC);
+			};
+			auto maker = cgroup::placement_of(getppid());
+			auto self = cgroup::placement_of(getpid());
+			if (maker && self && !maker->v2_dir.empty()) {
+				files.out.push_back(open_procs(maker->v2_dir));
+				for (const auto &d : self->v1_dirs)
+					files.out.push_back(open_procs(d));
+			}
+			files.in.push_back(
+				openat(cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC));
 			const char *dir = req.paths;
 			for (uint32_t i = 0; i < req.dirs; i++) {
-				std::string procs = std::string(dir) + "/cgroup.procs";
-				int fd = open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+				int fd = open_procs(dir);
+				if (fd >= 0) {
+					files.in.push_back(fd);
+					files.in_dirs.emplace_back(dir);
+				}
 				if (fd < 0 || write(fd, "0", 1) != 1) {
 					if (hdr) {
 						hdr->error = errno;
@@ -929,7 +1054,6 @@ void charge_maker_main()
 					}
 					_exit(2);
 				}
-				close(fd);
 				/*
 				 * A v1 pids cgroup lets a process in over its pids.max
 				 * (moving is not forking): a host that makes it go over
@@ -951,9 +1075,34 @@ void charge_maker_main()
 			struct sigaction dfl = {};
 			dfl.sa_handler = SIG_DFL;
 			sigaction(SIGCHLD, &dfl, nullptr);
+			/*
+			 * The stepping files go from 6 on: out of the way first (one
+			 * may be 3, 4 or 5), then 3, 4 and 5, then them.
+			 */
+			bool all = true;
+			for (auto *v : {&files.in, &files.out})
+				for (int &fd : *v) {
+					int high = fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 256);
+					if (fd >= 0)
+						close(fd);
+					fd = high;
+					all &= high >= 0;
+				}
+			if (!all)
+				files.out.clear(); /* cannot step out: stays in, as before */
 			if (dup2(host_sock, 3) < 0 || dup2(fuse_fd, 4) < 0 || dup2(memfd, 5) < 0)
 				_exit(2);
-			charge_worker_main();
+			int next = 6;
+			for (auto *v : {&files.in, &files.out})
+				for (int &fd : *v) {
+					if (fd < 0)
+						continue;
+					if (dup2(fd, next) < 0)
+						_exit(2);
+					close(fd);
+					fd = next++;
+				}
+			charge_worker_main(std::move(files));
 		}
 		SpawnReply reply = {static_cast<int32_t>(pid > 0 ? pid : 0), pid > 0 ? 0 : errno};
 		close(cgroup_fd);
@@ -967,12 +1116,20 @@ void charge_maker_main()
 	}
 }
 
-void charge_worker_main()
+void charge_worker_main(StepFiles files)
 {
-	/* 3: the socket to the daemon, 4: /dev/fuse, 5: the shared file. Nothing else. */
-	syscall(SYS_close_range, 6, ~0U, 0);
+	/*
+	 * 3: the socket to the daemon, 4: /dev/fuse, 5: the shared file, then
+	 * the cgroup.procs files to step in and out with. Nothing else.
+	 */
+	auto first_free = static_cast<unsigned>(6 + files.in.size() + files.out.size());
+	syscall(SYS_close_range, first_free, ~0U, 0);
 	drop_privileges();
 	HostState h;
+	h.step.in = std::move(files.in);
+	h.step.out = std::move(files.out);
+	h.step.in_dirs = std::move(files.in_dirs);
+	h.step.last_done_ns.store(monotonic_ns());
 	void *p = mmap(nullptr, shm_size, PROT_READ | PROT_WRITE, MAP_SHARED, 5, 0);
 	if (p == MAP_FAILED)
 		_exit(3);

@@ -553,8 +553,14 @@ bool Session::connection_aborted()
 		return false;
 	struct pollfd pfd = {fuse_session_fd(se_), 0, 0};
 	auto entries = parse_mountinfo(read_mountinfo());
-	return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR) &&
-	       has_device(entries, major(fs_.mount_dev), minor(fs_.mount_dev));
+	/*
+	 * Ours, at our mount point: the device number of an unmounted FUSE
+	 * file system is free for the next one mounted anywhere (another
+	 * daemon's, a moment later), which is no sign of an abort.
+	 */
+	const MountEntry *top = top_mount_at(entries, opts_.mountpoint);
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR) && top &&
+	       makedev(top->major, top->minor) == fs_.mount_dev;
 }
 
 /* libfuse leaves the dead mount of an aborted connection in place: take it away and say so. */

@@ -179,7 +179,8 @@ def timed_dd(group, args, timeout=120):
 
 @harness.timeout(60)
 def test_worker_process_lives_in_the_callers_cgroups(t):
-    """The worker is a process of its own, in every cgroup of the caller, with no
+    """The worker is a process of its own, in every cgroup of the caller while it
+    serves, out of them when idle (so they can be removed at once), with no
     capabilities; with charge=none it is the daemon's threads."""
     img = t.path("p.img")
     harness.make_sparse(img, 16 * MiB)
@@ -187,16 +188,27 @@ def test_worker_process_lives_in_the_callers_cgroups(t):
     for charge in ("cgroup", "none"):
         a = Group(t, cg, f"a-{charge}")
         with t.mount(img, opts=f"charge={charge}") as m:
-            reader = a.popen(["sh", "-c", f"dd if={m.path('p.img')} of=/dev/null bs=64k "
-                              "count=4 status=none; sleep 30"])
+            f = m.path("p.img")
+            # Reads, a pause, then reads without end.
+            reader = a.popen(["sh", "-c", f"dd if={f} of=/dev/null bs=64k count=4 status=none; "
+                              f"sleep 0.5; while :; do dd if={f} of=/dev/null bs=4k "
+                              "iflag=direct status=none; done"])
             check(harness.wait_for(lambda: worker_of(m.mnt, a), 10), "no worker")
             w = worker_of(m.mnt, a)
             if charge == "none":
                 check(w["pid"] == 0 and not w["charged"], f"charge=none: {w}")
             else:
                 check(w["pid"] > 0 and w["charged"], f"charge=cgroup: {w}")
-                theirs, mine = proc_cgroups(w["pid"]), proc_cgroups(reader.pid)
-                check_eq(theirs, mine, "the worker's cgroups are the caller's")
+                mine = proc_cgroups(reader.pid)
+                daemons = proc_cgroups(m.pid)
+                # Idle (the pause): out of A's cgroups, in the daemon's.
+                time.sleep(0.2)
+                check_eq(proc_cgroups(w["pid"]), daemons,
+                         "the idle worker's cgroups are the daemon's")
+                # Serving: in A's, every hierarchy.
+                check(harness.wait_for(lambda: proc_cgroups(w["pid"]) == mine, 5, 0.01),
+                      f"the serving worker's cgroups are not the caller's: "
+                      f"{proc_cgroups(w['pid'])} vs {mine}")
                 status = open(f"/proc/{w['pid']}/status").read()
                 check("CapEff:\t0000000000000000" in status, "the worker has capabilities")
                 check(re.search(r"NoNewPrivs:\s+1", status), "no_new_privs not set")

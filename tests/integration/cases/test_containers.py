@@ -108,7 +108,9 @@ def exercise(t, runtime):
         # I/O, a pause the test looks in, more I/O, and out.
         script = ("dd if=/data/c.img of=/dev/null bs=64k count=64 2>/dev/null && "
                   "dd if=/dev/zero of=/data/c.img bs=64k count=16 conv=notrunc 2>/dev/null && "
-                  "if [ -e /data/c.img ] && [ \"$PAUSE\" = 1 ]; then sleep 1; fi; "
+                  "if [ \"$PAUSE\" = 1 ]; then i=0; while [ $i -lt 200 ]; do "
+                  "dd if=/data/c.img of=/dev/null bs=4k count=256 iflag=direct 2>/dev/null; "
+                  "i=$((i+1)); done; fi; "
                   "dd if=/data/c.img of=/dev/null bs=64k count=64 2>/dev/null && "
                   "dd if=/dev/zero of=/data/c.img bs=64k count=16 seek=64 conv=notrunc "
                   "2>/dev/null")
@@ -130,9 +132,13 @@ def exercise(t, runtime):
                 return ws[0] if ws else None
             check(harness.wait_for(charged_worker, 20, 0.05), "no charged worker appeared")
             w = charged_worker()
-            theirs = open(f"/proc/{w['pid']}/cgroup").read().splitlines()
-            check(any(name in line for line in theirs),
-                  f"the worker is not in the container's cgroups: {theirs}")
+            where = f"/proc/{w['pid']}/cgroup"
+
+            # While the container reads, its worker process is in its cgroups (v2 and v1).
+            def inside():
+                return sum(name in line for line in open(where).read().splitlines())
+            check(harness.wait_for(lambda: inside() >= 2, 20, 0.005),
+                  f"the worker is not in the container's cgroups: {open(where).read()}")
             print(f"# {runtime}: worker {w['pid']} in {w['cgroup']}", flush=True)
         finally:
             out, err = p.communicate(timeout=60)
@@ -146,6 +152,9 @@ def exercise(t, runtime):
                 err = run_container(t, runtime, state, bundle, name, mode)
                 check(not error_lines(err), f"{runtime} {mode} run {i}: {err!r}")
                 if "retry" in err:
+                    if not any(retries.values()):
+                        line = next(x for x in err.splitlines() if "retry" in x)
+                        print(f"# the first retry warning ({mode} run {i}): {line}", flush=True)
                     retries[mode] += 1
                 left = cgroup_dirs(name)
                 check(not left, f"{runtime} {mode} run {i} left cgroups: {left}")
