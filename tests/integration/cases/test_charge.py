@@ -6,15 +6,21 @@ Each cgroup worker is a process in the caller's cgroups (v2, and every v1
 hierarchy on a hybrid host such as this one), which does the backing I/O and
 answers the kernel. The cases check where that process lives, that the
 caller's io limit, memory and CPU accounting see its I/O, and what happens
-when it is killed, cannot be made, or its cgroup empties. Each property case
+when it is killed (by hand, by its cgroup's OOM killer), cannot be made, or
+its cgroup empties; in those cases another cgroup's reads on the same mount
+go on meanwhile. Each property case
 also runs with charge=none, where it must not hold (so the case would fail
 on a build without charging).
 """
 import contextlib
+import hashlib
+import json
 import os
 import re
 import signal
 import subprocess
+import sys
+import threading
 import time
 
 import harness
@@ -484,6 +490,263 @@ def test_worker_process_leaves_with_its_cgroup(t):
         os.kill(m.pid, signal.SIGKILL)
         check(harness.wait_for(lambda: not os.path.exists(f"/proc/{cpid}"), 2),
               "a worker process outlived the daemon")
+        holder.kill()
+        holder.wait()
+
+
+# Run in a cgroup: reads [OFF, OFF + SIZE) of PATH in 1 MiB preads, pass after pass,
+# until the file STOP exists; one JSON line per pass, its times on CLOCK_MONOTONIC
+# (time.monotonic(), the same clock as the test's).
+READER = r"""
+import hashlib, json, os, sys, time
+path, off, size, stop = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+fd = os.open(path, os.O_RDONLY)
+while not os.path.exists(stop):
+    start, h, done, err = time.monotonic(), hashlib.sha256(), 0, 0
+    try:
+        while done < size:
+            b = os.pread(fd, min(1 << 20, size - done), off + done)
+            if not b:
+                break
+            h.update(b)
+            done += len(b)
+    except OSError as e:
+        err = e.errno
+    print(json.dumps({"start": start, "end": time.monotonic(), "bytes": done, "errno": err,
+                      "sha256": h.hexdigest()}), flush=True)
+"""
+
+# A pass of B's reader (8 MiB through the mount) takes some 10-50 ms on these machines; a B
+# that waited behind A (a dead or frozen worker process) would wait a second or more, or
+# for good. This bound is far above the noise of a busy 2-core machine.
+B_PASS_BOUND = 2.0
+
+
+class Reader:
+    """A process of `group` reading `size` bytes at `off` of the mount's file `path`,
+    over and over (READER), until stop(); `backing` holds the bytes it must get."""
+
+    def __init__(self, t, group, path, backing, off, size, name):
+        self.name, self.size = name, size
+        with open(backing, "rb") as f:
+            f.seek(off)
+            self.want = hashlib.sha256(f.read(size)).hexdigest()
+        self.stop_file = t.path(f"stop-{name}")
+        self.passes = []
+        self.proc = group.popen([sys.executable, "-c", READER, path, str(off), str(size),
+                                 self.stop_file], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        self.pump = threading.Thread(target=self._pump, daemon=True)
+        self.pump.start()
+
+    def _pump(self):
+        for line in self.proc.stdout:
+            self.passes.append(json.loads(line))
+
+    def wait_passes(self, n, since=0.0, timeout=10):
+        """Wait until `n` passes that started at or after `since` have ended."""
+        check(harness.wait_for(lambda: len(self.after(since)) >= n, timeout),
+              f"{self.name}: {len(self.after(since))} passes since {since:.2f} after "
+              f"{timeout} s, want {n}; stderr: {self._stderr_now()}")
+
+    def after(self, since):
+        return [p for p in list(self.passes) if p["start"] >= since]
+
+    def _stderr_now(self):
+        return "(running)" if self.proc.poll() is None else self.proc.stderr.read()
+
+    def stop(self):
+        """End it; every pass must have read the right bytes. Returns the passes."""
+        open(self.stop_file, "w").close()
+        try:
+            self.proc.wait(30)
+        finally:
+            self.pump.join(5)
+        err = self.proc.stderr.read()
+        check_eq(self.proc.returncode, 0, f"{self.name}'s reader ({err!r})")
+        for p in self.passes:
+            check(p["errno"] == 0 and p["bytes"] == self.size and p["sha256"] == self.want,
+                  f"{self.name}: a pass read {p['bytes']} bytes, errno {p['errno']}, "
+                  f"sha256 {'right' if p['sha256'] == self.want else 'WRONG'}: {p}")
+        return list(self.passes)
+
+
+def check_served_during(passes, t0, t1, what):
+    """B's passes during [t0, t1] (each one that overlaps it): some, each within
+    B_PASS_BOUND. Returns a line of figures."""
+    during = [p for p in passes if p["start"] < t1 and p["end"] > t0]
+    check(during, f"B read nothing during {what} ({t1 - t0:.2f} s): {passes[-3:]}")
+    longest = max(p["end"] - p["start"] for p in during)
+    check(longest < B_PASS_BOUND,
+          f"a pass of B took {longest:.2f} s during {what} (bound {B_PASS_BOUND} s)")
+    mib = sum(p["bytes"] for p in during) / MiB
+    busy = sum(p["end"] - p["start"] for p in during)
+    return (f"B during {what} ({t1 - t0:.2f} s): {len(during)} passes of "
+            f"{during[0]['bytes'] / MiB:.0f} MiB, the longest {longest * 1000:.0f} ms, "
+            f"{mib / busy:.0f} MiB/s")
+
+
+def write_random_range(path, off, size):
+    """Random bytes at `off` of an existing file (its size kept)."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        for pos in range(off, off + size, MiB):
+            harness.pwrite_all(fd, os.urandom(min(MiB, off + size - pos)), pos)
+    finally:
+        os.close(fd)
+
+
+def charged_worker(mnt, group):
+    """The group's worker, which must have a process of its own (charged)."""
+    w = worker_of(mnt, group)
+    check(w and w["charged"] and w["pid"] > 0, f"no charged worker process: {w}")
+    return w
+
+
+def memory_limit(group, limit):
+    """Limit the group's memory (and swap, where the host has it): v1 memory where this
+    host has it, memory.max on a v2 one (enable_v2_controllers())."""
+    f = group.file("memory", "memory.limit_in_bytes")
+    if f:
+        with open(f, "w") as fh:
+            fh.write(str(limit))
+        memsw = group.file("memory", "memory.memsw.limit_in_bytes")
+        if memsw and os.path.exists(memsw):
+            with open(memsw, "w") as fh:
+                fh.write(str(limit))
+        return
+    f = os.path.join(group.v2, "memory.max")
+    check(os.path.exists(f), f"cannot run: no memory controller for {group.v2}")
+    with open(f, "w") as fh:
+        fh.write(str(limit))
+    swap = os.path.join(group.v2, "memory.swap.max")
+    if os.path.exists(swap):
+        with open(swap, "w") as fh:
+            fh.write("0")
+
+
+def oom_kills(group):
+    """How many processes the OOM killer of the group's memory cgroup killed."""
+    f = group.file("memory", "memory.oom_control") or os.path.join(group.v2, "memory.events")
+    for line in open(f):
+        if line.startswith("oom_kill "):
+            return int(line.split()[1])
+    raise harness.TestFailure(f"no oom_kill count in {f}")
+
+
+def sigkill_pending(pid):
+    """Has a thread of `pid` a SIGKILL pending (killed, and not out yet)?"""
+    bit = 1 << (signal.SIGKILL - 1)
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):
+            for line in open(f"/proc/{pid}/task/{tid}/status"):
+                if line.startswith(("SigPnd:", "ShdPnd:")) and int(line.split()[1], 16) & bit:
+                    return True
+    return False
+
+
+# Run in A: takes memory 1 MiB at a time (every page written): up to argv[1] MiB, then holds
+# it, saying so; without argv[1], until the OOM killer comes.
+HOG = """
+import sys, time
+x, n = [], int(sys.argv[1]) if len(sys.argv) > 1 else None
+while n is None or len(x) < n:
+    x.append(b"\\x01" * (1 << 20))
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+@harness.timeout(120)
+def test_oom_killed_worker_process(t):
+    """A's OOM killer (A over its memory limit) kills A's worker process, made its first
+    choice, while A's read is stuck in it: the read is answered within a second, B's
+    reads on the same mount go on meanwhile with the right bytes, the daemon lives, and
+    A's next read gets a new worker process."""
+    gate = harness.Gate(t, 64 * MiB, 32 * MiB)
+    write_random_range(gate.backing, 0, 16 * MiB)  # B's bytes, below the gate
+    cg = t.cgroup()
+    enable_v2_controllers(cg)
+    a, b = Group(t, cg, "a"), Group(t, cg, "b")
+    limit = 64 * MiB
+    memory_limit(a, limit)
+    with t.mount(gate.disk, opts="request_timeout=60,charge=cgroup") as m:
+        f = m.path("disk")
+        holder = a.popen(["sleep", "120"])  # a process that stays in A: A's worker stays
+        a.run(["dd", f"if={f}", "of=/dev/null", "bs=64k", "count=1", "status=none"])
+        first = charged_worker(m.mnt, a)
+        pid = first["pid"]
+        # The OOM killer's first choice in A. It scores a process its resident pages plus
+        # oom_score_adj thousandths of A's limit (raising it takes no privilege): the
+        # worker process more than the limit, each hog at most half the limit and its
+        # mapped files (the ballast holds half, the trigger gets what is left of it).
+        with open(f"/proc/{pid}/oom_score_adj", "w") as fh:
+            fh.write("1000")
+        ballast = a.popen([sys.executable, "-c", HOG, str(limit // MiB // 2)],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        check_eq(ballast.stdout.readline(), "ready\n", "A's ballast")
+        reader = Reader(t, b, f, gate.backing, 0, 8 * MiB, "B")
+        reader.wait_passes(2)
+        b_pid = charged_worker(m.mnt, b)["pid"]
+        with gate.held():
+            stuck = a.popen(["dd", f"if={f}", "of=/dev/null", "bs=64k", "count=1",
+                             f"skip={40 * 16}", "iflag=direct", "status=none"],
+                            stderr=subprocess.PIPE)
+            harness.wait_arrived(m.mnt, a.rel(), 1)
+            time.sleep(0.2)
+            kills = oom_kills(a)
+            t0 = time.monotonic()
+            trigger = a.popen([sys.executable, "-c", HOG], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+            # When the worker process dies, when the daemon has answered its read (A's
+            # worker has nothing in flight), when dd returns: later, as it needs memory in
+            # A, which is out of it until the OOM killer has taken the hogs too.
+            killed = answered = returned = None
+            while time.monotonic() - t0 < 15 and None in (killed, answered, returned):
+                now = time.monotonic()
+                if killed is None and not harness.alive(pid):
+                    killed = now
+                if killed is not None and answered is None and \
+                        worker_of(m.mnt, a)["in_flight"] == 0:
+                    answered = time.monotonic()
+                if returned is None and stuck.poll() is not None:
+                    returned = now
+                time.sleep(0.002)
+            check(killed is not None, f"the worker process {pid} was not killed in 15 s "
+                  f"(OOM kills in A: {oom_kills(a) - kills}, the hogs' exits: "
+                  f"{ballast.poll()}, {trigger.poll()})")
+            check(answered is not None, "A's stuck read was not answered in 15 s")
+            check(returned is not None, "A's stuck read did not return in 15 s")
+            # Killed by SIGKILL, and not out yet: its thread in the gated read holds it.
+            check(sigkill_pending(pid), f"the worker process {pid} has no SIGKILL pending")
+            trigger.wait(15)
+            ballast.wait(15)
+            ooms = oom_kills(a) - kills
+            err = stuck.stderr.read().decode().strip()
+            took = answered - killed
+            print(f"# the worker process was OOM-killed {(killed - t0) * 1000:.0f} ms after "
+                  f"A's trigger started ({ooms} OOM kills in A; the ballast's exit "
+                  f"{ballast.returncode}, the trigger's {trigger.returncode}); the daemon "
+                  f"answered A's stuck read {took * 1000:.0f} ms after the kill, dd returned "
+                  f"{(returned - killed) * 1000:.0f} ms after it: rc {stuck.returncode} "
+                  f"{err!r}", flush=True)
+            check(ooms >= 1, "no OOM kill in A")
+            check_eq((ballast.returncode, trigger.returncode),
+                     (-signal.SIGKILL, -signal.SIGKILL), "the hogs' exits (OOM-killed)")
+            check(took < 1.0, f"A's stuck read answered {took:.2f} s after the kill")
+            check(stuck.returncode == 0 or "Input/output error" in err,
+                  f"A's stuck read: rc {stuck.returncode}: {err!r}")
+            check(holder.poll() is None, "A's holder was killed")
+            b_until = time.monotonic()
+        check(harness.wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 5),
+              "the killed worker process did not go once its read was let through")
+        check(m.proc.poll() is None, "the daemon died")
+        a.run(["dd", f"if={f}", "of=/dev/null", "bs=64k", "count=4", "status=none"])
+        second = charged_worker(m.mnt, a)
+        check(second["pid"] != pid, f"no new worker process: {first} -> {second}")
+        check_eq(charged_worker(m.mnt, b)["pid"], b_pid, "B's worker process")
+        passes = reader.stop()
+        print("# " + check_served_during(passes, t0, b_until, "the OOM kill"), flush=True)
         holder.kill()
         holder.wait()
 
