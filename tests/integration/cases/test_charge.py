@@ -6,9 +6,9 @@ Each cgroup worker is a process in the caller's cgroups (v2, and every v1
 hierarchy on a hybrid host such as this one), which does the backing I/O and
 answers the kernel. The cases check where that process lives, that the
 caller's io limit, memory and CPU accounting see its I/O, and what happens
-when it is killed (by hand, by its cgroup's OOM killer), cannot be made, or
-its cgroup empties; in those cases another cgroup's reads on the same mount
-go on meanwhile. Each property case
+when it is killed (by hand, by its cgroup's OOM killer), is frozen with its
+cgroup, cannot be made, or its cgroup empties; in those cases another
+cgroup's reads on the same mount go on meanwhile. Each property case
 also runs with charge=none, where it must not hold (so the case would fail
 on a build without charging).
 """
@@ -749,6 +749,102 @@ def test_oom_killed_worker_process(t):
         print("# " + check_served_during(passes, t0, b_until, "the OOM kill"), flush=True)
         holder.kill()
         holder.wait()
+
+
+def freeze(group, frozen):
+    """Freeze (or thaw) the group as a container runtime does: cgroup v2's
+    cgroup.freeze, and the v1 freezer where the host has one."""
+    with open(os.path.join(group.v2, "cgroup.freeze"), "w") as f:
+        f.write("1" if frozen else "0")
+    f1 = group.file("freezer", "freezer.state")
+    if f1:
+        with open(f1, "w") as f:
+            f.write("FROZEN" if frozen else "THAWED")
+
+
+def freeze_state(group):
+    """How far the freeze went: v2's `frozen` event, the v1 freezer.state."""
+    out = {}
+    for line in open(os.path.join(group.v2, "cgroup.events")):
+        if line.startswith("frozen "):
+            out["v2"] = "frozen" if line.split()[1] == "1" else "freezing"
+    f1 = group.file("freezer", "freezer.state")
+    if f1:
+        out["v1"] = open(f1).read().strip()
+    return out
+
+
+@harness.timeout(120)
+def test_frozen_cgroup(t):
+    """A is frozen (cgroup.freeze, and the v1 freezer) while its reads go on and one is
+    in its worker process, stuck in the backing store (let through while A is frozen):
+    B's reads on the same mount are served meanwhile with the right bytes; once A is
+    thawed, its reads go on, every one of them right (none failed), the stuck one too.
+    A's requests may wait while it is frozen, its worker process being frozen too."""
+    gate = harness.Gate(t, 64 * MiB, 32 * MiB)
+    write_random_range(gate.backing, 0, 48 * MiB)
+    cg = t.cgroup()
+    a, b = Group(t, cg, "a"), Group(t, cg, "b")
+    t.defer(freeze, a, False)  # a failed test must not leave A frozen
+    stuck_off = 40 * MiB  # past the gate
+    with t.mount(gate.disk, opts="request_timeout=60,charge=cgroup") as m:
+        f = m.path("disk")
+        stuck_out = t.path("stuck.out")
+        try:
+            with gate.held():
+                stuck = a.popen(["dd", f"if={f}", f"of={stuck_out}", "bs=64k", "count=1",
+                                 f"skip={stuck_off // (64 * 1024)}", "iflag=direct",
+                                 "status=none"], stderr=subprocess.PIPE)
+                harness.wait_arrived(m.mnt, a.rel(), 1)
+                time.sleep(0.2)
+                a_reader = Reader(t, a, f, gate.backing, 0, 8 * MiB, "A")
+                b_reader = Reader(t, b, f, gate.backing, 16 * MiB, 8 * MiB, "B")
+                a_reader.wait_passes(2)
+                b_reader.wait_passes(2)
+                a_pid = charged_worker(m.mnt, a)["pid"]
+                b_pid = charged_worker(m.mnt, b)["pid"]
+                t0 = time.monotonic()
+                freeze(a, True)
+                # v2 never reports A frozen while a process of A waits in a FUSE request.
+                state = {}
+                harness.wait_for(lambda: state.update(freeze_state(a)) or
+                                 all(v in ("frozen", "FROZEN") for v in state.values()), 2)
+                took = time.monotonic() - t0
+                t1 = time.monotonic()
+                w = worker_of(m.mnt, a)
+                time.sleep(2)
+            # The gate open, A still frozen: its worker process can read the data, but
+            # is frozen (before or after it answers; dd is frozen anyway).
+            time.sleep(1)
+            a_ended = [p for p in a_reader.passes if p["end"] > t1]
+            w2 = worker_of(m.mnt, a)
+            t2 = time.monotonic()
+        finally:
+            freeze(a, False)
+        print(f"# A frozen ({state}, {took * 1000:.0f} ms after the freeze; "
+              f"{w['in_flight']} requests in flight): in 3 s A ended {len(a_ended)} passes, "
+              f"its worker served {w2['served'] - w['served']} requests and had "
+              f"{w2['in_flight']} in flight at the end", flush=True)
+        check(w["in_flight"] >= 1, f"A had no request in flight: {w}")
+        check(not a_ended, f"A was not frozen: {len(a_ended)} passes ended")
+        check(m.proc.poll() is None, "the daemon died")
+        # Thawed: A reads again, the stuck read and the pass the freeze cut ended well.
+        stuck.wait(10)
+        check_eq(stuck.returncode, 0, f"A's stuck read: {stuck.stderr.read()!r}")
+        harness.check_bytes(harness.read_whole(stuck_out),
+                            harness.file_pread(gate.backing, stuck_off, 64 * 1024),
+                            "A's stuck read")
+        a_reader.wait_passes(3, since=t2)
+        w = charged_worker(m.mnt, a)
+        check_eq(charged_worker(m.mnt, b)["pid"], b_pid, "B's worker process")
+        a_passes = a_reader.stop()
+        b_passes = b_reader.stop()
+        cut = [p for p in a_passes if p["start"] < t0 < p["end"]]
+        print(f"# A after the thaw: {len(a_reader.after(t2))} passes, the one cut by the "
+              f"freeze took {(cut[0]['end'] - cut[0]['start']) if cut else 0:.2f} s; "
+              f"its worker process {'the same' if w['pid'] == a_pid else 'a new one'}",
+              flush=True)
+        print("# " + check_served_during(b_passes, t0, t2, "A's freeze"), flush=True)
 
 
 if __name__ == "__main__":
