@@ -6,13 +6,14 @@ Each cgroup worker is a process in the caller's cgroups (v2, and every v1
 hierarchy on a hybrid host such as this one), which does the backing I/O and
 answers the kernel. The cases check where that process lives, that the
 caller's io limit, memory and CPU accounting see its I/O, and what happens
-when it is killed (by hand, by its cgroup's OOM killer), is frozen with its
-cgroup, cannot be made, or its cgroup empties; in those cases another
-cgroup's reads on the same mount go on meanwhile. Each property case
+when it is killed (by hand, by its cgroup's OOM killer, by cgroup.kill), is
+frozen with its cgroup, cannot be made, or its cgroup empties; in those cases
+another cgroup's reads on the same mount go on meanwhile. Each property case
 also runs with charge=none, where it must not hold (so the case would fail
 on a build without charging).
 """
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -845,6 +846,80 @@ def test_frozen_cgroup(t):
               f"its worker process {'the same' if w['pid'] == a_pid else 'a new one'}",
               flush=True)
         print("# " + check_served_during(b_passes, t0, t2, "A's freeze"), flush=True)
+
+
+@harness.timeout(120)
+def test_cgroup_kill(t):
+    """cgroup.kill of A while A reads kills every process of A, its worker process too:
+    B's reads on the same mount go on meanwhile with the right bytes, A's cgroups (v2
+    and v1) can be removed within a second, the daemon lives and answers, and a new
+    cgroup's reads get a new worker process."""
+    img = t.path("k.img")
+    write_random(img, 32)
+    cg = t.cgroup()
+    a, b = Group(t, cg, "a"), Group(t, cg, "b")
+    with t.mount(img, opts="charge=cgroup") as m:
+        f = m.path("k.img")
+        loop = a.popen(["sh", "-c", f"while :; do dd if={f} of=/dev/null bs=1M count=8 "
+                        "status=none || exit 1; done"], stderr=subprocess.PIPE)
+        a_reader = Reader(t, a, f, img, 0, 8 * MiB, "A")
+        b_reader = Reader(t, b, f, img, 16 * MiB, 8 * MiB, "B")
+        a_reader.wait_passes(2)
+        b_reader.wait_passes(2)
+        pid = charged_worker(m.mnt, a)["pid"]
+        b_pid = charged_worker(m.mnt, b)["pid"]
+        procs = harness.Cgroup.procs(a.v2)
+        check(pid in procs and loop.pid in procs and a_reader.proc.pid in procs,
+              f"A's processes {procs}: not the worker {pid}, the loop {loop.pid} and "
+              f"the reader {a_reader.proc.pid}")
+        # Killed with a request in A's worker process, if one shows within a few tries.
+        for _ in range(50):
+            in_flight = worker_of(m.mnt, a)
+            if in_flight["in_flight"] > 0:
+                break
+        t0 = time.monotonic()
+        with open(os.path.join(a.v2, "cgroup.kill"), "w") as fh:
+            fh.write("1")
+        for p in (loop, a_reader.proc):
+            p.wait(10)
+        reaped = time.monotonic() - t0
+        check_eq((loop.returncode, a_reader.proc.returncode),
+                 (-signal.SIGKILL, -signal.SIGKILL), "A's loop and reader exits")
+        a_reader.pump.join(5)
+        check(harness.wait_for(lambda: not harness.alive(pid), 2),
+              f"A's worker process {pid} lives on")
+        # A's cgroups, as a runtime removes them: each retried while busy.
+        removed = {}
+        for name, d in [("v2", a.v2)] + sorted(a.v1.items()):
+            while True:
+                try:
+                    os.rmdir(d)
+                    break
+                except OSError as e:
+                    if e.errno != errno.EBUSY or time.monotonic() - t0 > 5:
+                        raise harness.TestFailure(
+                            f"cannot remove A's {name} cgroup: {e}; processes "
+                            f"{harness.Cgroup.procs(d)}")
+                    time.sleep(0.002)
+            removed[name] = time.monotonic() - t0
+        a.cg.children.remove(a.v2)
+        print(f"# cgroup.kill of A ({in_flight['in_flight']} requests in flight, "
+              f"{in_flight['queued']} queued): A's processes exited in "
+              f"{reaped * 1000:.0f} ms, its cgroups removed in "
+              + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in removed.items()), flush=True)
+        slowest = max(removed.values())
+        check(slowest < 1.0, f"A's cgroups removed {slowest:.2f} s after cgroup.kill")
+        check(not os.path.exists(f"/proc/{pid}"), f"A's worker process {pid} is still there")
+        check(m.proc.poll() is None, "the daemon died")
+        check(isinstance(ctl_mount(m.mnt, "workers"), list), "cgloopctl workers")
+        c = Group(t, cg, "c")
+        c.run(["dd", f"if={f}", "of=/dev/null", "bs=1M", "count=4", "status=none"])
+        new = charged_worker(m.mnt, c)
+        check(new["pid"] not in (pid, b_pid), f"C's worker process {new} is not a new one")
+        check_eq(charged_worker(m.mnt, b)["pid"], b_pid, "B's worker process")
+        t1 = time.monotonic()
+        b_passes = b_reader.stop()
+        print("# " + check_served_during(b_passes, t0, t1, "the kill and after"), flush=True)
 
 
 if __name__ == "__main__":
