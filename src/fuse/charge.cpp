@@ -425,16 +425,16 @@ ChargeHost::~ChargeHost()
 		std::lock_guard<std::mutex> l(registry().mutex);
 		registry().hosts.erase(this);
 	}
-	/* The host leaves when its socket closes; a stuck one is killed. */
+	/*
+	 * Nothing is posted to it any more (posted jobs hold it): it leaves
+	 * when its socket closes, and is killed so that it need not be waited
+	 * for (the reaper thread that destroys it answers other cgroups'
+	 * timeouts; a frozen cgroup's host ends only when thawed). Its parent,
+	 * the host maker, collects it.
+	 */
 	socket_.reset();
-	if (pidfd_) {
-		struct pollfd p = {pidfd_.get(), POLLIN, 0};
-		if (poll(&p, 1, 200) <= 0) {
-			syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
-			(void)poll(&p, 1, 1000);
-		}
-		/* Its parent, the host maker, collects it. */
-	}
+	if (pidfd_)
+		syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
 	if (shm_)
 		munmap(shm_, shm_len_);
 }

@@ -286,6 +286,11 @@ class Tmux:
         return last[0]
 
 
+def proc_state(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
 def shell_command(mnt):
     """What the pane runs: a mark, top, its exit status and the terminal's modes after."""
     return (f"echo BEFORE-TOP; {shlex.quote(CGLOOPCTL)} top -d 0.5 {shlex.quote(mnt)}; "
@@ -412,6 +417,14 @@ def test_on_a_terminal_ctrl_c_and_sigterm_restore_it(t):
                 # again and still gives back the modes it found at the start.
                 os.kill(pid, signal.SIGSTOP)
                 os.kill(pid, signal.SIGCONT)
+                # Running again before the keys (on a loaded machine it was once seen
+                # still stopped 15 s later: continued again, every 50 ms up to 2 s).
+                for _ in range(40):
+                    if proc_state(pid) != "T":
+                        break
+                    time.sleep(0.05)
+                    os.kill(pid, signal.SIGCONT)
+                check(proc_state(pid) != "T", f"{name}: top stays stopped after SIGCONT")
                 tm("send-keys", "-t", name, "space")
                 time.sleep(0.3)
                 check_eq(tm.var(name, "#{alternate_on}"), "1", f"{name}: after SIGCONT")
