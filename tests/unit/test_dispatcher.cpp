@@ -8,6 +8,7 @@
  * every wait bounded by wait_limit. A FakeJob can be held in flight on a
  * Gate. Objects a left-behind worker thread may still touch are never freed.
  */
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -142,6 +143,7 @@ public:
 			order_ = log_.next_order++;
 			thread_name_ = name;
 			thread_ = std::this_thread::get_id();
+			tid_ = gettid();
 			buffers_ok_ = buffers_ok;
 			log_.started.push_back(id_);
 			log_.cv.notify_all();
@@ -188,6 +190,7 @@ public:
 	bool buffers_ok() const { return get(buffers_ok_); }
 	std::string thread_name() const { return get(thread_name_); }
 	std::thread::id thread() const { return get(thread_); }
+	pid_t tid() const { return get(tid_); }
 	int id() const { return id_; }
 
 	/* Unlocked views, for predicates that already hold log.mutex. */
@@ -210,6 +213,7 @@ private:
 	bool finished_ = false, buffers_ok_ = false;
 	std::string thread_name_;
 	std::thread::id thread_;
+	pid_t tid_ = 0;
 };
 
 /*
@@ -982,6 +986,9 @@ TEST_CASE("shutdown with a stuck job: gives up after the grace, cancels with EIO
 	CHECK(q2.runs() == 0);
 	CHECK(h.log.double_releases == 0);
 	CHECK(h.log.runs_after_release == 0);
+	/* And it ends: the next test forks, which wants one thread (a thread sanitizer does). */
+	std::string task = "/proc/self/task/" + std::to_string(stuck.tid());
+	CHECK(Harness::poll([&] { return access(task.c_str(), F_OK) != 0; }));
 }
 
 /*
@@ -994,6 +1001,11 @@ TEST_CASE("shutdown with a stuck job: gives up after the grace, cancels with EIO
  */
 TEST_CASE("submit after a shutdown that left the root worker stuck answers EIO")
 {
+	/*
+	 * Fork single-threaded (a thread sanitizer refuses to start threads in
+	 * the child of a multi-threaded fork): the thread an earlier test left
+	 * stuck on purpose ends a moment after its job was released.
+	 */
 	pid_t pid = fork();
 	REQUIRE(pid >= 0);
 	if (pid == 0) {
@@ -1106,4 +1118,257 @@ TEST_CASE("expire: a running job interrupted a grace ago is answered EINTR, a qu
 	CHECK(running.cancels() == 1);
 	g.open();
 	REQUIRE(h.wait_released(running));
+}
+
+/* ---- workers with a host process (charge=cgroup): the fast path ---- */
+
+namespace {
+
+/*
+ * A stand-in for a worker's host process: a thread that serves the slots
+ * jobs are posted to (Job::post), one at a time, and says when each is
+ * answered and finished, as fuse/charge.cpp's host does through shared
+ * memory. It can stop serving (stuck) and be declared dead.
+ */
+class FakeHost final : public Host
+{
+public:
+	enum : int { idle = 0, posted = 1, answering_now = 2, done = 3 };
+
+	FakeHost()
+	{
+		thread_ = std::thread([this] { serve(); });
+	}
+	~FakeHost() override
+	{
+		stop_ = true;
+		thread_.join();
+	}
+	FakeHost(const FakeHost &) = delete;
+	FakeHost &operator=(const FakeHost &) = delete;
+
+	int pid() const noexcept override { return 4242; }
+	bool dead() const noexcept override { return died; }
+	bool dying() const noexcept override { return died; }
+	bool finished(unsigned slot) const noexcept override { return state[slot] == done; }
+	bool answering(unsigned slot) const noexcept override
+	{
+		return state[slot] >= answering_now;
+	}
+
+	void post(unsigned slot)
+	{
+		CHECK(state[slot] != posted); /* a slot is reused only once collected */
+		state[slot] = posted;
+		posts++;
+	}
+
+	std::array<std::atomic<int>, 64> state{};
+	std::atomic<bool> died{false};
+	std::atomic<bool> serving{true}; /* false: takes nothing (stuck) */
+	std::atomic<int> posts{0}, served{0}, active{0}, max_active{0};
+
+private:
+	void serve()
+	{
+		while (!stop_) {
+			bool any = false;
+			for (auto &s : state) {
+				if (!serving || s != posted)
+					continue;
+				any = true;
+				int a = ++active;
+				for (int m = max_active;
+				     a > m && !max_active.compare_exchange_weak(m, a);)
+					;
+				std::this_thread::sleep_for(50us);
+				s = answering_now;
+				active--;
+				served++;
+				s = done;
+			}
+			if (!any)
+				std::this_thread::yield();
+		}
+	}
+
+	std::atomic<bool> stop_{false};
+	std::thread thread_;
+};
+
+/* A job the host takes (or refuses, as a host refuses an fsync). */
+class PostedJob : public Job
+{
+public:
+	PostedJob(uint64_t cgroup, bool refuse) : refuse_(refuse) { cgroup_id = cgroup; }
+
+	JobOutcome run(WorkerContext &) noexcept override
+	{
+		runs++;
+		return {JobKind::read, 4096, false, 0};
+	}
+	bool post(Host &host, unsigned slot) noexcept override
+	{
+		if (refuse_)
+			return false;
+		static_cast<FakeHost &>(host).post(slot);
+		return true;
+	}
+	JobOutcome collect(Host &, unsigned, WorkerContext &, bool lost) noexcept override
+	{
+		collects++;
+		if (lost)
+			lost_collects++;
+		return {JobKind::read, 4096, lost, 0};
+	}
+	bool cancel(int) noexcept override { return false; }
+	bool answered() noexcept override { return false; }
+	void release() noexcept override { releases++; }
+
+	std::atomic<int> runs{0}, collects{0}, lost_collects{0}, releases{0};
+
+private:
+	const bool refuse_;
+};
+
+struct HostedHarness {
+	explicit HostedHarness(unsigned depth)
+	{
+		dispatcher =
+			std::make_unique<Dispatcher>(config_with(depth), clock, [](const Job &job) {
+				return "/cg/" + std::to_string(job.cgroup_id);
+			});
+		dispatcher->host_maker([this](const Job &) -> std::shared_ptr<Host> {
+			hosts_made++;
+			return host;
+		});
+		REQUIRE(dispatcher->start());
+	}
+	~HostedHarness()
+	{
+		host->serving = true;
+		(void)dispatcher->shutdown(20 * second);
+	}
+
+	bool wait_released(const std::deque<PostedJob> &jobs)
+	{
+		return Harness::poll([&] {
+			for (const auto &j : jobs)
+				if (j.releases == 0)
+					return false;
+			return true;
+		});
+	}
+
+	ManualClock clock;
+	std::shared_ptr<FakeHost> host = std::make_shared<FakeHost>();
+	std::atomic<int> hosts_made{0};
+	std::unique_ptr<Dispatcher> dispatcher;
+};
+
+} /* namespace */
+
+TEST_CASE("a worker with a host: jobs are posted by their submitters, collected and released "
+	  "once, never more than worker_depth at the host at once")
+{
+	HostedHarness h(3);
+	std::deque<PostedJob> jobs;
+	for (int i = 0; i < 400; i++)
+		jobs.emplace_back(7, false);
+	std::vector<std::thread> submitters;
+	for (int t = 0; t < 4; t++)
+		submitters.emplace_back([&, t] {
+			for (size_t i = static_cast<size_t>(t); i < jobs.size(); i += 4)
+				h.dispatcher->submit(&jobs[i]);
+		});
+	for (auto &t : submitters)
+		t.join();
+	REQUIRE(h.wait_released(jobs));
+	for (const auto &j : jobs) {
+		CHECK(j.runs == 0); /* no thread of the daemon ran it */
+		CHECK(j.collects == 1);
+		CHECK(j.lost_collects == 0);
+		CHECK(j.releases == 1);
+	}
+	CHECK(h.host->posts == 400);
+	CHECK(h.host->served == 400);
+	CHECK(h.host->max_active <= 3);
+	CHECK(h.hosts_made == 1);
+	CHECK(stats_of(*h.dispatcher, 7)->reads == 400);
+	REQUIRE(Harness::poll([&] {
+		for (const auto &w : h.dispatcher->workers())
+			if (w.cgroup_id == 7 && !w.root)
+				return w.in_flight == 0 && w.queued == 0 && w.pid == 4242 &&
+				       w.charged;
+		return false;
+	}));
+}
+
+TEST_CASE("a worker with a host: what the host refuses runs on a worker thread")
+{
+	HostedHarness h(2);
+	std::deque<PostedJob> jobs;
+	jobs.emplace_back(7, false);
+	jobs.emplace_back(7, true);
+	jobs.emplace_back(7, false);
+	for (auto &j : jobs)
+		h.dispatcher->submit(&j);
+	REQUIRE(h.wait_released(jobs));
+	CHECK(jobs[0].collects == 1);
+	CHECK(jobs[1].runs == 1);
+	CHECK(jobs[1].collects == 0);
+	CHECK(jobs[2].collects == 1);
+	for (const auto &j : jobs)
+		CHECK(j.releases == 1);
+}
+
+TEST_CASE("a worker with a host: jobs beyond worker_depth wait in the queue and are posted "
+	  "as the host finishes")
+{
+	HostedHarness h(2);
+	h.host->serving = false; /* stuck: takes nothing */
+	std::deque<PostedJob> jobs;
+	for (int i = 0; i < 6; i++)
+		jobs.emplace_back(7, false);
+	for (auto &j : jobs)
+		h.dispatcher->submit(&j);
+	REQUIRE(Harness::poll([&] { return h.host->posts == 2; }));
+	auto w = h.dispatcher->workers();
+	bool seen = false;
+	for (const auto &i : w)
+		if (i.cgroup_id == 7 && !i.root) {
+			seen = true;
+			CHECK(i.in_flight == 2);
+			CHECK(i.queued == 4);
+		}
+	CHECK(seen);
+	h.host->serving = true;
+	REQUIRE(h.wait_released(jobs));
+	CHECK(h.host->posts == 6);
+	for (const auto &j : jobs) {
+		CHECK(j.collects == 1);
+		CHECK(j.runs == 0);
+	}
+}
+
+TEST_CASE("a worker with a host that dies: the jobs it never finished are collected as lost")
+{
+	HostedHarness h(2);
+	h.host->serving = false;
+	std::deque<PostedJob> jobs;
+	jobs.emplace_back(7, false);
+	jobs.emplace_back(7, false);
+	for (auto &j : jobs)
+		h.dispatcher->submit(&j);
+	REQUIRE(Harness::poll([&] { return h.host->posts == 2; }));
+	/* Not looked at before they are overdue. */
+	h.host->died = true;
+	h.clock.advance_ns(second);
+	REQUIRE(h.wait_released(jobs));
+	for (const auto &j : jobs) {
+		CHECK(j.collects == 1);
+		CHECK(j.lost_collects == 1);
+		CHECK(j.runs == 0);
+	}
+	CHECK(h.host->served == 0);
 }
