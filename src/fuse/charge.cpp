@@ -640,11 +640,11 @@ namespace {
 constexpr int64_t step_out_after_ns = 200000; /* 0.2 ms without a request */
 
 struct Stepper {
-	std::vector<int> in, out; /* cgroup.procs files, opened for writing */
+	std::vector<int> in, out;	  /* cgroup.procs files, opened for writing */
 	std::vector<std::string> in_dirs; /* the caller's v1 directories (for pids.max) */
 	std::mutex mutex;
-	bool inside = true;		  /* under mutex */
-	unsigned busy = 0;		  /* requests being served; under mutex */
+	bool inside = true; /* under mutex */
+	unsigned busy = 0;  /* requests being served; under mutex */
 	std::atomic<int64_t> last_done_ns{0};
 	std::atomic<uint64_t> steps{0}, step_ns{0}; /* moves made, and their time */
 };
@@ -1036,8 +1036,7 @@ void charge_maker_main()
 				for (const auto &d : self->v1_dirs)
 					files.out.push_back(open_procs(d));
 			}
-			files.in.push_back(
-				openat(cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC));
+			files.in.push_back(openat(cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC));
 			const char *dir = req.paths;
 			for (uint32_t i = 0; i < req.dirs; i++) {
 				int fd = open_procs(dir);
