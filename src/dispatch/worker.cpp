@@ -232,9 +232,9 @@ Worker::PostResult Worker::try_post(Job *job, MutexLocker &l)
 	if (!host_ || rehosting_ || host_->dead())
 		return PostResult::
 			refused; /* a thread runs it (and makes a new host for a dead one) */
-	/* Jobs the host finished hold a slot until collected: collect them now and then. */
+	/* Jobs the host finished hold a slot (and a thread there) until collected: now. */
 	size_t depth = dispatcher_.depth_.load();
-	if (posted_ >= depth)
+	if (posted_ > 0)
 		(void)collect_posted(l, nullptr);
 	/*
 	 * At most `depth` jobs in the works: those run by threads, and the

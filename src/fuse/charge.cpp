@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "charge.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <condition_variable>
@@ -698,26 +699,27 @@ bool begin_request(Stepper &st)
 	return true;
 }
 
-void end_request(Stepper &st)
+/* A request is done; true when it was the last one in the works (the host is idle). */
+bool end_request(Stepper &st)
 {
 	std::lock_guard<std::mutex> l(st.mutex);
-	st.busy--;
 	st.last_done_ns.store(monotonic_ns(), std::memory_order_relaxed);
+	return --st.busy == 0;
 }
 
-/* Idle long enough: step out. True when out (or nothing to step out to). */
-bool step_out_if_idle(Stepper &st)
+/*
+ * step_out_after since the host went idle: step out, unless it has served
+ * meanwhile (then the thread that went idle after that steps out later).
+ */
+void step_out_if_idle(Stepper &st)
 {
 	std::lock_guard<std::mutex> l(st.mutex);
-	if (!st.inside || st.out.empty())
-		return true;
-	if (st.busy != 0 ||
+	if (!st.inside || st.out.empty() || st.busy != 0 ||
 	    monotonic_ns() - st.last_done_ns.load(std::memory_order_relaxed) < step_out_after_ns)
-		return false;
+		return;
 	/* Half out is no worse than in: what did move stays out until the next request. */
 	st.inside = false;
 	(void)move_to(st, st.out);
-	return true;
 }
 
 SlotControl *slot_control(HostState &h, unsigned slot)
@@ -771,14 +773,16 @@ void serve_slot(HostState &h, unsigned slot)
 	uint32_t seen = c->posted.load(std::memory_order_acquire);
 	c->ready.store(1, std::memory_order_release);
 	futex_wake(&c->ready);
-	bool may_step_out = false; /* this thread served last: it steps out when idle */
+	bool may_step_out = false; /* this thread left the host idle: it steps out later */
 	for (;;) {
 		uint32_t now = c->posted.load(std::memory_order_acquire);
 		if (now == seen) {
 			if (may_step_out) {
+				/* Once: a wait per idle spell, not a poll. */
+				may_step_out = false;
 				int r = futex_wait(&c->posted, seen, step_out_after_ns);
-				if (r < 0 && errno == ETIMEDOUT && step_out_if_idle(h.step))
-					may_step_out = false;
+				if (r < 0 && errno == ETIMEDOUT)
+					step_out_if_idle(h.step);
 			} else {
 				futex_wait(&c->posted, seen, -1);
 			}
@@ -826,8 +830,7 @@ void serve_slot(HostState &h, unsigned slot)
 		c->replied = mine;
 		c->finished_ns = monotonic_ns();
 		img.reset();
-		end_request(h.step);
-		may_step_out = true;
+		may_step_out = end_request(h.step);
 		c->done.store(seen, std::memory_order_seq_cst);
 		if (c->waiting.load(std::memory_order_seq_cst) != 0)
 			futex_wake(&c->done);
@@ -1031,16 +1034,31 @@ void charge_maker_main()
 			};
 			auto maker = cgroup::placement_of(getppid());
 			auto self = cgroup::placement_of(getpid());
+			/*
+			 * Only the hierarchies where the caller's cgroup is not the
+			 * maker's: a move costs even when it goes nowhere.
+			 */
+			std::vector<std::string> theirs;
+			for (const char *d = req.paths;
+			     d < req.paths + sizeof(req.paths) && theirs.size() < req.dirs;
+			     d += std::strlen(d) + 1)
+				theirs.emplace_back(d);
+			auto shared = [&](const std::string &d) {
+				return self && std::find(self->v1_dirs.begin(), self->v1_dirs.end(),
+							 d) != self->v1_dirs.end();
+			};
 			if (maker && self && !maker->v2_dir.empty()) {
 				files.out.push_back(open_procs(maker->v2_dir));
 				for (const auto &d : self->v1_dirs)
-					files.out.push_back(open_procs(d));
+					if (std::find(theirs.begin(), theirs.end(), d) ==
+					    theirs.end())
+						files.out.push_back(open_procs(d));
 			}
 			files.in.push_back(openat(cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC));
 			const char *dir = req.paths;
 			for (uint32_t i = 0; i < req.dirs; i++) {
 				int fd = open_procs(dir);
-				if (fd >= 0) {
+				if (fd >= 0 && !shared(dir)) {
 					files.in.push_back(fd);
 					files.in_dirs.emplace_back(dir);
 				}
@@ -1067,6 +1085,8 @@ void charge_maker_main()
 					}
 					_exit(2);
 				}
+				if (shared(dir))
+					close(fd); /* nothing to step in and out of there */
 				dir += std::strlen(dir) + 1;
 			}
 			if (p != MAP_FAILED)
