@@ -229,13 +229,13 @@ Worker::PostResult Worker::pump_locked(MutexLocker &l)
 
 Worker::PostResult Worker::try_post(Job *job, MutexLocker &l)
 {
-	if (!host_ || rehosting_ || host_->dead())
-		return PostResult::
-			refused; /* a thread runs it (and makes a new host for a dead one) */
 	/* Jobs the host finished hold a slot (and a thread there) until collected: now. */
-	size_t depth = dispatcher_.depth_.load();
 	if (posted_ > 0)
 		(void)collect_posted(l, nullptr);
+	/* No host (a thread runs it, and makes a new host for a dead one). */
+	if (!host_ || rehosting_ || host_->dead())
+		return PostResult::refused;
+	size_t depth = dispatcher_.depth_.load();
 	/*
 	 * At most `depth` jobs in the works: those run by threads, and the
 	 * posted ones the host has not answered yet (an answer may be what
