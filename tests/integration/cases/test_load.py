@@ -288,14 +288,19 @@ def load_run(t, cap, depth, phases, warm, charge="none"):
         # baseline, 8-20 after the load). The baseline counts too: it is taken after
         # the warm-up's short-lived callers. Before, every cache filled up with callers
         # long gone: 244-256 at the baseline and 256 after.
+        # With charge=cgroup, the host maker's pidfd stays too. Half as many again are
+        # let through: a caller in two threads' caches counts twice (seen once: 130 for
+        # 120 callers alive at once, under ASan), while caches that keep the pidfds of
+        # exited callers fill up (256, as above).
         at_rest = [("the baseline", base, warm), ("after the load", after, phases)]
         for what, snap, shape in at_rest:
             alive_at_once = max(batch * procs for _, _, batch, procs in shape)
-            pidfd_bound = alive_at_once + SESSION_THREADS
+            slack = alive_at_once // 2 + (1 if charge == "cgroup" else 0)
+            pidfd_bound = alive_at_once + SESSION_THREADS + slack
             check(snap["pidfds"] <= pidfd_bound,
                   f"{snap['pidfds']} pidfds open at rest, {what}: more than {pidfd_bound} "
-                  f"({alive_at_once} callers alive at once + {SESSION_THREADS}): pidfds "
-                  f"of callers that have exited are kept")
+                  f"({alive_at_once} callers alive at once + {SESSION_THREADS} + {slack}): "
+                  f"pidfds of callers that have exited are kept")
         # Memory: the statistics entries (kept on purpose, up to 4096) and a margin for
         # the allocator's free lists and cached thread stacks.
         entries = len(st["cgroups"]) - len(st0["cgroups"])
