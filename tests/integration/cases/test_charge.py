@@ -913,8 +913,12 @@ def test_cgroup_kill(t):
         check(m.proc.poll() is None, "the daemon died")
         check(isinstance(ctl_mount(m.mnt, "workers"), list), "cgloopctl workers")
         c = Group(t, cg, "c")
+        # A process that stays in C: its worker process leaves when C's last one exits.
+        c_holder = c.popen(["sleep", "30"])
         c.run(["dd", f"if={f}", "of=/dev/null", "bs=1M", "count=4", "status=none"])
         new = charged_worker(m.mnt, c)
+        c_holder.kill()
+        c_holder.wait()
         check(new["pid"] not in (pid, b_pid), f"C's worker process {new} is not a new one")
         check_eq(charged_worker(m.mnt, b)["pid"], b_pid, "B's worker process")
         t1 = time.monotonic()
