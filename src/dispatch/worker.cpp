@@ -163,11 +163,7 @@ bool Worker::enqueue(Job *job)
 
 Job *Worker::pop_locked()
 {
-	Job *job = head_;
-	head_ = job->work_.next;
-	if (!head_)
-		tail_ = nullptr;
-	queued_--;
+	Job *job = unqueue_head_locked();
 	link_in_flight_locked(job);
 	return job;
 }

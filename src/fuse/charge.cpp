@@ -647,7 +647,6 @@ struct Stepper {
 	bool inside = true; /* under mutex */
 	unsigned busy = 0;  /* requests being served; under mutex */
 	std::atomic<int64_t> last_done_ns{0};
-	std::atomic<uint64_t> steps{0}, step_ns{0}; /* moves made, and their time */
 };
 
 struct HostState {
@@ -663,9 +662,8 @@ struct HostState {
 bool over_pids_max(const char *dir);
 
 /* Move this process into the cgroups of `fds` (all of them, or false). */
-bool move_to(Stepper &st, const std::vector<int> &fds)
+bool move_to(const std::vector<int> &fds)
 {
-	int64_t t0 = monotonic_ns();
 	for (int fd : fds) {
 		ssize_t n;
 		do
@@ -674,8 +672,6 @@ bool move_to(Stepper &st, const std::vector<int> &fds)
 		if (n != 1)
 			return false;
 	}
-	st.steps.fetch_add(1, std::memory_order_relaxed);
-	st.step_ns.fetch_add(static_cast<uint64_t>(monotonic_ns() - t0), std::memory_order_relaxed);
 	return true;
 }
 
@@ -690,7 +686,7 @@ bool begin_request(Stepper &st)
 	st.busy++;
 	if (st.inside)
 		return true;
-	if (!move_to(st, st.in))
+	if (!move_to(st.in))
 		return false;
 	for (const auto &d : st.in_dirs)
 		if (over_pids_max(d.c_str()))
@@ -719,7 +715,7 @@ void step_out_if_idle(Stepper &st)
 		return;
 	/* Half out is no worse than in: what did move stays out until the next request. */
 	st.inside = false;
-	(void)move_to(st, st.out);
+	(void)move_to(st.out);
 }
 
 SlotControl *slot_control(HostState &h, unsigned slot)
@@ -1047,14 +1043,18 @@ void charge_maker_main()
 				return self && std::find(self->v1_dirs.begin(), self->v1_dirs.end(),
 							 d) != self->v1_dirs.end();
 			};
+			bool same_v2 = maker && self && maker->v2_dir == self->v2_dir;
 			if (maker && self && !maker->v2_dir.empty()) {
-				files.out.push_back(open_procs(maker->v2_dir));
+				if (!same_v2)
+					files.out.push_back(open_procs(maker->v2_dir));
 				for (const auto &d : self->v1_dirs)
 					if (std::find(theirs.begin(), theirs.end(), d) ==
 					    theirs.end())
 						files.out.push_back(open_procs(d));
 			}
-			files.in.push_back(openat(cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC));
+			if (!same_v2)
+				files.in.push_back(
+					openat(cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC));
 			const char *dir = req.paths;
 			for (uint32_t i = 0; i < req.dirs; i++) {
 				int fd = open_procs(dir);

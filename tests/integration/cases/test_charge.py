@@ -383,6 +383,17 @@ def test_cpu_is_charged_to_the_caller(t):
                 check(not holds, "charge=none: the CPU was charged to A")
 
 
+def stuck_read(m, group, f):
+    """A read of `group` at 40 MiB (behind a held Gate), arrived at the daemon and, a
+    moment later, in the group's worker process."""
+    stuck = group.popen(["dd", f"if={f}", "of=/dev/null", "bs=64k", "count=1",
+                         f"skip={40 * 16}", "iflag=direct", "status=none"],
+                        stderr=subprocess.PIPE)
+    harness.wait_arrived(m.mnt, group.rel(), 1)
+    time.sleep(0.2)
+    return stuck
+
+
 @harness.timeout(90)
 def test_killed_worker_process(t):
     """The worker process is killed while A's read is stuck in it: the read is
@@ -399,11 +410,7 @@ def test_killed_worker_process(t):
         first = worker_of(m.mnt, a)
         check(first and first["charged"], f"no charged worker: {first}")
         with gate.held():
-            stuck = a.popen(["dd", f"if={f}", "of=/dev/null", "bs=64k", "count=1",
-                             f"skip={40 * 16}", "iflag=direct", "status=none"],
-                            stderr=subprocess.PIPE)
-            harness.wait_arrived(m.mnt, a.rel(), 1)
-            time.sleep(0.2)
+            stuck = stuck_read(m, a, f)
             t0 = time.monotonic()
             os.kill(first["pid"], signal.SIGKILL)
             stuck.wait(10)
@@ -690,11 +697,7 @@ def test_oom_killed_worker_process(t):
         reader.wait_passes(2)
         b_pid = charged_worker(m.mnt, b)["pid"]
         with gate.held():
-            stuck = a.popen(["dd", f"if={f}", "of=/dev/null", "bs=64k", "count=1",
-                             f"skip={40 * 16}", "iflag=direct", "status=none"],
-                            stderr=subprocess.PIPE)
-            harness.wait_arrived(m.mnt, a.rel(), 1)
-            time.sleep(0.2)
+            stuck = stuck_read(m, a, f)
             kills = oom_kills(a)
             t0 = time.monotonic()
             trigger = a.popen([sys.executable, "-c", HOG], stdout=subprocess.DEVNULL,
