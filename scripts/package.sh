@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # Build the Debian package of this tree and check it for real:
 #   1. copy the tree (git's files, no build directories) to a temporary
-#      directory and run "dpkg-buildpackage -us -uc -b" there, so nothing is
+#      directory and run "dpkg-buildpackage -us -uc -b -Jauto" there, so nothing is
 #      written beside the checkout;
 #   2. lintian on the .deb and the .changes: no error, no warning;
 #   3. the package's dependencies: Depends names every library the programs
@@ -163,7 +163,7 @@ else
     (cd "$top" && tar --exclude='./build*' --exclude='./subprojects/*/' -cf - .) | tar -xf - -C "$src"
 fi
 echo "package.sh: building in $src (log: $tmp/build.log)" >&2
-if (cd "$src" && dpkg-buildpackage -us -uc -b) >"$tmp/build.log" 2>&1 &&
+if (cd "$src" && dpkg-buildpackage -us -uc -b -Jauto) >"$tmp/build.log" 2>&1 &&
     [ -f "$tmp/$deb_name" ]; then
     pass build
 else

@@ -68,9 +68,15 @@ run_build() {
 
 run_build plain build-ci || status=1
 # clang with -Werror: its -Wthread-safety checks the lock annotations.
-run_build clang build-clang CXX=clang++ TESTS="--suite unit --suite style" -Dman-pages=disabled || status=1
-# Sanitizers slow the mount tests down; give them more time.
-run_build asan build-asan TIMEOUT=2 -Db_sanitize=address,undefined -Db_lundef=false || status=1
+# Its code is not what ships: no optimization and no debug information, which
+# halves its build time.
+run_build clang build-clang CXX=clang++ TESTS="--suite unit --suite style" \
+    -Doptimization=0 -Ddebug=false -Dman-pages=disabled || status=1
+# Sanitizers slow the mount tests down; give them more time. -O1 (what the
+# sanitizers' documentation advises) and line tables only (-g1, enough for
+# their reports) build in less than half the time of -O2 -g.
+run_build asan build-asan TIMEOUT=2 -Doptimization=1 -Dcpp_args=-g1 \
+    -Db_sanitize=address,undefined -Db_lundef=false || status=1
 
 # ThreadSanitizer, run without address randomization (setarch -R, for the test
 # and the daemons it starts): gcc 12's libtsan dies with "unexpected memory
@@ -87,7 +93,7 @@ fi
 run_build tsan build-tsan TIMEOUT=2 UNDER="$tsan_under" \
     TARGETS="src/cgloopfs src/cgloopctl tests/tools/gatefs tests/unit/test_dispatcher tests/unit/test_request tests/unit/test_payload_pool" \
     TESTS="test_dispatcher test_request test_payload_pool mount/test_control" \
-    -Db_sanitize=thread -Dman-pages=disabled || status=1
+    -Doptimization=1 -Dcpp_args=-g1 -Db_sanitize=thread -Dman-pages=disabled || status=1
 
 run_build fuzz build-fuzz CXX=clang++ \
     TARGETS="tests/fuzz/fuzz_manifest tests/fuzz/fuzz_mount_options tests/fuzz/fuzz_control_request tests/fuzz/fuzz_control_framing" \
