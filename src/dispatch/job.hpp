@@ -44,6 +44,11 @@ public:
 	virtual bool finished(unsigned slot) const noexcept = 0;
 	/* The caller of the job posted to `slot` has its answer, or is about to. Lock-free. */
 	virtual bool answering(unsigned slot) const noexcept = 0;
+	/*
+	 * The job posted to `slot` has waited a while: if the host has not
+	 * taken it yet, wake another of its threads. Lock-free.
+	 */
+	virtual void nudge(unsigned slot) noexcept { (void)slot; }
 };
 
 /*

@@ -298,6 +298,8 @@ size_t Worker::collect_posted(MutexLocker &l, WorkerContext *ctx)
 	const Clock &clock = dispatcher_.clock_;
 	/* A host that answers nothing for this long is looked at: killed, stuck? */
 	constexpr int64_t overdue_ns = 100 * 1000000LL;
+	/* A job the host has not taken after this long has it woken again (Host::nudge()). */
+	constexpr int64_t nudge_after_ns = 1000000LL;
 	int64_t now = clock.now_ns();
 	bool look = ctx && now - last_dying_check_ns_ >= overdue_ns;
 	std::array<Job *, 64> batch;
@@ -309,8 +311,12 @@ size_t Worker::collect_posted(MutexLocker &l, WorkerContext *ctx)
 			continue;
 		bool done = w.host->finished(static_cast<unsigned>(w.slot));
 		bool gone = !done && look && now - w.submitted_ns >= overdue_ns && w.host->dying();
-		if (!done && !gone)
+		if (!done && !gone) {
+			/* Left to a host thread that is slow to come to it? */
+			if (now - w.submitted_ns >= nudge_after_ns)
+				w.host->nudge(static_cast<unsigned>(w.slot));
 			continue;
+		}
 		w.collecting = true;
 		lost[n] = gone;
 		batch[n++] = job;

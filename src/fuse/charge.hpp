@@ -18,13 +18,16 @@
  * socket the first time it needs it, and is told when the image is gone),
  * and the state images share (block lock, lost-write errors, sizes).
  *
- * Hand-off, per request, through a shared memory file: the worker thread
- * that runs a job has a slot in its host (one per thread, so a slot is
- * never shared); it writes the request there (a write's payload into the
- * slot's buffer), bumps the slot's `posted` word and wakes the host's
- * thread for the slot (a futex), then waits on `done`. The host's thread
- * does the operation on its replica of the image (BackingImage::replica()),
- * takes the slot's answer word, answers the kernel, and bumps `done`.
+ * Hand-off, per request, through a shared memory file of slots: the daemon
+ * thread that has the request (the session thread that read it, through
+ * Worker::try_post, or a worker thread for what must wait: fsync...) writes
+ * it into a free slot (a write's payload into the slot's buffer), bumps the
+ * slot's `posted` word and sets the slot's bit in the host's queue. Any of
+ * the host's threads (one per slot used) takes it, does the operation on
+ * its replica of the image (BackingImage::replica()), takes the slot's
+ * answer word, answers the kernel, and bumps `done`; the daemon collects
+ * it later, or waits on `done`. A post wakes a sleeping host thread only
+ * when no thread already serving will come to it soon.
  *
  * Answering once: the answer word starts open; the host takes it before
  * answering (claim_worker), the daemon (an interrupt, a timeout) before it
@@ -87,6 +90,7 @@ public:
 	bool dying() const noexcept override;
 	bool finished(unsigned slot) const noexcept override;
 	bool answering(unsigned slot) const noexcept override;
+	void nudge(unsigned slot) noexcept override;
 
 	/* How a call went. */
 	struct Answer {

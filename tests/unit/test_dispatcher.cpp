@@ -1156,6 +1156,12 @@ public:
 		return state[slot] >= answering_now;
 	}
 
+	void nudge(unsigned slot) noexcept override
+	{
+		if (state[slot] == posted)
+			nudges++;
+	}
+
 	void post(unsigned slot)
 	{
 		CHECK(state[slot] != posted); /* a slot is reused only once collected */
@@ -1166,7 +1172,7 @@ public:
 	std::array<std::atomic<int>, 64> state{};
 	std::atomic<bool> died{false};
 	std::atomic<bool> serving{true}; /* false: takes nothing (stuck) */
-	std::atomic<int> posts{0}, served{0}, active{0}, max_active{0};
+	std::atomic<int> posts{0}, served{0}, active{0}, max_active{0}, nudges{0};
 
 private:
 	void serve()
@@ -1349,6 +1355,25 @@ TEST_CASE("a worker with a host: jobs beyond worker_depth wait in the queue and 
 		CHECK(j.collects == 1);
 		CHECK(j.runs == 0);
 	}
+}
+
+TEST_CASE("a worker with a host: a job the host has not taken after 1 ms is nudged, not before")
+{
+	HostedHarness h(2);
+	h.host->serving = false; /* its threads are slow to come to it */
+	std::deque<PostedJob> jobs;
+	jobs.emplace_back(7, false);
+	h.dispatcher->submit(&jobs[0]);
+	REQUIRE(Harness::poll([&] { return h.host->posts == 1; }));
+	/* The collector polls meanwhile (every 1 ms); on the worker's clock no time passes. */
+	std::this_thread::sleep_for(20ms);
+	CHECK(h.host->nudges == 0);
+	h.clock.advance_ns(2 * 1000000);
+	REQUIRE(Harness::poll([&] { return h.host->nudges > 0; }));
+	h.host->serving = true;
+	REQUIRE(h.wait_released(jobs));
+	CHECK(jobs[0].collects == 1);
+	CHECK(jobs[0].lost_collects == 0);
 }
 
 TEST_CASE("a worker with a host that dies: the jobs it never finished are collected as lost")

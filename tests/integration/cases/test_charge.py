@@ -871,7 +871,13 @@ def test_cgroup_kill(t):
         b_reader.wait_passes(2)
         pid = charged_worker(m.mnt, a)["pid"]
         b_pid = charged_worker(m.mnt, b)["pid"]
-        procs = harness.Cgroup.procs(a.v2)
+        # The worker process is in A only while it serves (it steps out 0.2 ms after a
+        # request): caught there within a few looks while A reads.
+        for _ in range(200):
+            procs = harness.Cgroup.procs(a.v2)
+            if pid in procs and loop.pid in procs and a_reader.proc.pid in procs:
+                break
+            time.sleep(0.005)
         check(pid in procs and loop.pid in procs and a_reader.proc.pid in procs,
               f"A's processes {procs}: not the worker {pid}, the loop {loop.pid} and "
               f"the reader {a_reader.proc.pid}")
