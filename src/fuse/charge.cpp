@@ -56,6 +56,8 @@ struct SlotControl {
 	uint32_t datasync;
 	int32_t lost_write_error;
 	uint64_t serial, unique, pos, len, size, backing_size;
+	uint64_t
+		payload_offset; /* a write's payload: 0 in the slot's buffer, else 1 + in the arena */
 	/* The result. */
 	int64_t value;
 	/* Written by the host before it answers, taken once by the daemon (atomic_ref). */
@@ -98,7 +100,7 @@ constexpr size_t shm_size = page + host_slots * slot_stride;
 /* Host side: how long to wait for a dead daemon to show. */
 constexpr int64_t wait_step_ns = 100 * 1000000LL;
 
-enum class Msg : uint32_t { image = 1, forget = 2, start = 3 };
+enum class Msg : uint32_t { image = 1, forget = 2, start = 3, arena = 4 };
 struct Message {
 	Msg type;
 	uint32_t slot;
@@ -297,7 +299,10 @@ struct SpawnReply {
 	int32_t error; /* errno of clone3 */
 };
 
-HostMaker::HostMaker(int fuse_fd) : fuse_fd_(fuse_fd) {}
+HostMaker::HostMaker(int fuse_fd, const PayloadPool &payloads)
+	: fuse_fd_(fuse_fd), payloads_(payloads)
+{
+}
 
 HostMaker::~HostMaker()
 {
@@ -375,6 +380,7 @@ std::shared_ptr<ChargeHost> HostMaker::spawn(pid_t caller, std::string &error)
 	}
 
 	std::shared_ptr<ChargeHost> host(new ChargeHost());
+	host->payloads_ = &payloads_;
 	UniqueFd memfd(static_cast<int>(syscall(SYS_memfd_create, "cgloopfs-host", MFD_CLOEXEC)));
 	if (!memfd || ftruncate(memfd.get(), static_cast<off_t>(shm_size)) < 0) {
 		error = fmt::format("shared memory: {}", std::strerror(errno));
@@ -522,13 +528,26 @@ bool ChargeHost::start_slot(unsigned slot)
 	return true;
 }
 
+bool ChargeHost::send_arena()
+{
+	if (arena_sent_ || !payloads_ || payloads_->arena_fd() < 0)
+		return true;
+	Message m = {};
+	m.type = Msg::arena;
+	int fd = payloads_->arena_fd();
+	if (!send_blob(socket_.get(), &m, sizeof(m), &fd, 1))
+		return false;
+	arena_sent_ = true;
+	return true;
+}
+
 bool ChargeHost::prepare(unsigned slot, const image::BackingImage &img)
 {
 	if (slot >= host_slots || dead())
 		return false;
 	{
 		MutexLocker l(mutex_);
-		if (!start_slot(slot) || !send_image(img))
+		if (!start_slot(slot) || !send_arena() || !send_image(img))
 			return false;
 	}
 	SlotControl *c = control(slot);
@@ -570,8 +589,15 @@ void ChargeHost::post(unsigned slot, const image::BackingImage &img, const IoPar
 	c->reply_err = 0;
 	c->write_error = 0;
 	c->finished_ns = 0;
-	if (p.op == IoOp::write && p.len > 0)
-		std::memcpy(buffer(slot), p.payload, p.len);
+	c->payload_offset = 0;
+	if (p.op == IoOp::write && p.len > 0) {
+		/* Where the kernel put it, if the host sees that (prepare() sent it the arena). */
+		uint64_t off;
+		if (payloads_ && payloads_->arena_offset(p.payload, p.len, off))
+			c->payload_offset = off + 1;
+		else
+			std::memcpy(buffer(slot), p.payload, p.len);
+	}
 	uint32_t seq = seq_[slot].load(std::memory_order_relaxed) + 1;
 	seq_[slot].store(seq, std::memory_order_release);
 	c->posted.store(seq, std::memory_order_release);
@@ -716,6 +742,9 @@ struct HostState {
 	std::mutex mutex;
 	std::condition_variable arrived;
 	std::unordered_map<uint64_t, std::shared_ptr<image::BackingImage>> images;
+	/* The daemon's payload arena, mapped read-only (Msg::arena); under mutex */
+	const char *arena = nullptr;
+	size_t arena_size = 0;
 	Stepper step;
 };
 
@@ -792,6 +821,18 @@ std::shared_ptr<image::BackingImage> find_image(HostState &h, uint64_t serial)
 	return it == h.images.end() ? nullptr : it->second;
 }
 
+/* Where the payload of the write posted to `c` is (nullptr: not in the arena). */
+const char *arena_payload(HostState &h, const SlotControl &c)
+{
+	std::unique_lock<std::mutex> l(h.mutex);
+	/* The daemon sends the arena before the first request that needs it. */
+	h.arrived.wait_for(l, std::chrono::seconds(5), [&] { return h.arena != nullptr; });
+	uint64_t off = c.payload_offset - 1;
+	if (!h.arena || off > h.arena_size || c.len > h.arena_size - off)
+		return nullptr;
+	return h.arena + off;
+}
+
 /* Answer the kernel: the header, then a read's data or a write's count. */
 int answer(HostState &h, const SlotControl &c, const IoResult &r)
 {
@@ -861,7 +902,9 @@ bool serve_slot(HostState &h, unsigned slot, AlignedBuffer &data, AlignedBuffer 
 		p.datasync = c->datasync != 0;
 		p.lost_write_error = c->lost_write_error;
 		p.payload = buf;
-		r = perform_io(*img, p, data, scratch);
+		if (c->payload_offset != 0)
+			p.payload = arena_payload(h, *c);
+		r = p.payload ? perform_io(*img, p, data, scratch) : IoResult{-EIO, {}};
 		/* The daemon keeps lost writes' errors, for every process's fsync. */
 		c->write_error = img->take_write_error();
 	}
@@ -1303,6 +1346,24 @@ void charge_worker_main(StepFiles files)
 			{
 				std::lock_guard<std::mutex> l(h.mutex);
 				h.images[m.serial] = std::move(img);
+			}
+			h.arrived.notify_all();
+			break;
+		}
+		case Msg::arena: {
+			UniqueFd fd(fds[0]);
+			struct stat st = {};
+			if (!fd || fstat(fd.get(), &st) < 0 || st.st_size <= 0)
+				break;
+			auto size = static_cast<size_t>(st.st_size);
+			void *mapped = mmap(nullptr, size, PROT_READ, MAP_SHARED | MAP_NORESERVE,
+					    fd.get(), 0);
+			if (mapped == MAP_FAILED)
+				break;
+			{
+				std::lock_guard<std::mutex> l(h.mutex);
+				h.arena = static_cast<const char *>(mapped);
+				h.arena_size = size;
 			}
 			h.arrived.notify_all();
 			break;

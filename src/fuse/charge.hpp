@@ -77,6 +77,8 @@ inline bool claim_remote(std::atomic<uint32_t> &word)
 /* The host's slots: at most worker_depth's maximum. */
 inline constexpr unsigned host_slots = 64;
 
+class PayloadPool;
+
 class ChargeHost final : public dispatch::Host
 {
 public:
@@ -147,6 +149,7 @@ private:
 	bool send_image(const image::BackingImage &img) CGL_REQUIRES(mutex_);
 	void send_forget(uint64_t serial) CGL_EXCLUDES(mutex_);
 	bool start_slot(unsigned slot) CGL_REQUIRES(mutex_);
+	bool send_arena() CGL_REQUIRES(mutex_);
 	struct SlotControl *control(unsigned slot) const;
 	char *buffer(unsigned slot) const;
 
@@ -164,6 +167,8 @@ private:
 	Mutex mutex_;
 	std::unordered_set<uint64_t> images_ CGL_GUARDED_BY(mutex_); /* serials passed */
 	uint64_t started_ CGL_GUARDED_BY(mutex_) = 0;		     /* slots asked for */
+	const PayloadPool *payloads_ = nullptr; /* whose arena the host maps (send_arena) */
+	bool arena_sent_ CGL_GUARDED_BY(mutex_) = false;
 };
 
 /*
@@ -176,7 +181,8 @@ private:
 class HostMaker
 {
 public:
-	explicit HostMaker(int fuse_fd);
+	/* Its hosts answer on `fuse_fd`, and read write payloads out of `payloads`' arena. */
+	HostMaker(int fuse_fd, const PayloadPool &payloads);
 	~HostMaker();
 	HostMaker(const HostMaker &) = delete;
 	HostMaker &operator=(const HostMaker &) = delete;
@@ -192,6 +198,7 @@ private:
 	bool start_locked(std::string &error) CGL_REQUIRES(mutex_);
 
 	const int fuse_fd_;
+	const PayloadPool &payloads_;
 	Mutex mutex_; /* one spawn at a time; a leaf */
 	UniqueFd socket_ CGL_GUARDED_BY(mutex_);
 	UniqueFd pidfd_ CGL_GUARDED_BY(mutex_);

@@ -9,6 +9,12 @@
  * buffer is laid out so a write's payload starts on a page boundary, which
  * O_DIRECT backing files need.
  *
+ * The buffers are carved out of one shared memory file (the arena) as long
+ * as it has room, so that a charge=cgroup worker process, which maps the
+ * arena read-only (fuse/charge.hpp), writes a payload from where the kernel
+ * put it instead of from a copy. Beyond the arena's room they are private
+ * memory, and are copied.
+ *
  * The buffers held by requests are bounded by `max_parked`: when that many
  * are parked, a session thread waits for one to come back before it parks
  * another (the kernel then holds further requests, of every cgroup, in its
@@ -63,13 +69,25 @@ public:
 	/* A session thread's buffer comes back (the thread ends). */
 	void put(char *base) noexcept CGL_EXCLUDES(mutex_);
 
+	/*
+	 * A parked buffer a worker process may still be reading (it died
+	 * under a write, perhaps stuck in the kernel): counted back, never
+	 * reused nor freed.
+	 */
+	void put_parked_lost(char *base) noexcept CGL_EXCLUDES(mutex_);
+
+	/* The arena: its file (-1: none), its size, and where `p` (`len` bytes) is in it. */
+	int arena_fd() const { return arena_fd_; }
+	size_t arena_size() const { return arena_size_; }
+	bool arena_offset(const char *p, size_t len, uint64_t &offset) const noexcept;
+
 	size_t parked() const CGL_EXCLUDES(mutex_);
 	size_t spare() const CGL_EXCLUDES(mutex_);
 	size_t max_parked() const { return max_parked_; }
 
 private:
-	char *allocate() noexcept;
-	static void release_memory(char *base) noexcept;
+	char *allocate() noexcept CGL_EXCLUDES(mutex_);
+	void release_memory(char *base) noexcept CGL_EXCLUDES(mutex_);
 	/* Keep `base` for reuse if there is room; false: the caller unmaps it. */
 	bool keep_locked(char *base) CGL_REQUIRES(mutex_);
 
@@ -80,6 +98,10 @@ private:
 	ConditionVariable room_;			   /* a parked buffer came back */
 	std::vector<char *> spare_ CGL_GUARDED_BY(mutex_); /* capacity max_spare_ */
 	size_t parked_ CGL_GUARDED_BY(mutex_) = 0;
+	int arena_fd_ = -1;
+	char *arena_ = nullptr;
+	size_t arena_size_ = 0;
+	std::vector<uint32_t> arena_free_ CGL_GUARDED_BY(mutex_); /* buffers not in use */
 };
 
 template <typename Ended> bool PayloadPool::reserve_parked_until(Ended ended)

@@ -184,9 +184,13 @@ void IoRequest::release() noexcept
 		image_ = nullptr;
 	}
 	if (parked_) {
-		parked_pool_->put_parked(parked_);
+		if (parked_lost_)
+			parked_pool_->put_parked_lost(parked_);
+		else
+			parked_pool_->put_parked(parked_);
 		parked_ = nullptr;
 		parked_pool_ = nullptr;
+		parked_lost_ = false;
 	}
 	pool_.put(this);
 }
@@ -343,7 +347,12 @@ bool IoRequest::finish_hosted(const ChargeHost::Answer &a, int lost_write_error,
 		/* The host left (its cgroup emptied) before it took it: done here. */
 		if (!a.started)
 			return false;
-		/* The host died under it: EIO (a second answer, if it had answered, is refused). */
+		/*
+		 * The host died under it: EIO (a second answer, if it had
+		 * answered, is refused). Killed in the middle of a write, its
+		 * thread may still be copying from the payload.
+		 */
+		parked_lost_ = op_ == IoOp::write;
 		out.failed = true;
 		answer_error(EIO);
 		return true;

@@ -167,6 +167,8 @@ private:
 	std::optional<image::BlockRangeLock::Guard> guard_;
 	char *parked_ = nullptr;	     /* adopted buffer, or nullptr */
 	PayloadPool *parked_pool_ = nullptr; /* where it goes back */
+	/* A worker process died under it and may still read it: never reused (put_parked_lost). */
+	bool parked_lost_ = false;
 };
 
 /*

@@ -435,7 +435,7 @@ bool Session::mount()
 		log::use_syslog();
 	se_ = se;
 	if (opts_.dispatch == config::DispatchMode::cgroup)
-		hosts_ = std::make_unique<HostMaker>(fuse_session_fd(se));
+		hosts_ = std::make_unique<HostMaker>(fuse_session_fd(se), fs_.payloads);
 	return true;
 }
 

@@ -5,7 +5,9 @@
  * layout (a payload on a page boundary), reuse of returned buffers up to
  * max_spare, the parked budget (max_queued / 1 MiB): a session thread waits
  * while it is spent, goes on when a parked buffer comes back, and gives up
- * when the session ends. Waits are bounded.
+ * when the session ends. Waits are bounded. The buffers come out of a
+ * shared arena (which worker processes map) while it has room; one a dead
+ * worker process may still read is never handed out again.
  */
 #include <atomic>
 #include <chrono>
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include <linux/fuse.h>
+#include <unistd.h>
 
 #include <doctest/doctest.h>
 
@@ -135,4 +138,70 @@ TEST_CASE("a parked buffer beyond max_spare goes back to the system")
 		pool.put_parked(b);
 	CHECK(pool.parked() == 0);
 	CHECK(pool.spare() == 1);
+}
+
+TEST_CASE("buffers come out of the shared arena while it has room, then out of private memory")
+{
+	PayloadPool pool(2, 1);
+	REQUIRE(pool.arena_fd() >= 0);
+	/* Its room: the parked budget, the spares and 64 session threads' buffers. */
+	const size_t room = 2 + 1 + 64;
+	std::vector<char *> bufs;
+	std::set<uint64_t> offsets;
+	for (size_t i = 0; i < room; i++) {
+		char *b = pool.get_for_reading();
+		REQUIRE(b);
+		uint64_t off = 0;
+		REQUIRE(pool.arena_offset(PayloadPool::write_payload(b), PayloadPool::max_payload,
+					  off));
+		CHECK(off + PayloadPool::max_payload <= pool.arena_size());
+		offsets.insert(off);
+		bufs.push_back(b);
+	}
+	CHECK(offsets.size() == room); /* no buffer handed out twice */
+	char *extra = pool.get_for_reading();
+	REQUIRE(extra);
+	uint64_t off = 0;
+	CHECK_FALSE(pool.arena_offset(PayloadPool::write_payload(extra), 1, off));
+	/* Writable, and the same bytes through the arena's file. */
+	char *payload = const_cast<char *>(PayloadPool::write_payload(bufs[5]));
+	std::memcpy(payload, "arena", 5);
+	REQUIRE(pool.arena_offset(payload, 5, off));
+	char seen[5] = {};
+	CHECK(pread(pool.arena_fd(), seen, 5, static_cast<off_t>(off)) == 5);
+	CHECK(std::memcmp(seen, "arena", 5) == 0);
+	/* Returned (one kept as the spare, the rest freed): the arena's room is used again. */
+	for (char *b : bufs)
+		pool.put(b);
+	pool.put(extra);
+	for (size_t i = 0; i < room; i++) {
+		char *b = pool.get_for_reading();
+		REQUIRE(b);
+		CHECK(pool.arena_offset(b, 1, off));
+		bufs[i] = b;
+	}
+	for (char *b : bufs)
+		pool.put(b);
+	/* A range that runs past the arena's end is not in it. */
+	CHECK_FALSE(pool.arena_offset(bufs[0], pool.arena_size() + 1, off));
+}
+
+TEST_CASE("a parked buffer a dead worker process may still read is never handed out again")
+{
+	PayloadPool pool(2, 4);
+	auto never = [] { return false; };
+	char *lost = pool.get_for_reading();
+	REQUIRE(lost);
+	REQUIRE(pool.reserve_parked_until(never));
+	pool.put_parked_lost(lost);
+	CHECK(pool.parked() == 0); /* its place in the budget comes back */
+	CHECK(pool.spare() == 0);  /* the buffer does not */
+	std::vector<char *> bufs;
+	for (int i = 0; i < 2 + 4 + 64; i++) {
+		bufs.push_back(pool.get_for_reading());
+		REQUIRE(bufs.back());
+		CHECK(bufs.back() != lost);
+	}
+	for (char *b : bufs)
+		pool.put(b);
 }
