@@ -88,6 +88,7 @@ struct HostHeader {
 	std::atomic<uint32_t> wake;	    /* the futex word sleeping threads wait on */
 	std::atomic<uint32_t> sleeping;	    /* threads asleep on `wake`, or about to be */
 	std::atomic<uint32_t> busy;	    /* threads serving a request */
+	std::atomic<uint32_t> looking;	    /* threads looking for a request before they sleep */
 	std::atomic<int64_t> service_ns;    /* the time a request takes to serve, averaged */
 	std::atomic<int64_t> last_start_ns; /* when a thread last took a request */
 };
@@ -605,16 +606,20 @@ void ChargeHost::post(unsigned slot, const image::BackingImage &img, const IoPar
 	/* Sequentially consistent, against the host thread's going to sleep (host_thread()). */
 	uint64_t pending = hdr->pending.fetch_or(uint64_t{1} << slot, std::memory_order_seq_cst) |
 			   (uint64_t{1} << slot);
+	auto wanted = static_cast<unsigned>(std::popcount(pending));
+	/* Threads looking for a request take one each (host_thread()). */
+	unsigned looking = hdr->looking.load(std::memory_order_seq_cst);
+	if (looking >= wanted)
+		return;
 	if (hdr->sleeping.load(std::memory_order_seq_cst) == 0)
-		return; /* every thread is awake: one takes it before it sleeps */
+		return; /* every thread is awake: they take it before they sleep */
 	/*
 	 * As many threads serve quick requests, one of them begun just now
 	 * (a thread stuck on its request is not counted on): each takes one
 	 * of these next.
 	 */
 	if (hdr->service_ns.load(std::memory_order_relaxed) < quick_service_ns &&
-	    hdr->busy.load(std::memory_order_seq_cst) >=
-		    static_cast<unsigned>(std::popcount(pending)) &&
+	    hdr->busy.load(std::memory_order_seq_cst) + looking >= wanted &&
 	    monotonic_ns() - hdr->last_start_ns.load(std::memory_order_relaxed) < quick_service_ns)
 		return;
 	wake_one(hdr);
@@ -970,11 +975,18 @@ void host_thread(HostState &h, unsigned slot)
 		 * usually comes within that, and taking it costs no futex
 		 * wake (an IPI on a virtual machine) on either side.
 		 */
-		if (wait_a_moment(hdr->pending))
+		hdr->looking.fetch_add(1, std::memory_order_seq_cst);
+		if (wait_a_moment(hdr->pending)) {
+			hdr->looking.fetch_sub(1, std::memory_order_seq_cst);
 			continue;
-		/* Counted as sleeping before the last look: a post sees one or the other. */
+		}
+		/*
+		 * Counted as sleeping, then no longer as looking, before the
+		 * last look: a post sees one or the other, or the request.
+		 */
 		uint32_t w = hdr->wake.load(std::memory_order_seq_cst);
 		hdr->sleeping.fetch_add(1, std::memory_order_seq_cst);
+		hdr->looking.fetch_sub(1, std::memory_order_seq_cst);
 		if (hdr->pending.load(std::memory_order_seq_cst) == 0) {
 			if (may_step_out) {
 				/* Once: a wait per idle spell, not a poll. */
