@@ -78,11 +78,12 @@ struct HostHeader {
 	/*
 	 * The host's queue: any of its threads serves any slot. The daemon
 	 * sets a slot's bit when it posts there, a thread clears it when it
-	 * takes the request. A post wakes a sleeping thread unless the
-	 * threads already serving will take it as soon as they are done
-	 * (they drain the queue before they sleep) and are quick about it:
-	 * a busy cgroup's requests then cost no futex wake, as a daemon
-	 * worker thread that finds its queue full costs none.
+	 * takes the request. A post wakes a sleeping thread unless a thread
+	 * looking for one (before it sleeps) will take it, or the threads
+	 * already serving will as soon as they are done (they drain the
+	 * queue before they sleep) and are quick about it: a busy cgroup's
+	 * requests then cost no futex wake, as a daemon worker thread that
+	 * finds its queue full costs none.
 	 */
 	std::atomic<uint64_t> pending;
 	std::atomic<uint32_t> wake;	    /* the futex word sleeping threads wait on */
@@ -91,6 +92,9 @@ struct HostHeader {
 	std::atomic<uint32_t> looking;	    /* threads looking for a request before they sleep */
 	std::atomic<int64_t> service_ns;    /* the time a request takes to serve, averaged */
 	std::atomic<int64_t> last_start_ns; /* when a thread last took a request */
+	/* How long the host is idle before a request (1 ms at most), averaged. */
+	std::atomic<int64_t> idle_ns;
+	std::atomic<int64_t> last_end_ns; /* when a thread last finished a request */
 };
 static_assert(sizeof(HostHeader) <= page);
 static_assert(sizeof(SlotControl) <= page);
@@ -920,6 +924,7 @@ bool serve_slot(HostState &h, unsigned slot, AlignedBuffer &data, AlignedBuffer 
 	c->replied = mine;
 	int64_t end = monotonic_ns();
 	c->finished_ns = end;
+	h.header->last_end_ns.store(end, std::memory_order_relaxed);
 	/* Averaged over about the last eight requests; threads race on it, harmlessly. */
 	int64_t avg = h.header->service_ns.load(std::memory_order_relaxed);
 	h.header->service_ns.store(avg + (end - start - avg) / 8, std::memory_order_relaxed);
@@ -962,7 +967,23 @@ void host_thread(HostState &h, unsigned slot)
 			uint64_t bit = pending & -pending;
 			if (!(hdr->pending.fetch_and(~bit, std::memory_order_acq_rel) & bit))
 				continue; /* another thread took it */
-			hdr->busy.fetch_add(1, std::memory_order_seq_cst);
+			if (hdr->busy.fetch_add(1, std::memory_order_seq_cst) == 0) {
+				/*
+				 * How long the host was idle before this request,
+				 * averaged over about the last eight such (threads
+				 * race on it, harmlessly); 0 when it was busy.
+				 */
+				int64_t idle = std::min<int64_t>(
+					monotonic_ns() -
+						hdr->last_end_ns.load(std::memory_order_relaxed),
+					1000000);
+				int64_t avg = hdr->idle_ns.load(std::memory_order_relaxed);
+				hdr->idle_ns.store(avg + (idle - avg) / 8,
+						   std::memory_order_relaxed);
+			} else {
+				int64_t avg = hdr->idle_ns.load(std::memory_order_relaxed);
+				hdr->idle_ns.store(avg - avg / 8, std::memory_order_relaxed);
+			}
 			may_step_out = serve_slot(h, static_cast<unsigned>(std::countr_zero(bit)),
 						  data, scratch);
 			/* Then the queue is looked at again (a post may have counted on us). */
@@ -973,12 +994,19 @@ void host_thread(HostState &h, unsigned slot)
 		 * Look again for a while before sleeping, giving the CPU to
 		 * whoever wants it meanwhile: a busy cgroup's next request
 		 * usually comes within that, and taking it costs no futex
-		 * wake (an IPI on a virtual machine) on either side.
+		 * wake (an IPI on a virtual machine) on either side. Only
+		 * while requests come that soon (the host is idle for less
+		 * than four such moments before one, on average): a cgroup
+		 * whose requests are far apart would pay for it with nothing.
 		 */
-		hdr->looking.fetch_add(1, std::memory_order_seq_cst);
-		if (wait_a_moment(hdr->pending)) {
-			hdr->looking.fetch_sub(1, std::memory_order_seq_cst);
-			continue;
+		bool look_first =
+			hdr->idle_ns.load(std::memory_order_relaxed) < 4 * spin_before_sleep_ns;
+		if (look_first) {
+			hdr->looking.fetch_add(1, std::memory_order_seq_cst);
+			if (wait_a_moment(hdr->pending)) {
+				hdr->looking.fetch_sub(1, std::memory_order_seq_cst);
+				continue;
+			}
 		}
 		/*
 		 * Counted as sleeping, then no longer as looking, before the
@@ -986,7 +1014,8 @@ void host_thread(HostState &h, unsigned slot)
 		 */
 		uint32_t w = hdr->wake.load(std::memory_order_seq_cst);
 		hdr->sleeping.fetch_add(1, std::memory_order_seq_cst);
-		hdr->looking.fetch_sub(1, std::memory_order_seq_cst);
+		if (look_first)
+			hdr->looking.fetch_sub(1, std::memory_order_seq_cst);
 		if (hdr->pending.load(std::memory_order_seq_cst) == 0) {
 			if (may_step_out) {
 				/* Once: a wait per idle spell, not a poll. */
