@@ -56,8 +56,8 @@ struct SlotControl {
 	uint32_t datasync;
 	int32_t lost_write_error;
 	uint64_t serial, unique, pos, len, size, backing_size;
-	uint64_t
-		payload_offset; /* a write's payload: 0 in the slot's buffer, else 1 + in the arena */
+	/* Where a write's payload is: 0 in the slot's buffer, else 1 + its offset in the arena. */
+	uint64_t payload_offset;
 	/* The result. */
 	int64_t value;
 	/* Written by the host before it answers, taken once by the daemon (atomic_ref). */
@@ -133,18 +133,17 @@ int futex_wait(std::atomic<uint32_t> *word, uint32_t val, int64_t timeout_ns)
 					val, timeout_ns >= 0 ? &ts : nullptr, nullptr, 0));
 }
 
-void futex_wake(std::atomic<uint32_t> *word)
+void futex_wake(std::atomic<uint32_t> *word, int count = INT_MAX)
 {
-	syscall(SYS_futex, reinterpret_cast<uint32_t *>(word), FUTEX_WAKE, INT_MAX, nullptr,
-		nullptr, 0);
+	syscall(SYS_futex, reinterpret_cast<uint32_t *>(word), FUTEX_WAKE, count, nullptr, nullptr,
+		0);
 }
 
 /* Wake one of the host's sleeping threads. */
 void wake_one(HostHeader *hdr)
 {
 	hdr->wake.fetch_add(1, std::memory_order_seq_cst);
-	syscall(SYS_futex, reinterpret_cast<uint32_t *>(&hdr->wake), FUTEX_WAKE, 1, nullptr,
-		nullptr, 0);
+	futex_wake(&hdr->wake, 1);
 }
 
 bool send_blob(int sock, const void *data, size_t len, const int *fds, size_t nfds)
@@ -751,8 +750,8 @@ struct HostState {
 	std::mutex mutex;
 	std::condition_variable arrived;
 	std::unordered_map<uint64_t, std::shared_ptr<image::BackingImage>> images;
-	/* The daemon's payload arena, mapped read-only (Msg::arena); under mutex */
-	const char *arena = nullptr;
+	/* The daemon's payload arena, mapped read-only (Msg::arena): set once, size first. */
+	std::atomic<const char *> arena{nullptr};
 	size_t arena_size = 0;
 	Stepper step;
 };
@@ -794,10 +793,10 @@ bool begin_request(Stepper &st)
 }
 
 /* A request is done; true when it was the last one in the works (the host is idle). */
-bool end_request(Stepper &st)
+bool end_request(Stepper &st, int64_t now)
 {
 	std::lock_guard<std::mutex> l(st.mutex);
-	st.last_done_ns.store(monotonic_ns(), std::memory_order_relaxed);
+	st.last_done_ns.store(now, std::memory_order_relaxed);
 	return --st.busy == 0;
 }
 
@@ -833,13 +832,18 @@ std::shared_ptr<image::BackingImage> find_image(HostState &h, uint64_t serial)
 /* Where the payload of the write posted to `c` is (nullptr: not in the arena). */
 const char *arena_payload(HostState &h, const SlotControl &c)
 {
-	std::unique_lock<std::mutex> l(h.mutex);
-	/* The daemon sends the arena before the first request that needs it. */
-	h.arrived.wait_for(l, std::chrono::seconds(5), [&] { return h.arena != nullptr; });
+	const char *arena = h.arena.load(std::memory_order_acquire);
+	if (!arena) {
+		/* The daemon sends the arena before the first request that needs it. */
+		std::unique_lock<std::mutex> l(h.mutex);
+		h.arrived.wait_for(l, std::chrono::seconds(5),
+				   [&] { return h.arena.load() != nullptr; });
+		arena = h.arena.load(std::memory_order_acquire);
+	}
 	uint64_t off = c.payload_offset - 1;
-	if (!h.arena || off > h.arena_size || c.len > h.arena_size - off)
+	if (!arena || off > h.arena_size || c.len > h.arena_size - off)
 		return nullptr;
-	return h.arena + off;
+	return arena + off;
 }
 
 /* Answer the kernel: the header, then a read's data or a write's count. */
@@ -929,7 +933,7 @@ bool serve_slot(HostState &h, unsigned slot, AlignedBuffer &data, AlignedBuffer 
 	int64_t avg = h.header->service_ns.load(std::memory_order_relaxed);
 	h.header->service_ns.store(avg + (end - start - avg) / 8, std::memory_order_relaxed);
 	img.reset();
-	bool idle = end_request(h.step);
+	bool idle = end_request(h.step, end);
 	c->done.store(seen, std::memory_order_seq_cst);
 	if (c->waiting.load(std::memory_order_seq_cst) != 0)
 		futex_wake(&c->done);
@@ -1403,8 +1407,9 @@ void charge_worker_main(StepFiles files)
 				break;
 			{
 				std::lock_guard<std::mutex> l(h.mutex);
-				h.arena = static_cast<const char *>(mapped);
 				h.arena_size = size;
+				h.arena.store(static_cast<const char *>(mapped),
+					      std::memory_order_release);
 			}
 			h.arrived.notify_all();
 			break;

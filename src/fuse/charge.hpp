@@ -21,13 +21,15 @@
  * Hand-off, per request, through a shared memory file of slots: the daemon
  * thread that has the request (the session thread that read it, through
  * Worker::try_post, or a worker thread for what must wait: fsync...) writes
- * it into a free slot (a write's payload into the slot's buffer), bumps the
- * slot's `posted` word and sets the slot's bit in the host's queue. Any of
- * the host's threads (one per slot used) takes it, does the operation on
- * its replica of the image (BackingImage::replica()), takes the slot's
- * answer word, answers the kernel, and bumps `done`; the daemon collects
- * it later, or waits on `done`. A post wakes a sleeping host thread only
- * when no thread already serving will come to it soon.
+ * it into a free slot (a write's payload stays where the kernel put it, in
+ * the PayloadPool arena the host maps, or is copied into the slot's
+ * buffer), bumps the slot's `posted` word and sets the slot's bit in the
+ * host's queue. Any of the host's threads (one per slot used) takes it,
+ * does the operation on its replica of the image (BackingImage::replica()),
+ * takes the slot's answer word, answers the kernel, and bumps `done`; the
+ * daemon collects it later, or waits on `done`. A post wakes a sleeping
+ * host thread only when no thread looking for work or serving will come to
+ * it soon (HostHeader).
  *
  * Answering once: the answer word starts open; the host takes it before
  * answering (claim_worker), the daemon (an interrupt, a timeout) before it
