@@ -125,14 +125,29 @@ class Daemon:
         if self.proc.poll() is not None:
             raise harness.TestFailure(f"daemon exited with {self.proc.returncode}; "
                                       f"stderr: {self.stderr()}")
-        e = harness.mount_entry(self.mnt)
-        if not e or e[1] != "fuse.cgloopfs":
+        if not self.top_dev():
             return False
         try:
             os.statvfs(self.mnt)
-            return True
+            dev = os.stat(self.mnt).st_dev
         except OSError:
             return False  # still the dead mount of the previous daemon
+        # What answered is a cgloopfs mount, not the directory under a dead one that
+        # the new daemon took away between the two looks (it logs that just after).
+        return dev == self.top_dev()
+
+    def top_dev(self):
+        """The device of the cgloopfs mount on top at the mount point, or None."""
+        found = None
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                fields = line.split()
+                dash = fields.index("-")
+                if harness._unescape(fields[4]) == os.path.realpath(self.mnt):
+                    major, minor = map(int, fields[2].split(":"))
+                    found = (os.makedev(major, minor)
+                             if fields[dash + 1] == "fuse.cgloopfs" else None)
+        return found
 
     def check_clean_stderr(self, allow=None):
         bad = [ln for ln in self.stderr().splitlines()
