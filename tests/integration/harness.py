@@ -419,6 +419,26 @@ def wait_for(pred, timeout, interval=0.02):
         time.sleep(interval)
 
 
+def stop(p, timeout=10):
+    """SIGKILL a process started in a session of its own and everything in its
+    process group, and reap it. Killing only a shell loop leaves its current
+    command running, holding files open under a mount the test is about to end."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(p.pid, signal.SIGKILL)
+    p.wait(timeout)
+    # The group outlives its leader while a member lives.
+    if not wait_for(lambda: not _group_alive(p.pid), timeout, 0.01):
+        raise TestFailure(f"process group {p.pid} lives on after SIGKILL")
+
+
+def _group_alive(pgid):
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
 def fusermount_unmount(mnt, tries=10):
     """fusermount3 -u with retries, then -uz. Returns a note on what happened."""
     for _ in range(tries):
@@ -772,6 +792,9 @@ class Cgroup:
         return enter
 
     def popen(self, child_path, cmd, **kw):
+        """Start cmd in the child cgroup, in a process group of its own: stop() ends
+        it together with what it started (the dd of a shell loop)."""
+        kw.setdefault("start_new_session", True)
         p = subprocess.Popen(cmd, preexec_fn=self._preexec(child_path), **kw)
         self._started.append(p)
         return p

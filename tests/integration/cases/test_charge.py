@@ -93,6 +93,7 @@ class Group:
         return enter
 
     def popen(self, cmd, **kw):
+        kw.setdefault("start_new_session", True)  # harness.stop() ends it and its children
         p = subprocess.Popen(cmd, preexec_fn=self._enter(), **kw)
         self.cg._started.append(p)
         return p
@@ -222,8 +223,9 @@ def test_worker_process_lives_in_the_callers_cgroups(t):
                 check(os.stat(f"/proc/{w['pid']}").st_uid == 0, "proc owner")
                 # The daemon's own threads did none of the reading.
                 check(w["pid"] != m.pid, "the worker is the daemon")
-            reader.kill()
-            reader.wait()
+            harness.stop(reader)  # the loop and its dd, which holds the file open
+            left = [p for p in harness.Cgroup.procs(a.v2) if p != w["pid"]]
+            check(not left, f"A's processes {left} outlive the reader (they hold the image)")
 
 
 def io_limit(group, kind, dev, bps):

@@ -79,12 +79,10 @@ class Busy:
         self.stop()
 
     def stop(self):
-        """Kill and reap both (before the unmount: they hold the image open)."""
+        """Kill and reap both, the reader's dd too (before the unmount: they hold
+        the image open)."""
         for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-        for p in self.procs:
-            p.wait(10)
+            harness.stop(p)
 
     def check_alive(self):
         for p in self.procs:
