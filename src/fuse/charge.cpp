@@ -95,6 +95,8 @@ struct HostHeader {
 	/* How long the host is idle before a request (1 ms at most), averaged. */
 	std::atomic<int64_t> idle_ns;
 	std::atomic<int64_t> last_end_ns; /* when a thread last finished a request */
+	/* The daemon's payload arena (Msg::arena): 0 not mapped yet, 1 mapped, 2 cannot be. */
+	std::atomic<uint32_t> arena;
 };
 static_assert(sizeof(HostHeader) <= page);
 static_assert(sizeof(SlotControl) <= page);
@@ -595,9 +597,14 @@ void ChargeHost::post(unsigned slot, const image::BackingImage &img, const IoPar
 	c->finished_ns = 0;
 	c->payload_offset = 0;
 	if (p.op == IoOp::write && p.len > 0) {
-		/* Where the kernel put it, if the host sees that (prepare() sent it the arena). */
+		/*
+		 * Where the kernel put it, if the host sees that: prepare() sent it
+		 * the arena; until the host has mapped it (or if it cannot), copied.
+		 */
 		uint64_t off;
-		if (payloads_ && payloads_->arena_offset(p.payload, p.len, off))
+		auto *hdr = reinterpret_cast<HostHeader *>(shm_);
+		if (payloads_ && hdr->arena.load(std::memory_order_acquire) == 1 &&
+		    payloads_->arena_offset(p.payload, p.len, off))
 			c->payload_offset = off + 1;
 		else
 			std::memcpy(buffer(slot), p.payload, p.len);
@@ -832,14 +839,8 @@ std::shared_ptr<image::BackingImage> find_image(HostState &h, uint64_t serial)
 /* Where the payload of the write posted to `c` is (nullptr: not in the arena). */
 const char *arena_payload(HostState &h, const SlotControl &c)
 {
+	/* The daemon points into the arena only once the host has it (HostHeader::arena). */
 	const char *arena = h.arena.load(std::memory_order_acquire);
-	if (!arena) {
-		/* The daemon sends the arena before the first request that needs it. */
-		std::unique_lock<std::mutex> l(h.mutex);
-		h.arrived.wait_for(l, std::chrono::seconds(5),
-				   [&] { return h.arena.load() != nullptr; });
-		arena = h.arena.load(std::memory_order_acquire);
-	}
 	uint64_t off = c.payload_offset - 1;
 	if (!arena || off > h.arena_size || c.len > h.arena_size - off)
 		return nullptr;
@@ -1396,22 +1397,20 @@ void charge_worker_main(StepFiles files)
 			break;
 		}
 		case Msg::arena: {
+			/* If it cannot be mapped (an address space limit), the daemon copies. */
 			UniqueFd fd(fds[0]);
 			struct stat st = {};
-			if (!fd || fstat(fd.get(), &st) < 0 || st.st_size <= 0)
+			void *mapped = MAP_FAILED;
+			if (fd && fstat(fd.get(), &st) == 0 && st.st_size > 0)
+				mapped = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ,
+					      MAP_SHARED | MAP_NORESERVE, fd.get(), 0);
+			if (mapped == MAP_FAILED) {
+				h.header->arena.store(2, std::memory_order_release);
 				break;
-			auto size = static_cast<size_t>(st.st_size);
-			void *mapped = mmap(nullptr, size, PROT_READ, MAP_SHARED | MAP_NORESERVE,
-					    fd.get(), 0);
-			if (mapped == MAP_FAILED)
-				break;
-			{
-				std::lock_guard<std::mutex> l(h.mutex);
-				h.arena_size = size;
-				h.arena.store(static_cast<const char *>(mapped),
-					      std::memory_order_release);
 			}
-			h.arrived.notify_all();
+			h.arena_size = static_cast<size_t>(st.st_size);
+			h.arena.store(static_cast<const char *>(mapped), std::memory_order_release);
+			h.header->arena.store(1, std::memory_order_release);
 			break;
 		}
 		case Msg::forget: {

@@ -23,8 +23,9 @@
  * Worker::try_post, or a worker thread for what must wait: fsync...) writes
  * it into a free slot (a write's payload stays where the kernel put it, in
  * the PayloadPool arena the host maps, or is copied into the slot's
- * buffer), bumps the slot's `posted` word and sets the slot's bit in the
- * host's queue. Any of the host's threads (one per slot used) takes it,
+ * buffer: a small one, one beyond the arena's room, or any while the host
+ * has not mapped the arena or cannot), bumps the slot's `posted` word and
+ * sets the slot's bit in the host's queue. Any of the host's threads (one per slot used) takes it,
  * does the operation on its replica of the image (BackingImage::replica()),
  * takes the slot's answer word, answers the kernel, and bumps `done`; the
  * daemon collects it later, or waits on `done`. A post wakes a sleeping

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -459,6 +460,66 @@ def test_a_worker_process_that_cannot_be_made(t):
             fh.write("max")
     log = m.stderr()
     check_eq(len(re.findall("cannot serve cgroup", log)), 1, f"logged once: {log!r}")
+
+
+def host_maker(daemon_pid):
+    """The daemon's child that makes worker processes (cgloopfs-hosts --charge-maker)."""
+    for tid in os.listdir(f"/proc/{daemon_pid}/task"):
+        with contextlib.suppress(OSError):
+            for pid in open(f"/proc/{daemon_pid}/task/{tid}/children").read().split():
+                if b"--charge-maker" in open(f"/proc/{pid}/cmdline", "rb").read():
+                    return int(pid)
+    return None
+
+
+@harness.timeout(60)
+def test_worker_process_that_cannot_map_the_payload_arena(t):
+    """A worker process that cannot map the daemon's payload arena (its address space
+    limit, inherited from the host maker, is too small for it) still serves large
+    writes, at once and with the right bytes: the daemon copies them into the slot."""
+    img = t.path("ar.img")
+    harness.make_sparse(img, 32 * MiB)
+    cg = t.cgroup()
+    a, b = Group(t, cg, "a"), Group(t, cg, "b")
+    with t.mount(img, opts="charge=cgroup") as m:
+        f = m.path("ar.img")
+        # The host maker starts with the first worker process (B's).
+        holder = b.popen(["sleep", "60"])
+        b.run(["dd", f"if={f}", "of=/dev/null", "bs=64k", "count=1", "status=none"])
+        charged_worker(m.mnt, b)
+        maker = host_maker(m.pid)
+        check(maker, f"the daemon {m.pid} has no host maker")
+        # B's worker process, the arena mapped: an address space limit with room for
+        # all of it but the arena, and half the arena's size more (more threads, a
+        # sanitizer's allocations), leaves the arena out.
+        bw = worker_of(m.mnt, b)["pid"]
+        vm = next(int(line.split()[1]) * 1024 for line in open(f"/proc/{bw}/status")
+                  if line.startswith("VmSize:"))
+        arena = 0
+        for line in open(f"/proc/{bw}/maps"):
+            if "cgloopfs-payloads" in line:
+                lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+                arena = hi - lo
+        check(arena > 128 * MiB, f"B's worker process maps an arena of {arena} bytes")
+        limit = vm - arena // 2
+        resource.prlimit(maker, resource.RLIMIT_AS, (limit, limit))
+        a_holder = a.popen(["sleep", "60"])  # keeps A's worker process
+        data = t.path("ar.data")
+        write_random(data, 8)
+        t0 = time.monotonic()
+        a.run(["dd", f"if={data}", f"of={f}", "bs=1M", "oflag=direct", "conv=notrunc",
+               "status=none"], timeout=30)
+        took = time.monotonic() - t0
+        w = charged_worker(m.mnt, a)
+        check(w["served"] >= 8, f"A's worker process served {w}")
+        check(took < 2.0, f"8 writes of 1 MiB took {took:.2f} s")
+        with open(img, "rb") as fh:
+            check(fh.read(8 * MiB) == open(data, "rb").read(), "the image's bytes")
+        check("cgloopfs-payloads" not in open(f"/proc/{w['pid']}/maps").read(),
+              "A's worker process mapped the arena after all")
+        harness.stop(a_holder)
+        harness.stop(holder)
+        print(f"# 8 writes of 1 MiB without the arena: {took * 1000:.0f} ms", flush=True)
 
 
 @harness.timeout(60)
