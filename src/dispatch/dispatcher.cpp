@@ -102,6 +102,19 @@ void Dispatcher::refuse(Job *job) noexcept
 	job->release();
 }
 
+bool Dispatcher::submit_hosted(Job *job)
+{
+	if (mode_ != Mode::cgroup || job->cgroup_id == 0)
+		return false;
+	SharedLocker shared(mutex_);
+	auto it = workers_.find(job->cgroup_id);
+	if (it == workers_.end())
+		return false;
+	job->work_.submitted_ns = clock_.now_ns();
+	job->work_.interrupted_ns.store(0, std::memory_order_relaxed);
+	return it->second->post_now(job);
+}
+
 Dispatcher::Route Dispatcher::route_locked(Job *job)
 {
 	auto it = workers_.find(job->cgroup_id);

@@ -154,6 +154,13 @@ public:
 
 	/* Queue `job`; never blocks on I/O and never fails. */
 	void submit(Job *job) CGL_EXCLUDES(mutex_);
+	/*
+	 * Hand `job` to the host process of its cgroup's worker if it can take
+	 * it now; false (the job untouched: the caller answers it) otherwise.
+	 * Never queued behind other jobs: for what only a host needs to see,
+	 * and must not wait on a stalled one (a flush: fuse/ops.cpp).
+	 */
+	[[nodiscard]] bool submit_hosted(Job *job) CGL_EXCLUDES(mutex_);
 
 	/* Reap workers idle for at least idle_timeout; returns how many. */
 	size_t reap() CGL_EXCLUDES(mutex_);

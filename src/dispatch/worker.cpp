@@ -134,6 +134,14 @@ int Worker::spawn_locked()
 	return 0;
 }
 
+bool Worker::post_now(Job *job)
+{
+	MutexLocker l(mutex_);
+	if (stopping_ || head_)
+		return false; /* stopping, or the host has all it can take */
+	return try_post(job, l) == PostResult::posted;
+}
+
 bool Worker::enqueue(Job *job)
 {
 	MutexLocker l(mutex_);
@@ -310,7 +318,15 @@ size_t Worker::collect_posted(MutexLocker &l, WorkerContext *ctx)
 		if (w.slot < 0 || w.collecting || w.posting.load(std::memory_order_acquire))
 			continue;
 		bool done = w.host->finished(static_cast<unsigned>(w.slot));
-		bool gone = !done && look && now - w.submitted_ns >= overdue_ns && w.host->dying();
+		/*
+		 * Lost with its host: one that died (its pidfd, looked at every
+		 * 5 ms at most), or one killed but stuck in the kernel (dying(),
+		 * a read of /proc: only for jobs overdue). A process exiting
+		 * waits for its close on this (a flush), as at cgroup.kill.
+		 */
+		bool gone = !done && ctx && now - w.submitted_ns >= nudge_after_ns &&
+			    (w.host->dead() ||
+			     (look && now - w.submitted_ns >= overdue_ns && w.host->dying()));
 		if (!done && !gone) {
 			/* Left to a host thread that is slow to come to it? */
 			if (now - w.submitted_ns >= nudge_after_ns)

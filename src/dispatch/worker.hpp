@@ -100,6 +100,11 @@ public:
 	WorkerInfo info() CGL_EXCLUDES(mutex_);
 
 	uint64_t cgroup_id() const { return cgroup_id_; }
+	/*
+	 * Post `job` to the host process now, or not at all (false: no host,
+	 * or it has all it can take). Never queued behind anything.
+	 */
+	[[nodiscard]] bool post_now(Job *job) CGL_EXCLUDES(mutex_);
 
 private:
 	void thread_main(std::stop_token stop) CGL_EXCLUDES(mutex_);

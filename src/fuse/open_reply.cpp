@@ -8,16 +8,18 @@
 
 namespace cgloopfs::fuse {
 
-int reply_open(fuse_req_t req, uint64_t fh, bool direct_io, bool keep_cache)
+int reply_open(fuse_req_t req, uint64_t fh, bool direct_io, bool keep_cache, bool flush)
 {
 	struct fuse_open_out out = {};
 	out.fh = fh;
 	/*
-	 * No flush on close: writes reach the backing file as they come (our
-	 * FLUSH has nothing to do), and the kernel would otherwise make every
-	 * close wait for the inode's whole writeback, whoever's it is.
+	 * Writes reach the backing file as they come: FLUSH has no data to
+	 * write, and the kernel makes each close wait for the inode's whole
+	 * writeback first (pages dirtied through a shared mapping), whoever's
+	 * it is. Asked for only where it does something (ops.cpp: op_flush).
 	 */
-	out.open_flags |= FOPEN_NOFLUSH;
+	if (!flush)
+		out.open_flags |= FOPEN_NOFLUSH;
 	if (direct_io)
 		out.open_flags |= FOPEN_DIRECT_IO | FOPEN_PARALLEL_DIRECT_WRITES;
 	if (keep_cache)

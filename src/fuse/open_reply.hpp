@@ -17,7 +17,10 @@
 
 namespace cgloopfs::fuse {
 
-/* Reply to OPEN with handle `fh`; returns fuse_reply_iov's result (-ENOENT: interrupted). */
-int reply_open(fuse_req_t req, uint64_t fh, bool direct_io, bool keep_cache);
+/*
+ * Reply to OPEN with handle `fh`; returns fuse_reply_iov's result (-ENOENT:
+ * interrupted). `flush`: the kernel sends FLUSH on each close.
+ */
+int reply_open(fuse_req_t req, uint64_t fh, bool direct_io, bool keep_cache, bool flush);
 
 } /* namespace cgloopfs::fuse */

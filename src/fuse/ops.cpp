@@ -241,7 +241,14 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info *fi) noexcept
 	}
 	img->opened();
 	bool direct = fs.options.cache == config::CacheMode::direct;
-	int r = reply_open(req, reinterpret_cast<uintptr_t>(file), direct, !direct);
+	/*
+	 * A close steps a worker process out of the caller's cgroups (op_flush).
+	 * Not with cache=kernel: a close would first wait for the writeback of
+	 * pages dirtied through shared mappings, whoever's.
+	 */
+	bool flush = direct && fs.dispatch.mode() == dispatch::Mode::cgroup &&
+		     fs.charge.load() == config::ChargeMode::cgroup;
+	int r = reply_open(req, reinterpret_cast<uintptr_t>(file), direct, !direct, flush);
 	if (r == -ENOENT)
 		forget_file(fs, file); /* the open was interrupted: no RELEASE will come */
 }
@@ -250,12 +257,6 @@ void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info *fi) noexcept
 {
 	auto &fs = fs_of(req);
 	forget_file(fs, file_of(fi));
-	fuse_reply_err(req, 0);
-}
-
-void op_flush(fuse_req_t req, fuse_ino_t, fuse_file_info *) noexcept
-{
-	/* Writes go through to the backing file; there is nothing to flush. */
 	fuse_reply_err(req, 0);
 }
 
@@ -306,6 +307,9 @@ uint64_t request_unique(fuse_req_t req, IoOp op)
 		break;
 	case IoOp::fallocate:
 		opcode = FUSE_FALLOCATE;
+		break;
+	case IoOp::flush:
+		opcode = FUSE_FLUSH;
 		break;
 	}
 	const fuse_ctx *ctx = fuse_req_ctx(req);
@@ -402,6 +406,40 @@ void op_write_buf(fuse_req_t req, fuse_ino_t, struct fuse_bufvec *in, off_t off,
 		return;
 	}
 	submit(fs, req, r, file_of(fi));
+}
+
+void op_flush(fuse_req_t req, fuse_ino_t, fuse_file_info *fi) noexcept
+{
+	/*
+	 * Writes go through to the backing file; there is nothing to flush.
+	 * But a close(2) is often a process's last word (an exit closes every
+	 * file): a worker process that serves the caller's cgroup from inside
+	 * it (charge=cgroup) steps out before it answers, unless it is serving
+	 * more of that cgroup's requests. A container whose last process exits
+	 * then finds nothing of ours in its cgroups, whatever the idle delay
+	 * before a worker process steps out by itself. Answered here when there
+	 * is no such process, or it cannot take the flush at once (its slots
+	 * held by a stalled backing store): a close never waits for a stall.
+	 */
+	auto &fs = fs_of(req);
+	const fuse_ctx *ctx = fuse_req_ctx(req);
+	uint64_t cgroup = 0;
+	if (fs.dispatch.mode() == dispatch::Mode::cgroup && ctx->pid > 0)
+		cgroup = fs.resolver.cgroup_id(ctx->pid);
+	IoRequest *r = cgroup != 0 ? fs.pool.get() : nullptr;
+	if (!r) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	r->prepare(req, IoOp::flush, file_of(fi)->image.get());
+	r->unique = request_unique(req, IoOp::flush);
+	r->caller_pid = ctx->pid;
+	r->cgroup_id = cgroup;
+	r->watch_interrupts();
+	if (fs.dispatch.submit_hosted(r))
+		return;
+	(void)r->cancel(0); /* answered here (and not interrupted meanwhile) */
+	r->release();
 }
 
 void op_fsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info *fi) noexcept

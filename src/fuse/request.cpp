@@ -32,6 +32,8 @@ const char *op_name(IoOp op)
 		return "fsync";
 	case IoOp::fallocate:
 		return "fallocate";
+	case IoOp::flush:
+		return "flush";
 	}
 	return "request";
 }
@@ -51,6 +53,7 @@ bool failure_is_callers(IoOp op, int err)
 		return errno_is_callers(err) || errno_is_unsupported(err);
 	case IoOp::read:
 	case IoOp::fsync:
+	case IoOp::flush:
 		break;
 	}
 	return false;
@@ -117,7 +120,13 @@ void IoRequest::on_interrupt(fuse_req_t req, void *data)
 	State state = self->state_.load(std::memory_order_relaxed);
 	bool queued = state == State::queued;
 	bool running = state == State::running;
-	if (running && self->op_ != IoOp::read) {
+	/*
+	 * A flush has nothing to write: the close succeeds now. (A process
+	 * killed while it closes, as by cgroup.kill, whose worker process dies
+	 * with it, exits at once.)
+	 */
+	int answer = self->op_ == IoOp::flush ? 0 : EINTR;
+	if (running && self->op_ != IoOp::read && self->op_ != IoOp::flush) {
 		self->interrupted_at(monotonic_ns());
 		return;
 	}
@@ -127,7 +136,7 @@ void IoRequest::on_interrupt(fuse_req_t req, void *data)
 		return; /* its host process answers it, or has */
 	self->state_.store(State::answered, std::memory_order_relaxed);
 	l.unlock();
-	fuse_reply_err(req, EINTR);
+	fuse_reply_err(req, answer);
 }
 
 /*
@@ -208,6 +217,8 @@ dispatch::JobKind job_kind(IoOp op)
 		return dispatch::JobKind::sync;
 	case IoOp::fallocate:
 		return dispatch::JobKind::discard;
+	case IoOp::flush:
+		break;
 	}
 	return dispatch::JobKind::other;
 }
@@ -242,6 +253,8 @@ IoResult perform_io(image::BackingImage &img, const IoParams &p, AlignedBuffer &
 			return {img.sync(p.datasync), {}};
 		case IoOp::fallocate:
 			return {img.fallocate(p.mode, p.pos, p.len, scratch), {}};
+		case IoOp::flush:
+			return {0, {}}; /* writes went through already */
 		}
 		return {-EINVAL, {}};
 	} catch (const std::bad_alloc &) {
@@ -288,7 +301,7 @@ bool IoRequest::run_hosted(dispatch::WorkerContext &ctx, dispatch::JobOutcome &o
 bool IoRequest::post(dispatch::Host &h, unsigned slot) noexcept
 {
 	/* The rest wait on a worker thread of ours (run_hosted): fsync keeps lost writes' errors. */
-	if (unique == 0 || (op_ != IoOp::read && op_ != IoOp::write))
+	if (unique == 0 || (op_ != IoOp::read && op_ != IoOp::write && op_ != IoOp::flush))
 		return false;
 	auto &host = static_cast<ChargeHost &>(h);
 	if (!host.prepare(slot, *image_))
@@ -427,6 +440,7 @@ void IoRequest::complete(dispatch::WorkerContext &ctx, const IoResult &res,
 		break;
 	case IoOp::fsync:
 	case IoOp::fallocate:
+	case IoOp::flush:
 		fuse_reply_err(req, 0);
 		break;
 	}

@@ -34,7 +34,8 @@ namespace cgloopfs::fuse {
 
 class RequestPool;
 
-enum class IoOp : uint8_t { read, write, fsync, fallocate };
+/* flush: a close(2); only a host process does something (it steps out of the caller's cgroups). */
+enum class IoOp : uint8_t { read, write, fsync, fallocate, flush };
 
 /* One operation on an image, as the daemon or a charged worker (charge.hpp) does it. */
 struct IoParams {

@@ -1397,3 +1397,42 @@ TEST_CASE("a worker with a host that dies: the jobs it never finished are collec
 	}
 	CHECK(h.host->served == 0);
 }
+
+TEST_CASE("submit_hosted: a job goes to the cgroup's host only if it can take it now, never "
+	  "into a queue")
+{
+	HostedHarness h(2);
+	std::deque<PostedJob> jobs;
+	for (int i = 0; i < 5; i++)
+		jobs.emplace_back(7, false);
+	/* No worker for the cgroup yet: nothing is made for it. */
+	CHECK_FALSE(h.dispatcher->submit_hosted(&jobs[0]));
+	CHECK(h.hosts_made == 0);
+	CHECK(jobs[0].releases == 0);
+	/* Cgroup 0 (no cgroup of its own) never. */
+	PostedJob rootless(0, false);
+	CHECK_FALSE(h.dispatcher->submit_hosted(&rootless));
+	/* A worker with a stuck host, full at worker_depth: refused, not queued. */
+	h.host->serving = false;
+	h.dispatcher->submit(&jobs[0]);
+	h.dispatcher->submit(&jobs[1]);
+	REQUIRE(Harness::poll([&] { return h.host->posts == 2; }));
+	CHECK_FALSE(h.dispatcher->submit_hosted(&jobs[2]));
+	CHECK(h.host->posts == 2);
+	for (const auto &w : h.dispatcher->workers())
+		if (w.cgroup_id == 7 && !w.root)
+			CHECK(w.queued == 0);
+	/* Room again: posted at once, collected and released as any other. */
+	h.host->serving = true;
+	REQUIRE(Harness::poll([&] { return jobs[0].releases == 1 && jobs[1].releases == 1; }));
+	CHECK(h.dispatcher->submit_hosted(&jobs[3]));
+	REQUIRE(Harness::poll([&] { return jobs[3].releases == 1; }));
+	CHECK(jobs[3].collects == 1);
+	CHECK(jobs[3].runs == 0);
+	/* A job the host refuses (no thread for it): false, and not run here either. */
+	PostedJob refused(7, true);
+	CHECK_FALSE(h.dispatcher->submit_hosted(&refused));
+	CHECK(refused.runs == 0);
+	CHECK(refused.releases == 0);
+	CHECK(jobs[2].releases == 0);
+}

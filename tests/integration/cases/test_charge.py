@@ -522,6 +522,86 @@ def test_worker_process_that_cannot_map_the_payload_arena(t):
         print(f"# 8 writes of 1 MiB without the arena: {took * 1000:.0f} ms", flush=True)
 
 
+CLOSE_SCRIPT = r"""
+import os, sys, time
+path = sys.argv[1]
+fd = os.open(path, os.O_RDONLY)
+os.pread(fd, 4096, 0)
+print("ready", flush=True)
+worker = int(sys.stdin.readline())
+mine = open("/proc/self/cgroup").read()
+def inside():
+    return open(f"/proc/{worker}/cgroup").read() == mine
+before = after = 0
+for i in range(20):
+    os.pread(fd, 4096, 4096 * i)
+    before += inside()
+    os.close(fd)
+    after += inside()
+    fd = os.open(path, os.O_RDONLY)
+    time.sleep(0.02)
+os.close(fd)
+print(before, after, flush=True)
+"""
+
+
+@harness.timeout(60)
+def test_a_close_steps_the_worker_process_out(t):
+    """A close(2) (as at a process's exit) steps the worker process out of the
+    caller's cgroups before it returns, though the worker process would otherwise
+    stay in a while after a request (its idle delay): in after each read, out after
+    each close. Without it a container's last process could exit with the worker
+    process still in its cgroups, and its runtime would find them busy."""
+    img = t.path("cl.img")
+    harness.make_sparse(img, 16 * MiB)
+    cg = t.cgroup()
+    a = Group(t, cg, "a")
+    with t.mount(img, opts="charge=cgroup") as m:
+        p = a.popen([sys.executable, "-c", CLOSE_SCRIPT, m.path("cl.img")],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        check_eq(p.stdout.readline().strip(), "ready", "the reader")
+        w = charged_worker(m.mnt, a)
+        p.stdin.write(f"{w['pid']}\n")
+        p.stdin.flush()
+        out = p.stdout.readline().split()
+        check_eq(p.wait(30), 0, "the reader's exit")
+        before, after = int(out[0]), int(out[1])
+        print(f"# of 20 reads and closes: the worker process in A's cgroups after "
+              f"{before} reads, after {after} closes", flush=True)
+        check(before >= 10, f"the worker process was in A's cgroups after only {before} "
+              "of 20 reads: the test shows nothing")
+        check_eq(after, 0, "closes after which the worker process was still in A's cgroups")
+
+
+@harness.timeout(90)
+def test_a_close_does_not_wait_for_a_stalled_worker_process(t):
+    """A's worker process has all it can take (worker_depth=1), stuck on a stalled
+    backing store: A's close does not wait behind it (the daemon answers it), and a
+    killed process of A exits at once. The stuck read is answered when the store
+    comes back."""
+    gate = harness.Gate(t, 64 * MiB, 32 * MiB)
+    cg = t.cgroup()
+    a = Group(t, cg, "a")
+    with t.mount(gate.disk, opts="request_timeout=60,charge=cgroup,worker_depth=1") as m:
+        f = m.path("disk")
+        holder = a.popen(["sleep", "60"])
+        a.run(["dd", f"if={f}", "of=/dev/null", "bs=64k", "count=1", "status=none"])
+        check(charged_worker(m.mnt, a), "no charged worker")
+        with gate.held():
+            stuck = stuck_read(m, a, f)
+            t0 = time.monotonic()
+            a.run([sys.executable, "-c", f"import os; os.close(os.open({f!r}, os.O_RDONLY))"],
+                  timeout=10)
+            took = time.monotonic() - t0
+            print(f"# A's open and close while its worker process is stuck: "
+                  f"{took * 1000:.0f} ms", flush=True)
+            check(took < 2.0, f"A's close took {took:.2f} s")
+            check(stuck.poll() is None, "the stuck read returned while the store is stalled")
+        stuck.wait(30)
+        check_eq(stuck.returncode, 0, f"the stuck read: {stuck.stderr.read()!r}")
+        harness.stop(holder)
+
+
 @harness.timeout(60)
 def test_worker_process_leaves_with_its_cgroup(t):
     """The worker process never outlives the other members of its cgroup: when A's
