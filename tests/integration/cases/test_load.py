@@ -205,7 +205,7 @@ def load_run(t, cap, depth, phases, warm, charge="none"):
     bound = cap * depth + fixed
     fig = {"cap": cap, "depth": depth, "thread_bound": bound}
     with t.mount(img, opts=f"idle_timeout=1,max_workers={cap},worker_depth={depth},"
-                 f"charge={charge}", env=daemon_env()) as m:
+                 f"charge={charge}", env=harness.small_quarantine_env()) as m:
         f = m.path("load.img")
         # Warm up: the same shapes of load, smaller (the allocator's arenas and caches,
         # the root queue's threads, workers made and reaped).
@@ -318,25 +318,6 @@ def load_run(t, cap, depth, phases, warm, charge="none"):
     return fig
 
 
-def sanitized():
-    """Is the daemon built with AddressSanitizer?"""
-    r = harness.run(["ldd", harness.CGLOOPFS], check_rc=False)
-    return "libasan" in r.stdout
-
-
-def daemon_env():
-    """AddressSanitizer keeps freed memory in a quarantine (256 MiB by default), so
-    RSS would only grow: the daemon gets a 1 MiB one (still catching a use after free
-    of anything freed recently)."""
-    if not sanitized():
-        return None
-    env = dict(os.environ)
-    opts = env.get("ASAN_OPTIONS", "")
-    env["ASAN_OPTIONS"] = (opts + ":" if opts else "") + \
-        "quarantine_size_mb=1:thread_local_quarantine_size_kb=16"
-    return env
-
-
 def rss_margin_kib():
     """The allowed RSS growth besides the statistics: 1.5 MiB (allocator free lists,
     cached thread stacks, the control server's larger replies), and 1 MiB for the
@@ -347,7 +328,7 @@ def rss_margin_kib():
     gets 8 MiB more: its allocator never hands freed memory back, and the shadow and
     quarantine come on top (measured there: 3-4 MiB after the first round, under
     1 MiB for each round after). Leaks there are LeakSanitizer's to find, at exit."""
-    return 1536 + 1024 + (8192 if sanitized() else 0)
+    return 1536 + 1024 + (8192 if harness.sanitized() else 0)
 
 
 # --------------------------------------------------------------------------
