@@ -88,7 +88,8 @@ private:
 
 struct CgroupStats;
 
-enum class JobKind : uint8_t { read, write, sync, discard, other };
+/* uncounted: not in the statistics (a close: fuse/ops.cpp's op_flush, no I/O). */
+enum class JobKind : uint8_t { read, write, sync, discard, other, uncounted };
 
 /* What a finished job reports for the statistics. */
 struct JobOutcome {

@@ -98,6 +98,8 @@ void CgroupStats::record(const JobOutcome &o, uint64_t latency_ns, int64_t now_n
 	case JobKind::other:
 		others.fetch_add(1, relaxed);
 		break;
+	case JobKind::uncounted:
+		return;
 	}
 	if (o.failed)
 		errors.fetch_add(1, relaxed);

@@ -218,7 +218,7 @@ dispatch::JobKind job_kind(IoOp op)
 	case IoOp::fallocate:
 		return dispatch::JobKind::discard;
 	case IoOp::flush:
-		break;
+		return dispatch::JobKind::uncounted;
 	}
 	return dispatch::JobKind::other;
 }

@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -135,6 +136,20 @@ struct SessionThreads {
 			ids.push_back(t.native_handle());
 		}
 		return true;
+	}
+
+	/*
+	 * Up to timeout_ns for every thread to end by itself: the connection
+	 * ended (the last file of an unmounted mount closed). True if they did.
+	 */
+	bool wait_ended(int64_t timeout_ns)
+	{
+		int64_t until = monotonic_ns() + timeout_ns;
+		while (running.load() > 0 && monotonic_ns() < until) {
+			struct timespec ts = {0, 20 * 1000000};
+			nanosleep(&ts, nullptr);
+		}
+		return running.load() == 0;
 	}
 
 	/* Wake threads blocked in read(2) until every one has seen the exit flag. */
@@ -521,22 +536,41 @@ int Session::shut_down(int exit_code)
 	notify("STOPPING=1\nSTATUS=Stopping: answering the requests in flight, unmounting");
 	if (hooks_.on_stop)
 		hooks_.on_stop();
+	/*
+	 * The session threads read on meanwhile. A caller answered EIO can
+	 * then close its files and exit: a close waits for FLUSH's answer
+	 * (asked for with charge=cgroup, fuse/ops.cpp). What comes now is
+	 * answered by the stopping dispatcher (EIO), or here.
+	 */
+	bool clean = dispatcher_.shutdown(shutdown_grace_ns);
+	bool aborted = connection_aborted();
+	if (!clean)
+		log::warning("requests stuck in backing I/O were answered with EIO after {} s",
+			     shutdown_grace_ns / 1000000000);
+	if (!clean && !aborted) {
+		/*
+		 * Their threads (or worker processes) still run and hold the
+		 * connection. The mount is detached, the device kept open
+		 * (fuse_session_unmount() would close it): the last closes are
+		 * answered for one more grace period (the connection ends with
+		 * the last of them), then the daemon ends without tearing down.
+		 */
+		if (umount2(opts_.mountpoint.c_str(), MNT_DETACH) == 0)
+			(void)threads_.wait_ended(shutdown_grace_ns);
+		else
+			fuse_session_unmount(se_);
+		_exit(exit_code);
+	}
 	threads_.stop();
 	if (threads_.failed)
 		exit_code = EXIT_FAILURE;
-	bool clean = dispatcher_.shutdown(shutdown_grace_ns);
-	bool aborted = connection_aborted();
 	fuse_session_unmount(se_);
 	if (aborted) {
 		exit_code = EXIT_FAILURE;
 		clear_aborted_mount();
 	}
-	if (!clean) {
-		log::warning("requests stuck in backing I/O were answered with EIO after {} s",
-			     shutdown_grace_ns / 1000000000);
-		/* Their threads still run and hold the session: end without tearing down. */
-		_exit(exit_code);
-	}
+	if (!clean)
+		_exit(exit_code); /* their threads still run and hold the session */
 	fuse_session_destroy(se_);
 	se_ = nullptr;
 	fs_.close_all_files();
