@@ -45,7 +45,8 @@ int unmount_lazily(const std::string &path);
  * still the file system of device `dev` (a FUSE mount whose daemon is gone
  * or whose connection was aborted), and nothing else. Returns 0, -EBUSY
  * when another mount (or none) is seen at `path` now, or unmount_lazily()'s
- * -errno. The one way cgloopfs clears a dead mount, at start and at exit.
+ * -errno. The one way cgloopfs clears a dead mount, at start and at exit
+ * (and detaches its own at an unclean shutdown, keeping the device open).
  */
 int unmount_dead_mount(const std::string &path, dev_t dev);
 

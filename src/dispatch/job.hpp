@@ -119,6 +119,13 @@ public:
 	virtual bool answered() noexcept = 0;
 	/* Give the job back to its owner. */
 	virtual void release() noexcept = 0;
+	/*
+	 * A job whose caller may be told it is done (cancel(0)) when it is
+	 * still running this long after it was submitted; 0: never. A flush:
+	 * it only asks a host to step out (fuse/ops.cpp), and a close must not
+	 * wait for a frozen or stuck one. Called under a worker's mutex.
+	 */
+	virtual int64_t done_after_ns() const noexcept { return 0; }
 
 	/*
 	 * The fast path of a worker with a host process: hand the job to

@@ -50,7 +50,9 @@ ExpiredJobs::Answered ExpiredJobs::answer() noexcept
 		int err = job->work_.expire_err;
 		/* Taken before the job may go back to its owner (released below). */
 		std::shared_ptr<CgroupStats> stats = std::move(job->work_.expire_stats);
-		if (err != 0 && job->cancel(err)) {
+		if (err == done)
+			(void)job->cancel(0);
+		else if (err != 0 && job->cancel(err)) {
 			bool intr = err == EINTR;
 			(intr ? a.interrupted : a.timeouts)++;
 			if (stats)
@@ -538,10 +540,13 @@ void Worker::collect_expired(int64_t now_ns, int64_t timeout_ns, int64_t interru
 		if (job->answered())
 			continue;
 		int64_t intr = job->work_.interrupted_ns.load(std::memory_order_relaxed);
+		int64_t done_after = job->done_after_ns();
 		if (overdue(job))
 			(void)out.add_running(job, EIO, stats_);
 		else if (intr > 0 && now_ns - intr >= interrupt_grace_ns)
 			(void)out.add_running(job, EINTR, stats_);
+		else if (done_after > 0 && now_ns - job->work_.submitted_ns >= done_after)
+			(void)out.add_running(job, ExpiredJobs::done, stats_);
 	}
 	if (!head_ && in_flight_ == 0 && dropped)
 		last_active_ns_ = now_ns;

@@ -46,6 +46,8 @@ public:
 	 * timeout (EIO) or an interrupt (EINTR).
 	 */
 	void add_dropped(Job *job, int err, const std::shared_ptr<CgroupStats> &stats = nullptr);
+	/* An `err` for add_running(): answer the job as done (Job::done_after_ns()). */
+	static constexpr int done = -1;
 	/*
 	 * A running job to answer -err: pins it; false (not added) when another
 	 * expirer holds it already. Call with the serving worker's mutex held.

@@ -569,6 +569,11 @@ bool ChargeHost::prepare(unsigned slot, const image::BackingImage &img)
 	return false;
 }
 
+bool ChargeHost::slot_ready(unsigned slot) const noexcept
+{
+	return slot < host_slots && control(slot)->ready.load(std::memory_order_acquire) == 1;
+}
+
 std::atomic<uint32_t> *ChargeHost::open_claim(unsigned slot)
 {
 	SlotControl *c = control(slot);

@@ -114,6 +114,8 @@ public:
 	 * the caller then runs the request in the daemon.
 	 */
 	bool prepare(unsigned slot, const image::BackingImage &img) CGL_EXCLUDES(mutex_);
+	/* Has `slot` a thread of the host already (prepare() would not wait for one)? Lock-free. */
+	bool slot_ready(unsigned slot) const noexcept;
 	/* The answer word of `slot`, opened for the next call. */
 	std::atomic<uint32_t> *open_claim(unsigned slot);
 	/*

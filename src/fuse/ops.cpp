@@ -325,7 +325,7 @@ IoRequest *new_request(Filesystem &fs, fuse_req_t req, IoOp op, fuse_file_info *
 		fuse_reply_err(req, ENOMEM);
 		return nullptr;
 	}
-	r->prepare(req, op, file_of(fi)->image.get());
+	r->prepare(req, op, file_of(fi)->image);
 	r->unique = request_unique(req, op);
 	return r;
 }
@@ -431,7 +431,7 @@ void op_flush(fuse_req_t req, fuse_ino_t, fuse_file_info *fi) noexcept
 		fuse_reply_err(req, 0);
 		return;
 	}
-	r->prepare(req, IoOp::flush, file_of(fi)->image.get());
+	r->prepare(req, IoOp::flush, file_of(fi)->image);
 	r->unique = request_unique(req, IoOp::flush);
 	r->caller_pid = ctx->pid;
 	r->cgroup_id = cgroup;

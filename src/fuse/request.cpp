@@ -82,12 +82,12 @@ void log_io_error(const image::BackingImage &img, const char *what, uint64_t pos
 
 } /* namespace */
 
-void IoRequest::prepare(fuse_req_t req, IoOp op, image::BackingImage *image)
+void IoRequest::prepare(fuse_req_t req, IoOp op, std::shared_ptr<image::BackingImage> image)
 {
 	MutexLocker l(mutex_);
 	req_ = req;
 	op_ = op;
-	image_ = image;
+	image_ = std::move(image);
 	state_.store(State::queued, std::memory_order_relaxed);
 	pos = len = 0;
 	unique = 0;
@@ -174,6 +174,12 @@ bool IoRequest::cancel(int err) noexcept
 	return answer_error(err);
 }
 
+/* op_ is set before the job is submitted, and stays until release(). */
+int64_t IoRequest::done_after_ns() const noexcept CGL_NO_THREAD_SAFETY_ANALYSIS
+{
+	return op_ == IoOp::flush ? 20 * 1000000LL : 0;
+}
+
 /*
  * Called under a worker's mutex, so it takes no lock: `answered` is final
  * until release(), which cannot come while the job is queued or running.
@@ -185,12 +191,13 @@ bool IoRequest::answered() noexcept
 
 void IoRequest::release() noexcept
 {
+	std::shared_ptr<image::BackingImage> image; /* the last reference, maybe: let go unlocked */
 	{
 		MutexLocker l(mutex_);
 		remote_claim_ = nullptr;
 		req_ = nullptr;
 		state_.store(State::idle, std::memory_order_relaxed);
-		image_ = nullptr;
+		image = std::move(image_);
 	}
 	if (parked_) {
 		if (parked_lost_)
@@ -304,6 +311,9 @@ bool IoRequest::post(dispatch::Host &h, unsigned slot) noexcept
 	if (unique == 0 || (op_ != IoOp::read && op_ != IoOp::write && op_ != IoOp::flush))
 		return false;
 	auto &host = static_cast<ChargeHost &>(h);
+	/* A flush never waits for a host to start a thread (it may be frozen): answered here. */
+	if (op_ == IoOp::flush && !host.slot_ready(slot))
+		return false;
 	if (!host.prepare(slot, *image_))
 		return false;
 	/* A write whose blocks another write holds waits on a thread, not here. */

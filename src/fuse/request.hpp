@@ -73,7 +73,8 @@ public:
 	explicit IoRequest(RequestPool &pool) : pool_(pool) {}
 
 	/* Bind to a FUSE request; the image outlives the request (its file is open). */
-	void prepare(fuse_req_t req, IoOp op, image::BackingImage *image) CGL_EXCLUDES(mutex_);
+	void prepare(fuse_req_t req, IoOp op, std::shared_ptr<image::BackingImage> image)
+		CGL_EXCLUDES(mutex_);
 
 	/* Keep the payload in the session thread's buffer `base` (a parked one of `pool`). */
 	void adopt_payload(PayloadPool &pool, char *base);
@@ -89,6 +90,8 @@ public:
 	/* Lock-free (called under a worker's mutex): reads state_ without mutex_. */
 	bool answered() noexcept CGL_NO_THREAD_SAFETY_ANALYSIS override;
 	void release() noexcept CGL_EXCLUDES(mutex_) override;
+	/* A flush: answered done 20 ms after it was submitted, if its host has not. */
+	int64_t done_after_ns() const noexcept override;
 	/* charge=cgroup's fast path (Job::post): reads and writes the host does at once. */
 	bool post(dispatch::Host &host, unsigned slot) noexcept CGL_EXCLUDES(mutex_) override;
 	dispatch::JobOutcome collect(dispatch::Host &host, unsigned slot,
@@ -163,7 +166,8 @@ private:
 	std::atomic<State> state_ CGL_GUARDED_BY(mutex_){State::idle};
 	/* Set by prepare() before the job is submitted, then read-only until release(). */
 	IoOp op_ = IoOp::read;
-	image::BackingImage *image_ = nullptr;
+	/* Held until release(): the caller may close (RELEASE) before a host's answer is collected. */
+	std::shared_ptr<image::BackingImage> image_;
 	/* The block lock a write the host does holds, until the host is done. */
 	std::optional<image::BlockRangeLock::Guard> guard_;
 	char *parked_ = nullptr;	     /* adopted buffer, or nullptr */

@@ -17,7 +17,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
-#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -540,7 +539,8 @@ int Session::shut_down(int exit_code)
 	 * The session threads read on meanwhile. A caller answered EIO can
 	 * then close its files and exit: a close waits for FLUSH's answer
 	 * (asked for with charge=cgroup, fuse/ops.cpp). What comes now is
-	 * answered by the stopping dispatcher (EIO), or here.
+	 * served by the stopping dispatcher's root queue while it drains,
+	 * then answered EIO; a flush is answered here.
 	 */
 	bool clean = dispatcher_.shutdown(shutdown_grace_ns);
 	bool aborted = connection_aborted();
@@ -555,7 +555,7 @@ int Session::shut_down(int exit_code)
 		 * answered for one more grace period (the connection ends with
 		 * the last of them), then the daemon ends without tearing down.
 		 */
-		if (umount2(opts_.mountpoint.c_str(), MNT_DETACH) == 0)
+		if (fs_.mount_dev != 0 && unmount_dead_mount(opts_.mountpoint, fs_.mount_dev) == 0)
 			(void)threads_.wait_ended(shutdown_grace_ns);
 		else
 			fuse_session_unmount(se_);

@@ -437,6 +437,8 @@ def _group_alive(pgid):
         return True
     except ProcessLookupError:
         return False
+    except PermissionError:
+        return True  # a member runs as another user: the group lives
 
 
 def fusermount_unmount(mnt, tries=10):

@@ -1398,6 +1398,45 @@ TEST_CASE("a worker with a host that dies: the jobs it never finished are collec
 	CHECK(h.host->served == 0);
 }
 
+/* A posted job its caller may be told is done after a while (a flush). */
+class PatientJob final : public PostedJob
+{
+public:
+	explicit PatientJob(uint64_t cgroup) : PostedJob(cgroup, false) {}
+	int64_t done_after_ns() const noexcept override { return 20 * 1000000; }
+	bool cancel(int err) noexcept override
+	{
+		cancels++;
+		last_err = err;
+		return true;
+	}
+	bool answered() noexcept override { return cancels > 0; }
+	std::atomic<int> cancels{0}, last_err{-99};
+};
+
+TEST_CASE("a running job with done_after_ns is answered done once that long has passed, not "
+	  "before, and only once")
+{
+	HostedHarness h(2);
+	h.host->serving = false; /* frozen: takes nothing */
+	PatientJob job(7);
+	h.dispatcher->submit(&job);
+	REQUIRE(Harness::poll([&] { return h.host->posts == 1; }));
+	h.dispatcher->expire();
+	CHECK(job.cancels == 0);
+	h.clock.advance_ns(21 * 1000000);
+	h.dispatcher->expire();
+	CHECK(job.cancels == 1);
+	CHECK(job.last_err == 0); /* done, not an error */
+	h.dispatcher->expire();
+	CHECK(job.cancels == 1);
+	CHECK(stats_of(*h.dispatcher, 7)->timeouts == 0);
+	/* Collected and released once the host gets to it. */
+	h.host->serving = true;
+	REQUIRE(Harness::poll([&] { return job.releases == 1; }));
+	CHECK(job.collects == 1);
+}
+
 TEST_CASE("submit_hosted: a job goes to the cgroup's host only if it can take it now, never "
 	  "into a queue")
 {

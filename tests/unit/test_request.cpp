@@ -265,7 +265,8 @@ IoRequest *make_request(RequestPool &pool, fuse_req_t req, IoOp op, image::Backi
 {
 	IoRequest *r = pool.get();
 	REQUIRE(r);
-	r->prepare(req, op, &img);
+	/* Not owned: the test keeps the image. */
+	r->prepare(req, op, std::shared_ptr<image::BackingImage>(std::shared_ptr<void>(), &img));
 	r->pos = pos;
 	r->len = len;
 	r->watch_interrupts();
