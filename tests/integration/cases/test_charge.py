@@ -952,6 +952,53 @@ def freeze_state(group):
     return out
 
 
+STOPPED_CLOSER = r"""
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+for i in range(8):
+    os.pread(fd, 4096, 4096 * i)
+print("read", flush=True)
+sys.stdin.readline()
+os.close(fd)
+print("closed", flush=True)
+"""
+
+
+@harness.timeout(120)
+def test_a_close_does_not_wait_for_a_stopped_worker_process(t):
+    """A's worker process takes A's close (a flush) but does not get to it (stopped
+    with SIGSTOP, as a frozen or starved one would be): the daemon answers the close
+    itself within a fraction of a second, not after request_timeout. A's next reads
+    work once it runs again."""
+    img = t.path("st.img")
+    harness.make_sparse(img, 16 * MiB)
+    cg = t.cgroup()
+    a = Group(t, cg, "a")
+    with t.mount(img, opts="request_timeout=60,charge=cgroup") as m:
+        f = m.path("st.img")
+        p = a.popen([sys.executable, "-c", STOPPED_CLOSER, f], stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, text=True)
+        check_eq(p.stdout.readline().strip(), "read", "the closer's reads")
+        w = charged_worker(m.mnt, a)
+        os.kill(w["pid"], signal.SIGSTOP)
+        try:
+            time.sleep(0.1)
+            t0 = time.monotonic()
+            p.stdin.write("\n")
+            p.stdin.flush()
+            check_eq(p.stdout.readline().strip(), "closed", "the close")
+            took = time.monotonic() - t0
+            in_flight = worker_of(m.mnt, a)["in_flight"]
+        finally:
+            os.kill(w["pid"], signal.SIGCONT)
+        print(f"# A's close while its worker process is stopped: {took * 1000:.0f} ms "
+              f"({in_flight} request(s) left with it)", flush=True)
+        check(took < 2.0, f"the close took {took:.1f} s")
+        check_eq(p.wait(10), 0, "the closer's exit")
+        a.run(["dd", f"if={f}", "of=/dev/null", "bs=64k", "count=16", "status=none"],
+              timeout=30)
+
+
 @harness.timeout(120)
 def test_frozen_cgroup(t):
     """A is frozen (cgroup.freeze, and the v1 freezer) while its reads go on and one is
