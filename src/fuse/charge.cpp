@@ -743,10 +743,9 @@ namespace {
  * opened at birth): in, to the caller's cgroup v2 and v1 directories; out,
  * to the host maker's (the daemon's).
  *
- * When: at once when the caller closes a file (serve_flush(): close(2)
- * returns once the host is out; an exit closes every file too, though
- * since Linux 6.0 the kernel does not wait for that answer, so the host
- * leaves a move's time after the container's last process), and
+ * When: at once when the caller closes a file (serve_flush(): an exit
+ * closes every file, and waits for the answer, so a container's last
+ * process does not finish exiting before the host is out), and
  * otherwise after an idle delay as
  * long as a move in and out costs (2x the last moves in, averaged; at
  * least 0.2 ms, at most 5 ms): a host whose requests come closer together

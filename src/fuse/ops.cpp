@@ -415,10 +415,10 @@ void op_flush(fuse_req_t req, fuse_ino_t, fuse_file_info *fi) noexcept
 	 * But a close(2) is often a process's last word (an exit closes every
 	 * file): a worker process that serves the caller's cgroup from inside
 	 * it (charge=cgroup) steps out before it answers, unless it is serving
-	 * more of that cgroup's requests. So a container whose last process
-	 * exits finds nothing of ours left in its cgroups a moment later (the
-	 * kernel sends an exiting process's flush without waiting for it),
-	 * whatever the idle delay before a worker process steps out by itself.
+	 * more of that cgroup's requests. A container whose last process exits
+	 * (its exit waits for the flush's answer) then finds nothing of ours
+	 * in its cgroups, whatever the idle delay before a worker process
+	 * steps out by itself.
 	 * Answered here when there
 	 * is no such process, or it cannot take the flush at once (its slots
 	 * held by a stalled backing store): a close never waits for a stall.

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <linux/fuse.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -137,20 +138,6 @@ struct SessionThreads {
 		return true;
 	}
 
-	/*
-	 * Up to timeout_ns for every thread to end by itself: the connection
-	 * ended (the last file of an unmounted mount closed). True if they did.
-	 */
-	bool wait_ended(int64_t timeout_ns)
-	{
-		int64_t until = monotonic_ns() + timeout_ns;
-		while (running.load() > 0 && monotonic_ns() < until) {
-			struct timespec ts = {0, 20 * 1000000};
-			nanosleep(&ts, nullptr);
-		}
-		return running.load() == 0;
-	}
-
 	/* Wake threads blocked in read(2) until every one has seen the exit flag. */
 	void stop()
 	{
@@ -195,6 +182,46 @@ std::string status_line(const image::ImageTable &table, const dispatch::Dispatch
 	return fmt::format("STATUS=Serving {} on {}; {} live, {} busy",
 			   plural(table.count(), "image", "images"), mountpoint,
 			   plural(live, "cgroup worker", "cgroup workers"), busy);
+}
+
+/*
+ * After an unclean shutdown, with the mount detached: answer what still
+ * comes on `fd` until the connection ends (the mount's last file closed) or
+ * timeout_ns passes. A close (FLUSH), and the release of a file, succeed;
+ * anything else fails EIO. No libfuse here: its session is stopped, and it
+ * would report the connection's end (ECONNABORTED) as an error.
+ */
+void answer_last_closes(int fd, int64_t timeout_ns)
+{
+	std::vector<char> buf(PayloadPool::max_payload + 64 * 1024);
+	int64_t until = monotonic_ns() + timeout_ns;
+	while (monotonic_ns() < until) {
+		struct pollfd p = {fd, POLLIN, 0};
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		if (p.revents & (POLLERR | POLLHUP))
+			return;
+		ssize_t n = read(fd, buf.data(), buf.size());
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN || errno == ENOENT)
+				continue;
+			return; /* ENODEV, ECONNABORTED: the connection ended */
+		}
+		if (static_cast<size_t>(n) < sizeof(fuse_in_header))
+			continue;
+		fuse_in_header in;
+		std::memcpy(&in, buf.data(), sizeof(in));
+		if (in.opcode == FUSE_FORGET || in.opcode == FUSE_BATCH_FORGET ||
+		    in.opcode == FUSE_INTERRUPT)
+			continue; /* no answer wanted */
+		bool ok = in.opcode == FUSE_FLUSH || in.opcode == FUSE_RELEASE ||
+			  in.opcode == FUSE_RELEASEDIR;
+		fuse_out_header out = {};
+		out.len = sizeof(out);
+		out.error = ok ? 0 : -EIO;
+		out.unique = in.unique;
+		(void)!write(fd, &out, sizeof(out));
+	}
 }
 
 /* A sysctl of the kernel's FUSE request timeouts, in seconds (0: none or unknown). */
@@ -555,8 +582,11 @@ int Session::shut_down(int exit_code)
 		 * answered for one more grace period (the connection ends with
 		 * the last of them), then the daemon ends without tearing down.
 		 */
+		threads_.stop();
+		if (threads_.failed)
+			exit_code = EXIT_FAILURE;
 		if (fs_.mount_dev != 0 && unmount_dead_mount(opts_.mountpoint, fs_.mount_dev) == 0)
-			(void)threads_.wait_ended(shutdown_grace_ns);
+			answer_last_closes(fuse_session_fd(se_), shutdown_grace_ns);
 		else
 			fuse_session_unmount(se_);
 		_exit(exit_code);
