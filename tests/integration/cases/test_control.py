@@ -378,6 +378,12 @@ def test_attach_detach_racing_with_readers(t):
     with t.mount(solo) as m:
         mm = ["-m", m.mnt]
         x = m.path("x.img")
+        # A read first: the worker of this process's cgroup and, with charge=cgroup,
+        # its worker process (the daemon's socket and pidfd of it, and of the host
+        # maker) are there before the count.
+        fd = os.open(m.path("solo.img"), os.O_RDONLY)
+        os.pread(fd, 4096, 0)
+        os.close(fd)
         base_fds = len(os.listdir(f"/proc/{m.pid}/fd"))
         base_threads = int([ln for ln in open(f"/proc/{m.pid}/status")
                             if ln.startswith("Threads:")][0].split()[1])
