@@ -745,15 +745,14 @@ namespace {
  *
  * When: at once when the caller closes a file (serve_flush(): an exit
  * closes every file, and waits for the answer, so a container's last
- * process does not finish exiting before the host is out), and
- * otherwise after an idle delay as
- * long as a move in and out costs (2x the last moves in, averaged; at
- * least 0.2 ms, at most 5 ms): a host whose requests come closer together
- * than that (a sequential stream: the next 1 MiB request comes a few
- * tenths of a millisecond after the last) stays in, and one whose requests
- * are further apart spends at most as long moving as waiting. A move costs
- * about 0.1 ms per hierarchy on a hybrid host (7 to 10 of them), one
- * write on a pure v2 one.
+ * process does not finish exiting before the host is out), and otherwise
+ * after an idle delay as long as a move in and out costs (2x the last moves
+ * in, averaged; at least 0.2 ms, at most 5 ms): a host whose requests come
+ * closer together than that (a sequential stream: the next 1 MiB request
+ * comes a few tenths of a millisecond after the last) stays in, and one
+ * whose requests are further apart spends at most as long moving as
+ * waiting. A move costs about 0.1 ms per hierarchy on a hybrid host (7 to
+ * 10 of them), one write on a pure v2 one.
  */
 constexpr int64_t min_step_out_after_ns = 200000;
 constexpr int64_t max_step_out_after_ns = 5000000;

@@ -25,12 +25,14 @@
  * the PayloadPool arena the host maps, or is copied into the slot's
  * buffer: a small one, one beyond the arena's room, or any while the host
  * has not mapped the arena or cannot), bumps the slot's `posted` word and
- * sets the slot's bit in the host's queue. Any of the host's threads (one per slot used) takes it,
- * does the operation on its replica of the image (BackingImage::replica()),
- * takes the slot's answer word, answers the kernel, and bumps `done`; the
- * daemon collects it later, or waits on `done`. A post wakes a sleeping
- * host thread only when no thread looking for work or serving will come to
- * it soon (HostHeader).
+ * sets the slot's bit in the host's queue. Any of the host's threads (one
+ * per slot used) takes it, does the operation on its replica of the image
+ * (BackingImage::replica()), takes the slot's answer word, answers the
+ * kernel, and bumps `done`; the daemon collects it later, or waits on
+ * `done`. A post wakes a sleeping host thread only when no thread looking
+ * for work or serving will come to it soon (HostHeader). A flush (a close)
+ * is not served inside the caller's cgroups: the host steps out, then
+ * answers it (serve_flush()).
  *
  * Answering once: the answer word starts open; the host takes it before
  * answering (claim_worker), the daemon (an interrupt, a timeout) before it

@@ -418,10 +418,11 @@ void op_flush(fuse_req_t req, fuse_ino_t, fuse_file_info *fi) noexcept
 	 * more of that cgroup's requests. A container whose last process exits
 	 * (its exit waits for the flush's answer) then finds nothing of ours
 	 * in its cgroups, whatever the idle delay before a worker process
-	 * steps out by itself.
-	 * Answered here when there
-	 * is no such process, or it cannot take the flush at once (its slots
-	 * held by a stalled backing store): a close never waits for a stall.
+	 * steps out by itself. Answered here when there is no such process, or
+	 * it cannot take the flush at once (its slots held by a stalled backing
+	 * store); one it takes but does not get to (stopped, frozen) is
+	 * answered 20 ms later (IoRequest::done_after_ns()): a close never
+	 * waits for a stall.
 	 */
 	auto &fs = fs_of(req);
 	const fuse_ctx *ctx = fuse_req_ctx(req);

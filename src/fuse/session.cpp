@@ -574,6 +574,9 @@ int Session::shut_down(int exit_code)
 	if (!clean)
 		log::warning("requests stuck in backing I/O were answered with EIO after {} s",
 			     shutdown_grace_ns / 1000000000);
+	threads_.stop();
+	if (threads_.failed)
+		exit_code = EXIT_FAILURE;
 	if (!clean && !aborted) {
 		/*
 		 * Their threads (or worker processes) still run and hold the
@@ -582,18 +585,12 @@ int Session::shut_down(int exit_code)
 		 * answered for one more grace period (the connection ends with
 		 * the last of them), then the daemon ends without tearing down.
 		 */
-		threads_.stop();
-		if (threads_.failed)
-			exit_code = EXIT_FAILURE;
 		if (fs_.mount_dev != 0 && unmount_dead_mount(opts_.mountpoint, fs_.mount_dev) == 0)
 			answer_last_closes(fuse_session_fd(se_), shutdown_grace_ns);
 		else
 			fuse_session_unmount(se_);
 		_exit(exit_code);
 	}
-	threads_.stop();
-	if (threads_.failed)
-		exit_code = EXIT_FAILURE;
 	fuse_session_unmount(se_);
 	if (aborted) {
 		exit_code = EXIT_FAILURE;
