@@ -9,8 +9,8 @@
 # the completion test its helpers; tmux is the real terminal the test of
 # cgloopctl top types into and reads. prometheus-cpp-dev (with civetweb) makes
 # the metrics= endpoint; prometheus (the server and promtool) is what
-# test_metrics scrapes it with. runc and busybox-static run the containers of
-# test_containers.
+# test_metrics scrapes it with. runc, crun and busybox-static run the
+# containers of test_containers.
 set -eu
 
 packages="
@@ -24,7 +24,7 @@ packages="
   nbdkit libnbd-bin
   qemu-utils qemu-system-common
   clang clang-format libclang-rt-14-dev llvm
-  runc busybox-static tmux
+  runc crun busybox-static tmux
   dpkg-dev debhelper fakeroot lintian bash-completion
 "
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Real containers (Debian's runc) using an image through cgloopfs.
+"""Real containers (Debian's runc and crun) using an image through cgloopfs.
 
 A busybox-static container reads and writes an image through a bind mount of
 the cgloopfs mount until just before it exits. While it does, its charged
@@ -12,8 +12,13 @@ exits 0 with no error line and leaves no cgroup behind. The runs that printed a
 "will retry" warning (the runtime found a cgroup busy and tried again) are
 counted and reported.
 
-Debian 12's crun (1.8.1) refuses a hybrid host like this one ("cgroups in
-hybrid mode not supported"), so it is not run here.
+Debian 12's crun (1.8.1) refuses a hybrid host whose cgroup v2 hierarchy
+offers any controller ("cgroups in hybrid mode not supported, drop all
+controllers from cgroupv2"): it reads /sys/fs/cgroup/unified/cgroup.controllers
+and wants it empty. On this host it lists hugetlb, which no cgroup there
+enables. So crun runs in a mount namespace of its own where an empty file is
+bound over that one file; nothing else changes, and crun makes, joins and
+removes the container's cgroups in every hierarchy (v2 and v1) as it would.
 """
 import json
 import os
@@ -26,7 +31,7 @@ from harness import MiB, check, check_eq, ctl_mount
 RUNS = 20
 
 
-def make_bundle(t, name, mnt, script):
+def make_bundle(t, runtime, name, mnt, script):
     """An OCI bundle: a busybox-static rootfs, the cgloopfs mount at /data."""
     busybox = shutil.which("busybox")
     check(busybox, "cannot run: busybox (busybox-static) is missing")
@@ -37,7 +42,7 @@ def make_bundle(t, name, mnt, script):
     shutil.copy(busybox, os.path.join(rootfs, "bin", "busybox"))
     for tool in ("sh", "dd", "sleep", "cat"):
         os.symlink("busybox", os.path.join(rootfs, "bin", tool))
-    subprocess.run(["runc", "spec"], cwd=bundle, check=True)
+    subprocess.run([runtime, "spec"], cwd=bundle, check=True)
     with open(os.path.join(bundle, "config.json")) as f:
         cfg = json.load(f)
     cfg["process"]["terminal"] = False
@@ -62,8 +67,28 @@ def cgroup_dirs(name):
     return found
 
 
+HYBRID_CONTROLLERS = "/sys/fs/cgroup/unified/cgroup.controllers"  # what crun reads
+
+
+def crun_needs_mask():
+    """Whether crun would refuse this host: hybrid (cgroup v2 at crun's
+    /sys/fs/cgroup/unified) with a controller listed there."""
+    hybrid = any(mp == os.path.dirname(HYBRID_CONTROLLERS) and fstype == "cgroup2"
+                 for mp, fstype, _ in harness.mountinfo())
+    if not hybrid:
+        return False
+    with open(HYBRID_CONTROLLERS) as f:
+        return f.read().strip() != ""
+
+
 def runtime_cmd(runtime, state):
-    return [runtime, "--root", state]
+    cmd = [runtime, "--root", state]
+    if runtime == "crun" and crun_needs_mask():
+        empty = os.path.join(state, "no-controllers")
+        open(empty, "w").close()
+        cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+               'mount --bind "$0" ' + HYBRID_CONTROLLERS + ' && exec "$@"', empty] + cmd
+    return cmd
 
 
 def error_lines(text):
@@ -114,7 +139,7 @@ def exercise(t, runtime):
                   "dd if=/data/c.img of=/dev/null bs=64k count=64 2>/dev/null && "
                   "dd if=/dev/zero of=/data/c.img bs=64k count=16 seek=64 conv=notrunc "
                   "2>/dev/null")
-        bundle = make_bundle(t, f"{runtime}-bundle", m.mnt, script)
+        bundle = make_bundle(t, runtime, f"{runtime}-bundle", m.mnt, script)
         # One run with a pause: its worker process is in the container's cgroups.
         with open(os.path.join(bundle, "config.json")) as f:
             cfg = json.load(f)
@@ -167,6 +192,11 @@ def exercise(t, runtime):
 @harness.timeout(300)
 def test_runc(t):
     exercise(t, "runc")
+
+
+@harness.timeout(300)
+def test_crun(t):
+    exercise(t, "crun")
 
 
 if __name__ == "__main__":
