@@ -49,6 +49,12 @@ public:
 	 * taken it yet, wake another of its threads. Lock-free.
 	 */
 	virtual void nudge(unsigned slot) noexcept { (void)slot; }
+	/*
+	 * The caller closed a file, and the host could not be given the close
+	 * (Worker::post_now()): leave the caller's cgroups as soon as nothing
+	 * is being served. Lock-free.
+	 */
+	virtual void leave_when_idle() noexcept {}
 };
 
 /*

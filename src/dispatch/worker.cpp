@@ -139,9 +139,12 @@ int Worker::spawn_locked()
 bool Worker::post_now(Job *job)
 {
 	MutexLocker l(mutex_);
-	if (stopping_ || head_)
-		return false; /* stopping, or the host has all it can take */
-	return try_post(job, l) == PostResult::posted;
+	if (!stopping_ && !head_ && try_post(job, l) == PostResult::posted)
+		return true;
+	/* Stopping, or the host has all it can take, or no thread of it is free for the slot. */
+	if (host_ && !stopping_)
+		host_->leave_when_idle();
+	return false;
 }
 
 bool Worker::enqueue(Job *job)

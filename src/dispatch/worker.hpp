@@ -103,8 +103,10 @@ public:
 
 	uint64_t cgroup_id() const { return cgroup_id_; }
 	/*
-	 * Post `job` to the host process now, or not at all (false: no host,
-	 * or it has all it can take). Never queued behind anything.
+	 * Post `job` (a close) to the host process now, or not at all (false:
+	 * no host, or it has all it can take; the host is then told to leave
+	 * the caller's cgroups as soon as it is idle, Host::leave_when_idle()).
+	 * Never queued behind anything.
 	 */
 	[[nodiscard]] bool post_now(Job *job) CGL_EXCLUDES(mutex_);
 

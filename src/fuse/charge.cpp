@@ -97,6 +97,10 @@ struct HostHeader {
 	std::atomic<int64_t> last_end_ns; /* when a thread last finished a request */
 	/* The daemon's payload arena (Msg::arena): 0 not mapped yet, 1 mapped, 2 cannot be. */
 	std::atomic<uint32_t> arena;
+	/* The idle delay before the host steps out, set by the daemon (0: as long as a move costs). */
+	int64_t idle_delay_ns;
+	/* The caller closed a file the host was not given (ChargeHost::leave_when_idle()). */
+	std::atomic<uint32_t> closed;
 };
 static_assert(sizeof(HostHeader) <= page);
 static_assert(sizeof(SlotControl) <= page);
@@ -305,8 +309,8 @@ struct SpawnReply {
 	int32_t error; /* errno of clone3 */
 };
 
-HostMaker::HostMaker(int fuse_fd, const PayloadPool &payloads)
-	: fuse_fd_(fuse_fd), payloads_(payloads)
+HostMaker::HostMaker(int fuse_fd, const PayloadPool &payloads, int64_t idle_delay_ns)
+	: fuse_fd_(fuse_fd), payloads_(payloads), idle_delay_ns_(idle_delay_ns)
 {
 }
 
@@ -402,6 +406,7 @@ std::shared_ptr<ChargeHost> HostMaker::spawn(pid_t caller, std::string &error)
 	host->shm_len_ = shm_size;
 	auto *hdr = reinterpret_cast<HostHeader *>(host->shm_);
 	hdr->failed_dir = -1;
+	hdr->idle_delay_ns = idle_delay_ns_;
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		error = fmt::format("socketpair: {}", std::strerror(errno));
@@ -640,6 +645,13 @@ void ChargeHost::post(unsigned slot, const image::BackingImage &img, const IoPar
 	wake_one(hdr);
 }
 
+void ChargeHost::leave_when_idle() noexcept
+{
+	auto *hdr = reinterpret_cast<HostHeader *>(shm_);
+	hdr->closed.store(1, std::memory_order_seq_cst);
+	wake_one(hdr);
+}
+
 void ChargeHost::nudge(unsigned slot) noexcept
 {
 	/* A thread that was to take it is slow about it: wake another. */
@@ -745,14 +757,18 @@ namespace {
  *
  * When: at once when the caller closes a file (serve_flush(): an exit
  * closes every file, and waits for the answer, so a container's last
- * process does not finish exiting before the host is out), and otherwise
- * after an idle delay as long as a move in and out costs (2x the last moves
- * in, averaged; at least 0.2 ms, at most 5 ms): a host whose requests come
- * closer together than that (a sequential stream: the next 1 MiB request
- * comes a few tenths of a millisecond after the last) stays in, and one
- * whose requests are further apart spends at most as long moving as
- * waiting. A move costs about 0.1 ms per hierarchy on a hybrid host (7 to
- * 10 of them), one write on a pure v2 one.
+ * process does not finish exiting before the host is out), or as soon as
+ * the requests being served then are done; otherwise after an idle delay.
+ * Where closes are sent (cache=direct: HostMaker's idle_delay_ns), the delay
+ * is 20 ms: a cgroup whose requests come less than that apart (a reader at
+ * 50 or more requests a second) is not moved for each, which would add a
+ * move in (0.2-1 ms here) to each request's latency. Where they are not
+ * (cache=kernel), it is as long as a move in and out costs (2x the last
+ * moves in, averaged; at least 0.2 ms, at most 5 ms): a sequential stream,
+ * whose next 1 MiB request comes a few tenths of a millisecond after the
+ * last, stays in, and a host whose requests are further apart spends at
+ * most as long moving as waiting. A move costs about 0.1 ms per hierarchy
+ * on a hybrid host (7 to 10 of them), one write on a pure v2 one.
  */
 constexpr int64_t min_step_out_after_ns = 200000;
 constexpr int64_t max_step_out_after_ns = 5000000;
@@ -761,14 +777,18 @@ struct Stepper {
 	std::vector<int> in, out;	  /* cgroup.procs files, opened for writing */
 	std::vector<std::string> in_dirs; /* the caller's v1 directories (for pids.max) */
 	std::mutex mutex;
-	bool inside = true; /* under mutex */
-	unsigned busy = 0;  /* requests being served; under mutex */
+	bool inside = true;	   /* under mutex */
+	unsigned busy = 0;	   /* requests being served; under mutex */
+	bool closing = false;	   /* a close came while busy: out when idle; under mutex */
+	int64_t idle_delay_ns = 0; /* HostHeader::idle_delay_ns; set before the threads start */
 	std::atomic<int64_t> last_done_ns{0};
 	std::atomic<int64_t> move_in_ns{0}; /* what a move in took, averaged */
 
 	/* How long the host waits, idle, before it steps out. */
 	int64_t step_out_after() const
 	{
+		if (idle_delay_ns > 0)
+			return idle_delay_ns;
 		return std::clamp<int64_t>(2 * move_in_ns.load(std::memory_order_relaxed),
 					   min_step_out_after_ns, max_step_out_after_ns);
 	}
@@ -826,29 +846,47 @@ bool begin_request(Stepper &st)
 	return true;
 }
 
-/* A request is done; true when it was the last one in the works (the host is idle). */
+/* Out of the caller's cgroups (under st.mutex). */
+void step_out_locked(Stepper &st)
+{
+	st.closing = false;
+	if (!st.inside || st.out.empty())
+		return;
+	/* Half out is no worse than in: what did move stays out until the next request. */
+	st.inside = false;
+	(void)move_to(st.out);
+}
+
+/*
+ * A request is done; true when it was the last one in the works (the host
+ * is idle). Then out at once if the caller closed a file meanwhile.
+ */
 bool end_request(Stepper &st, int64_t now)
 {
 	std::lock_guard<std::mutex> l(st.mutex);
 	st.last_done_ns.store(now, std::memory_order_relaxed);
-	return --st.busy == 0;
+	if (--st.busy != 0)
+		return false;
+	if (st.closing)
+		step_out_locked(st);
+	return true;
 }
 
 /*
  * The idle delay since the host went idle: step out, unless it has served
  * meanwhile (then the thread that went idle after that steps out later).
- * `now`: whatever the delay (a flush), if it serves nothing.
+ * `now` (a close): whatever the delay; if it serves, as soon as it is idle.
  */
 void step_out_if_idle(Stepper &st, bool now = false)
 {
 	std::lock_guard<std::mutex> l(st.mutex);
-	if (!st.inside || st.out.empty() || st.busy != 0 ||
-	    (!now && monotonic_ns() - st.last_done_ns.load(std::memory_order_relaxed) <
-			     st.step_out_after()))
+	if (st.busy != 0) {
+		st.closing |= now; /* end_request() steps out */
 		return;
-	/* Half out is no worse than in: what did move stays out until the next request. */
-	st.inside = false;
-	(void)move_to(st.out);
+	}
+	if (now ||
+	    monotonic_ns() - st.last_done_ns.load(std::memory_order_relaxed) >= st.step_out_after())
+		step_out_locked(st);
 }
 
 SlotControl *slot_control(HostState &h, unsigned slot)
@@ -914,10 +952,11 @@ void mark_done(SlotControl &c, uint32_t seen)
 }
 
 /*
- * A close(2) by the caller (IoOp::flush): out of its cgroups at once, unless
- * other requests are being served, then answered (its process may be
- * exiting: the last one of a container, whose cgroups its runtime removes
- * next). Not a request served inside the cgroups: it does not step in.
+ * A close(2) by the caller (IoOp::flush): out of its cgroups at once (or,
+ * if other requests are being served, once they are), then answered (its
+ * process may be exiting: the last one of a container, whose cgroups its
+ * runtime removes next). Not a request served inside the cgroups: it does
+ * not step in.
  */
 void serve_flush(HostState &h, SlotControl &c, uint32_t seen)
 {
@@ -1079,6 +1118,10 @@ void host_thread(HostState &h, unsigned slot)
 		if (look_first)
 			hdr->looking.fetch_sub(1, std::memory_order_seq_cst);
 		if (hdr->pending.load(std::memory_order_seq_cst) == 0) {
+			/* Woken for a close the daemon could not post (leave_when_idle()). */
+			if (hdr->closed.load(std::memory_order_seq_cst) != 0 &&
+			    hdr->closed.exchange(0, std::memory_order_seq_cst) != 0)
+				step_out_if_idle(h.step, true);
 			if (may_step_out) {
 				/* Once: a wait per idle spell, not a poll. */
 				may_step_out = false;
@@ -1415,6 +1458,7 @@ void charge_worker_main(StepFiles files)
 	h.shm = static_cast<char *>(p);
 	auto *hdr = reinterpret_cast<HostHeader *>(h.shm);
 	h.header = hdr;
+	h.step.idle_delay_ns = hdr->idle_delay_ns;
 	sigset_t all;
 	sigfillset(&all);
 	sigdelset(&all, SIGTERM);

@@ -81,6 +81,8 @@ inline bool claim_remote(std::atomic<uint32_t> &word)
 
 /* The host's slots: at most worker_depth's maximum. */
 inline constexpr unsigned host_slots = 64;
+/* A host's idle delay where closes step it out (cache=direct; charge.cpp: Stepper). */
+inline constexpr int64_t closes_idle_delay_ns = 20 * 1000000LL;
 
 class PayloadPool;
 
@@ -98,6 +100,7 @@ public:
 	bool finished(unsigned slot) const noexcept override;
 	bool answering(unsigned slot) const noexcept override;
 	void nudge(unsigned slot) noexcept override;
+	void leave_when_idle() noexcept override;
 
 	/* How a call went. */
 	struct Answer {
@@ -188,8 +191,13 @@ private:
 class HostMaker
 {
 public:
-	/* Its hosts answer on `fuse_fd`, and read write payloads out of `payloads`' arena. */
-	HostMaker(int fuse_fd, const PayloadPool &payloads);
+	/*
+	 * Its hosts answer on `fuse_fd`, and read write payloads out of
+	 * `payloads`' arena. They step out of their caller's cgroups after
+	 * being idle for `idle_delay_ns` (0: as long as a move costs, for
+	 * mounts whose closes do not reach them).
+	 */
+	HostMaker(int fuse_fd, const PayloadPool &payloads, int64_t idle_delay_ns);
 	~HostMaker();
 	HostMaker(const HostMaker &) = delete;
 	HostMaker &operator=(const HostMaker &) = delete;
@@ -206,6 +214,7 @@ private:
 
 	const int fuse_fd_;
 	const PayloadPool &payloads_;
+	const int64_t idle_delay_ns_;
 	Mutex mutex_; /* one spawn at a time; a leaf */
 	UniqueFd socket_ CGL_GUARDED_BY(mutex_);
 	UniqueFd pidfd_ CGL_GUARDED_BY(mutex_);

@@ -475,8 +475,14 @@ bool Session::mount()
 	if (!opts_.foreground)
 		log::use_syslog();
 	se_ = se;
+	/*
+	 * With cache=direct a close steps a host out (op_flush), so an idle one
+	 * may stay in its caller's cgroups for a while (charge.cpp: Stepper).
+	 */
 	if (opts_.dispatch == config::DispatchMode::cgroup)
-		hosts_ = std::make_unique<HostMaker>(fuse_session_fd(se), fs_.payloads);
+		hosts_ = std::make_unique<HostMaker>(
+			fuse_session_fd(se), fs_.payloads,
+			opts_.cache == config::CacheMode::direct ? closes_idle_delay_ns : 0);
 	return true;
 }
 

@@ -1162,6 +1162,8 @@ public:
 			nudges++;
 	}
 
+	void leave_when_idle() noexcept override { leaves++; }
+
 	void post(unsigned slot)
 	{
 		CHECK(state[slot] != posted); /* a slot is reused only once collected */
@@ -1172,7 +1174,7 @@ public:
 	std::array<std::atomic<int>, 64> state{};
 	std::atomic<bool> died{false};
 	std::atomic<bool> serving{true}; /* false: takes nothing (stuck) */
-	std::atomic<int> posts{0}, served{0}, active{0}, max_active{0}, nudges{0};
+	std::atomic<int> posts{0}, served{0}, active{0}, max_active{0}, nudges{0}, leaves{0};
 
 private:
 	void serve()
@@ -1458,6 +1460,8 @@ TEST_CASE("submit_hosted: a job goes to the cgroup's host only if it can take it
 	REQUIRE(Harness::poll([&] { return h.host->posts == 2; }));
 	CHECK_FALSE(h.dispatcher->submit_hosted(&jobs[2]));
 	CHECK(h.host->posts == 2);
+	/* The host is told to leave the caller's cgroups once idle instead. */
+	CHECK(h.host->leaves == 1);
 	for (const auto &w : h.dispatcher->workers())
 		if (w.cgroup_id == 7 && !w.root)
 			CHECK(w.queued == 0);
@@ -1465,12 +1469,14 @@ TEST_CASE("submit_hosted: a job goes to the cgroup's host only if it can take it
 	h.host->serving = true;
 	REQUIRE(Harness::poll([&] { return jobs[0].releases == 1 && jobs[1].releases == 1; }));
 	CHECK(h.dispatcher->submit_hosted(&jobs[3]));
+	CHECK(h.host->leaves == 1); /* posted: the host got the job itself */
 	REQUIRE(Harness::poll([&] { return jobs[3].releases == 1; }));
 	CHECK(jobs[3].collects == 1);
 	CHECK(jobs[3].runs == 0);
 	/* A job the host refuses (no thread for it): false, and not run here either. */
 	PostedJob refused(7, true);
 	CHECK_FALSE(h.dispatcher->submit_hosted(&refused));
+	CHECK(h.host->leaves == 2);
 	CHECK(refused.runs == 0);
 	CHECK(refused.releases == 0);
 	CHECK(jobs[2].releases == 0);
