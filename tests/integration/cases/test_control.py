@@ -372,9 +372,9 @@ def test_attach_detach_racing_with_readers(t):
     filled(b, MiB, ord("b"))
     solo = t.path("solo.img")
     harness.make_sparse(solo, MiB)
-    # At least 20 s and 60 attach/detach rounds (the rounds start a cgloopctl
+    # At least 10 s and 60 attach/detach rounds (the rounds start a cgloopctl
     # each, slow under sanitizers on a loaded machine), at most 90 s.
-    seconds, rounds, most = 20, 60, 90
+    seconds, rounds, most = 10, 60, 90
     with t.mount(solo) as m:
         mm = ["-m", m.mnt]
         x = m.path("x.img")
