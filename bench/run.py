@@ -5,8 +5,8 @@ device and cgloopfs (dispatch=cgroup with charge=cgroup, the default; with
 charge=none, target "nocharge"; and dispatch=single), in one run, on the same
 image, and a table of ratios against raw and against the loop device.
 
-    ./bench/run.py [--disk] [--seconds N] [--jobs seqread,seqwrite,randread,randwrite]
-                   [--no-isolation] [--binary PATH]
+    ./bench/run.py [--disk] [--seconds N] [--repeat N]
+                   [--jobs seqread,seqwrite,randread,randwrite] [--no-isolation] [--binary PATH]
 
 Builds in release mode (build-bench/), makes a 1 GiB image on tmpfs (/dev/shm;
 --disk: /var/tmp), and runs fio with O_DIRECT inside a child cgroup of its own,
@@ -19,11 +19,16 @@ The isolation benchmark then runs, under dispatch=cgroup and dispatch=single:
 cgroup B reads 4 KiB at random at 200 IOPS, alone and while cgroup A runs four
 1 MiB sequential readers (then four writers); B's p99 latency is reported.
 Everything it starts it stops; everything it makes it removes.
+
+--repeat N runs every job on every target N times, the targets taking turns
+(job 1 on each target, again, ...), and reports the median of each figure:
+on a small virtual machine one run's figures drift by 20-40%.
 """
 import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -154,6 +159,16 @@ def isolation(cg_a, cg_b, target, seconds, size):
     return out
 
 
+def median_isolation(runs):
+    """isolation()'s figures, each the median of `runs`."""
+    out = {"tails": {}}
+    for k in ("alone", "seqread", "seqwrite"):
+        out[k] = statistics.median(r[k] for r in runs)
+        out["tails"][k] = {t: statistics.median(r["tails"][k][t] for r in runs)
+                           for t in ("p99", "p999", "max")}
+    return out
+
+
 class Cgloopfs:
     def __init__(self, binary, image, opts, tmp):
         self.mnt = tempfile.mkdtemp(prefix="mnt-", dir=tmp)
@@ -181,6 +196,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--disk", action="store_true", help="image on /var/tmp instead of tmpfs")
     ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run each job on each target N times, in turns; report medians")
     ap.add_argument("--size", default="1G")
     ap.add_argument("--jobs", default=",".join(JOBS))
     ap.add_argument("--targets", default="raw,loop,cgroup,nocharge,single")
@@ -231,23 +248,34 @@ def main():
             if name in targets:
                 mounts[name] = Cgloopfs(binary, image, opts, tmp)
                 files[name] = mounts[name].file
+        runs = {}
         for job in args.jobs.split(","):
-            for target in targets:
-                cpu0 = daemon_cpu_seconds(mounts[target].proc.pid) if target in mounts else 0
-                t0 = time.monotonic()
-                value, p99 = run_fio(cg, files[target], job, args.seconds, size)
-                cpu = (daemon_cpu_seconds(mounts[target].proc.pid) - cpu0) / \
-                    (time.monotonic() - t0) if target in mounts else None
-                results[(job, target)] = (value, p99, cpu)
-                print(f"  {job:10} {target:7} {value:10.1f} {JOBS[job]['unit']:6} "
-                      f"p99 {p99:9.1f} us", file=sys.stderr, flush=True)
+            for _ in range(max(1, args.repeat)):
+                for target in targets:
+                    cpu0 = daemon_cpu_seconds(mounts[target].proc.pid) if target in mounts else 0
+                    t0 = time.monotonic()
+                    value, p99 = run_fio(cg, files[target], job, args.seconds, size)
+                    cpu = (daemon_cpu_seconds(mounts[target].proc.pid) - cpu0) / \
+                        (time.monotonic() - t0) if target in mounts else None
+                    runs.setdefault((job, target), []).append((value, p99, cpu))
+                    print(f"  {job:10} {target:7} {value:10.1f} {JOBS[job]['unit']:6} "
+                          f"p99 {p99:9.1f} us", file=sys.stderr, flush=True)
+        for key, rs in runs.items():
+            cpus = [r[2] for r in rs if r[2] is not None]
+            results[key] = (statistics.median(r[0] for r in rs),
+                            statistics.median(r[1] for r in rs),
+                            statistics.median(cpus) if cpus else None)
         if not args.no_isolation:
-            for name in ("cgroup", "nocharge", "single"):
-                if name in mounts:
-                    iso[name] = isolation(cg_a, cg_b, files[name], args.seconds, size)
-                    shown = {k: v for k, v in iso[name].items() if k != "tails"}
-                    print(f"  isolation {name:7} B p99 (us): {shown}", file=sys.stderr,
-                          flush=True)
+            isos = {}
+            for _ in range(max(1, args.repeat)):
+                for name in ("cgroup", "nocharge", "single"):
+                    if name in mounts:
+                        one = isolation(cg_a, cg_b, files[name], args.seconds, size)
+                        isos.setdefault(name, []).append(one)
+                        shown = {k: v for k, v in one.items() if k != "tails"}
+                        print(f"  isolation {name:7} B p99 (us): {shown}", file=sys.stderr,
+                              flush=True)
+            iso = {name: median_isolation(rs) for name, rs in isos.items()}
     finally:
         for m in mounts.values():
             m.close()
@@ -269,7 +297,8 @@ def main():
                 cpu_model = line.split(":", 1)[1].strip()
                 break
     print(f"# cgloopfs bench: {os.cpu_count()} CPUs ({cpu_model}), kernel {os.uname().release}, "
-          f"image {args.size} on {'disk' if args.disk else 'tmpfs'}, {args.seconds} s per job, O_DIRECT")
+          f"image {args.size} on {'disk' if args.disk else 'tmpfs'}, {args.seconds} s per job, O_DIRECT"
+          + (f", median of {args.repeat} runs each" if args.repeat > 1 else ""))
     print()
     print("| job | target | result | p99 | daemon CPU | vs raw | vs loop |")
     print("|---|---|---|---|---|---|---|")
