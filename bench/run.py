@@ -21,8 +21,9 @@ cgroup B reads 4 KiB at random at 200 IOPS, alone and while cgroup A runs four
 Everything it starts it stops; everything it makes it removes.
 
 --repeat N runs every job on every target N times, the targets taking turns
-(job 1 on each target, again, ...), and reports the median of each figure:
-on a small virtual machine one run's figures drift by 20-40%.
+(job 1 on each target, again, ...), and reports the median of each figure,
+and as each ratio the median of the turns' ratios: on a small virtual
+machine one run's figures drift by 20-40%.
 """
 import argparse
 import json
@@ -223,6 +224,7 @@ def main():
     loopdev = None
     mounts = {}
     results = {}
+    runs = {}  # (job, target): [(value, p99, cpu)], one per turn
     iso = {}
     try:
         sh(["fio", "--name=fill", "--filename=" + image, "--rw=write", "--bs=1M",
@@ -248,7 +250,6 @@ def main():
             if name in targets:
                 mounts[name] = Cgloopfs(binary, image, opts, tmp)
                 files[name] = mounts[name].file
-        runs = {}
         for job in args.jobs.split(","):
             for _ in range(max(1, args.repeat)):
                 for target in targets:
@@ -290,6 +291,14 @@ def main():
                 except OSError:
                     time.sleep(0.05)
 
+    def ratio(job, target, base):
+        """target's result over base's: with --repeat, the median of the turns' ratios
+        (a turn runs the targets one after another)."""
+        a, b = runs.get((job, target)), runs.get((job, base))
+        if not a or not b or len(a) != len(b) or not all(r[0] for r in b):
+            return None
+        return statistics.median(x[0] / y[0] for x, y in zip(a, b))
+
     cpu_model = ""
     with open("/proc/cpuinfo") as f:
         for line in f:
@@ -303,15 +312,14 @@ def main():
     print("| job | target | result | p99 | daemon CPU | vs raw | vs loop |")
     print("|---|---|---|---|---|---|---|")
     for job in args.jobs.split(","):
-        raw = results.get((job, "raw"), (None,))[0]
-        loop = results.get((job, "loop"), (None,))[0]
         for target in args.targets.split(","):
             if (job, target) not in results:
                 continue
             value, p99, cpu = results[(job, target)]
             unit = JOBS[job]["unit"]
-            vr = f"{value / raw:.2f}x" if raw else "-"
-            vl = f"{value / loop:.2f}x" if loop else "-"
+            vr, vl = ratio(job, target, "raw"), ratio(job, target, "loop")
+            vr = f"{vr:.2f}x" if vr is not None else "-"
+            vl = f"{vl:.2f}x" if vl is not None else "-"
             c = f"{cpu * 100:.0f}%" if cpu is not None else "-"
             print(f"| {job} | {target} | {value:.0f} {unit} | {p99:.0f} us | {c} | {vr} | {vl} |")
 
@@ -335,9 +343,6 @@ def main():
                      for k in ("alone", "seqread", "seqwrite")]
             print(f"| {name} | " + " | ".join(cells) + " |")
 
-    def ratio(job, target, base):
-        a, b = results.get((job, target)), results.get((job, base))
-        return a[0] / b[0] if a and b and b[0] else None
     checks = [("seq read 1 MiB vs raw", ratio("seqread", "cgroup", "raw"), 0.60),
               ("seq write 1 MiB vs raw", ratio("seqwrite", "cgroup", "raw"), 0.55),
               ("rand read 4 KiB x4 vs loop", ratio("randread", "cgroup", "loop"), 0.60),
