@@ -522,6 +522,19 @@ def test_worker_process_that_cannot_map_the_payload_arena(t):
         print(f"# 8 writes of 1 MiB without the arena: {took * 1000:.0f} ms", flush=True)
 
 
+def watch_worker(m, group, script, path):
+    """Run `script` on `path` in `group`; once it has read (its worker process
+    exists) it is given that process's pid on stdin. Returns (the script's
+    process, the worker), the script going on with its work."""
+    p = group.popen([sys.executable, "-c", script, path],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    check_eq(p.stdout.readline().strip(), "ready", "the reader")
+    w = charged_worker(m.mnt, group)
+    p.stdin.write(f"{w['pid']}\n")
+    p.stdin.flush()
+    return p, w
+
+
 CLOSE_SCRIPT = r"""
 import os, sys, time
 path = sys.argv[1]
@@ -557,12 +570,7 @@ def test_a_close_steps_the_worker_process_out(t):
     cg = t.cgroup()
     a = Group(t, cg, "a")
     with t.mount(img, opts="charge=cgroup") as m:
-        p = a.popen([sys.executable, "-c", CLOSE_SCRIPT, m.path("cl.img")],
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        check_eq(p.stdout.readline().strip(), "ready", "the reader")
-        w = charged_worker(m.mnt, a)
-        p.stdin.write(f"{w['pid']}\n")
-        p.stdin.flush()
+        p, _ = watch_worker(m, a, CLOSE_SCRIPT, m.path("cl.img"))
         out = p.stdout.readline().split()
         check_eq(p.wait(30), 0, "the reader's exit")
         before, after = int(out[0]), int(out[1])
@@ -601,12 +609,7 @@ def test_a_sparse_reader_is_not_moved_for_each_request(t):
     cg = t.cgroup()
     a = Group(t, cg, "a")
     with t.mount(img, opts="charge=cgroup") as m:
-        p = a.popen([sys.executable, "-c", SPARSE_SCRIPT, m.path("sp.img")],
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        check_eq(p.stdout.readline().strip(), "ready", "the reader")
-        w = charged_worker(m.mnt, a)
-        p.stdin.write(f"{w['pid']}\n")
-        p.stdin.flush()
+        p, w = watch_worker(m, a, SPARSE_SCRIPT, m.path("sp.img"))
         inside = int(p.stdout.readline())
         check_eq(p.wait(30), 0, "the reader's exit")
         print(f"# 5 ms after each of 40 reads: the worker process in A's cgroups "
