@@ -731,6 +731,72 @@ def test_worker_process_leaves_with_its_cgroup(t):
         holder.wait()
 
 
+# Run in a cgroup: maps PATH (MAP_PRIVATE) and closes it, so nothing after is a close; reads
+# the first half through the mapping and prints its sha256; on a line from stdin (a pid)
+# reads the second half the same way, then prints its sha256, its own /proc/self/cgroup and
+# that pid's, and exits at once.
+MAPPER = r"""
+import hashlib, json, mmap, os, sys
+path, size = sys.argv[1], int(sys.argv[2])
+fd = os.open(path, os.O_RDONLY)
+m = mmap.mmap(fd, size, mmap.MAP_PRIVATE, mmap.PROT_READ)
+os.close(fd)
+print(hashlib.sha256(m[:size // 2]).hexdigest(), flush=True)
+pid = int(sys.stdin.readline())
+h = hashlib.sha256(m[size // 2:]).hexdigest()
+mine, its = open("/proc/self/cgroup").read(), open(f"/proc/{pid}/cgroup").read()
+print(json.dumps({"sha256": h, "mine": mine, "its": its}), flush=True)
+os._exit(0)
+"""
+
+
+def rmdir_when_free(d, timeout=5):
+    """rmdir a v1 cgroup as a container runtime does, retrying while it is busy; returns
+    the seconds it took."""
+    t0 = time.monotonic()
+    while True:
+        try:
+            os.rmdir(d)
+            return time.monotonic() - t0
+        except OSError as e:
+            if e.errno != errno.EBUSY or time.monotonic() - t0 > timeout:
+                raise
+
+
+def test_a_mapping_processs_exit_lets_its_cgroup_go(t):
+    """A's only process reads the image through a mapping (page faults, no close after
+    them) up to the moment it exits: its worker process, serving those faults a moment
+    before, learns from the exit itself that it must go (no close, no flush comes),
+    and A's cgroups can be removed in every hierarchy. idle_timeout is a minute: a
+    worker process that waited to be reaped would fail this."""
+    img = t.path("m.img")
+    size = 8 * MiB
+    write_random(img, size // MiB)
+    with open(img, "rb") as f:
+        want = [hashlib.sha256(f.read(size // 2)).hexdigest(),
+                hashlib.sha256(f.read(size // 2)).hexdigest()]
+    cg = t.cgroup()
+    a = Group(t, cg, "a")
+    with t.mount(img, opts="idle_timeout=60,charge=cgroup") as m:
+        p = a.popen([sys.executable, "-c", MAPPER, m.path("m.img"), str(size)],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        check_eq(p.stdout.readline().strip(), want[0], "the first half read through the map")
+        pid = charged_worker(m.mnt, a)["pid"]
+        p.stdin.write(f"{pid}\n")
+        p.stdin.flush()
+        last = json.loads(p.stdout.readline())
+        check_eq(last["sha256"], want[1], "the second half read through the map")
+        check_eq(last["its"], last["mine"],
+                 "the worker process's cgroups just after it served A's last faults")
+        check_eq(p.wait(10), 0, "the mapping process's exit status")
+        took = [rmdir_when_free(d) for d in a.v1.values()] + [cg.remove(a.v2)]
+        print(f"# A's cgroups ({len(took)}) removed {max(took) * 1000:.1f} ms after its "
+              f"mapping process exited")
+        check(harness.wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 2),
+              "the worker process outlived its cgroup's last process, which only mapped "
+              "the image")
+
+
 # Run in a cgroup: reads [OFF, OFF + SIZE) of PATH in 1 MiB preads, pass after pass,
 # until the file STOP exists; one JSON line per pass, its times on CLOCK_MONOTONIC
 # (time.monotonic(), the same clock as the test's).
