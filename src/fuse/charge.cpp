@@ -36,6 +36,7 @@
 #include "cgroup/placement.hpp"
 #include "common/clock.hpp"
 #include "common/errno_util.hpp"
+#include "common/sched.hpp"
 #include "request.hpp"
 
 extern char **environ;
@@ -1058,6 +1059,8 @@ void host_thread(HostState &h, unsigned slot)
 {
 	HostHeader *hdr = h.header;
 	AlignedBuffer data, scratch;
+	/* As the daemon's I/O threads: a lone request wakes to run before bulk copies. */
+	request_short_slice();
 	SlotControl *mine = slot_control(h, slot);
 	mine->ready.store(1, std::memory_order_release);
 	futex_wake(&mine->ready);
