@@ -17,7 +17,14 @@ charge=cgroup the worker process joins them as well. Run as root.
 
 The isolation benchmark then runs, under dispatch=cgroup and dispatch=single:
 cgroup B reads 4 KiB at random at 200 IOPS, alone and while cgroup A runs four
-1 MiB sequential readers (then four writers); B's p99 latency is reported.
+1 MiB sequential readers (then four writers); B's p99 latency is reported. It
+runs on the raw backing file too (A and B on it directly), and as "wakes":
+B makes round trips through two other processes instead (bench/wake_chain,
+200 a second), while A floods the raw file. A request through cgloopfs wakes
+a sleeping thread or process three times (session thread, worker, caller);
+"wakes" is what that costs on this machine, the floor of any daemon's
+latency (on a virtual machine whose idle vCPUs halt, it is large).
+--jobs "" runs the isolation benchmark only.
 Everything it starts it stops; everything it makes it removes.
 
 --repeat N runs every job on every target N times, the targets taking turns
@@ -59,13 +66,15 @@ def cgroup2_root():
     sys.exit("bench: no cgroup2 mount")
 
 
-def build():
+def build(target=None):
+    """Build in release mode in build-bench/: everything, or only `target` (a path in it);
+    returns the path of cgloopfs, or of `target`."""
     bdir = os.path.join(TOP, "build-bench")
     if not os.path.exists(os.path.join(bdir, "build.ninja")):
         sh(["meson", "setup", bdir, "-Dbuildtype=release", "-Dtests=false",
             "--wrap-mode=nofallback"], cwd=TOP, stdout=subprocess.DEVNULL)
-    sh(["ninja", "-C", bdir], stdout=subprocess.DEVNULL)
-    return os.path.join(bdir, "src", "cgloopfs")
+    sh(["ninja", "-C", bdir] + ([target] if target else []), stdout=subprocess.DEVNULL)
+    return os.path.join(bdir, target or os.path.join("src", "cgloopfs"))
 
 
 def daemon_cpu_seconds(pid):
@@ -138,13 +147,31 @@ def run_fio(cg, target, job, seconds, size, extra=(), tail=None):
     return value, p99
 
 
-def isolation(cg_a, cg_b, target, seconds, size):
-    """B's p99 (us) at 200 random 4 KiB reads/s: alone, under A's readers, under A's writers."""
+def run_wake_chain(cg, wake_chain, seconds, tail):
+    """wake_chain in `cg`: round trips through two other processes, 200 a second;
+    returns their p99 (us) and fills `tail` as run_fio() does."""
+    out = subprocess.run([wake_chain, "2", "5000", str(seconds)], capture_output=True,
+                         text=True, preexec_fn=in_cgroup(cg))
+    if out.returncode != 0:
+        raise RuntimeError(f"wake_chain failed: {out.stderr}")
+    j = json.loads(out.stdout)
+    tail.update(p99=j["p99"], p999=j["p999"], max=j["max"])
+    return j["p99"]
+
+
+def isolation(cg_a, cg_b, target, seconds, size, wake_chain=None):
+    """B's p99 (us) at 200 random 4 KiB reads/s: alone, under A's readers, under A's writers.
+    With `wake_chain`, B runs that instead (round trips through two other processes,
+    200 a second: the wake-ups a request through cgloopfs takes) while A uses `target`."""
     light = ("--rate_iops=200", "--numjobs=1")
+
+    def light_p99(tail):
+        if wake_chain:
+            return run_wake_chain(cg_b, wake_chain, seconds, tail)
+        return run_fio(cg_b, target, "randread", seconds, size, light, tail)[1]
     tails = {}
     tails["alone"] = {}
-    out = {"alone": run_fio(cg_b, target, "randread", seconds, size, light,
-                            tails["alone"])[1], "tails": tails}
+    out = {"alone": light_p99(tails["alone"]), "tails": tails}
     for flood in ("seqread", "seqwrite"):
         a = subprocess.Popen(fio_command(target, flood, seconds + 3, size, ("--numjobs=4",)),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -152,8 +179,7 @@ def isolation(cg_a, cg_b, target, seconds, size):
         try:
             time.sleep(1.5)
             tails[flood] = {}
-            out[flood] = run_fio(cg_b, target, "randread", seconds, size, light,
-                                 tails[flood])[1]
+            out[flood] = light_p99(tails[flood])
         finally:
             so, se = a.communicate()
         fio_result(subprocess.CompletedProcess(a.args, a.returncode, so, se), target)
@@ -210,7 +236,12 @@ def main():
     for tool in ("fio", "losetup", "fusermount3"):
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} is missing (./scripts/install-deps.sh)")
+    jobs = [j for j in args.jobs.split(",") if j]
+    for j in jobs:
+        if j not in JOBS:
+            sys.exit(f"bench: unknown job \"{j}\" in --jobs (known: {', '.join(JOBS)})")
     binary = os.path.abspath(args.binary) if args.binary else build()
+    wake_chain = None if args.no_isolation else build("bench/wake_chain")
     base = "/var/tmp" if args.disk else "/dev/shm"
     tmp = tempfile.mkdtemp(prefix="cgloopfs-bench-", dir=base)
     image = os.path.join(tmp, "bench.img")
@@ -250,7 +281,7 @@ def main():
             if name in targets:
                 mounts[name] = Cgloopfs(binary, image, opts, tmp)
                 files[name] = mounts[name].file
-        for job in args.jobs.split(","):
+        for job in jobs:
             for _ in range(max(1, args.repeat)):
                 for target in targets:
                     cpu0 = daemon_cpu_seconds(mounts[target].proc.pid) if target in mounts else 0
@@ -269,13 +300,18 @@ def main():
         if not args.no_isolation:
             isos = {}
             for _ in range(max(1, args.repeat)):
-                for name in ("cgroup", "nocharge", "single"):
-                    if name in mounts:
+                for name in ("raw", "wakes", "cgroup", "nocharge", "single"):
+                    if name == "wakes" and "raw" in files:
+                        one = isolation(cg_a, cg_b, files["raw"], args.seconds, size,
+                                        wake_chain)
+                    elif name in files and (name == "raw" or name in mounts):
                         one = isolation(cg_a, cg_b, files[name], args.seconds, size)
-                        isos.setdefault(name, []).append(one)
-                        shown = {k: v for k, v in one.items() if k != "tails"}
-                        print(f"  isolation {name:7} B p99 (us): {shown}", file=sys.stderr,
-                              flush=True)
+                    else:
+                        continue
+                    isos.setdefault(name, []).append(one)
+                    shown = {k: v for k, v in one.items() if k != "tails"}
+                    print(f"  isolation {name:7} B p99 (us): {shown}", file=sys.stderr,
+                          flush=True)
             iso = {name: median_isolation(rs) for name, rs in isos.items()}
     finally:
         for m in mounts.values():
@@ -308,10 +344,11 @@ def main():
     print(f"# cgloopfs bench: {os.cpu_count()} CPUs ({cpu_model}), kernel {os.uname().release}, "
           f"image {args.size} on {'disk' if args.disk else 'tmpfs'}, {args.seconds} s per job, O_DIRECT"
           + (f", median of {args.repeat} runs each" if args.repeat > 1 else ""))
-    print()
-    print("| job | target | result | p99 | daemon CPU | vs raw | vs loop |")
-    print("|---|---|---|---|---|---|---|")
-    for job in args.jobs.split(","):
+    if jobs:
+        print()
+        print("| job | target | result | p99 | daemon CPU | vs raw | vs loop |")
+        print("|---|---|---|---|---|---|---|")
+    for job in jobs:
         for target in args.targets.split(","):
             if (job, target) not in results:
                 continue
