@@ -49,6 +49,12 @@ public:
 	 * taken it yet, wake another of its threads. Lock-free.
 	 */
 	virtual void nudge(unsigned slot) noexcept { (void)slot; }
+	/* A thread of the host has taken the job posted to `slot` (or it is done). Lock-free. */
+	virtual bool taken(unsigned slot) const noexcept
+	{
+		(void)slot;
+		return true;
+	}
 	/*
 	 * The caller closed a file, and the host could not be given the close
 	 * (Worker::post_now()): leave the caller's cgroups as soon as nothing

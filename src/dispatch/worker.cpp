@@ -295,6 +295,17 @@ Worker::PostResult Worker::try_post(Job *job, MutexLocker &l)
 	return PostResult::refused;
 }
 
+bool Worker::untaken_posted_locked() const
+{
+	for (const Job *j = inflight_; j; j = j->work_.next) {
+		const Job::Bookkeeping &w = j->work_;
+		if (w.slot >= 0 && (w.posting.load(std::memory_order_acquire) ||
+				    !w.host->taken(static_cast<unsigned>(w.slot))))
+			return true;
+	}
+	return false;
+}
+
 namespace {
 
 /* What collect() of a job the host finished gets: it runs nothing, so never uses it. */
@@ -428,10 +439,16 @@ void Worker::thread_main(std::stop_token)
 		if (!runnable && hosted && (collector || collector_wanted_locked())) {
 			/*
 			 * Collect what the host finished. Its answers are on
-			 * their way already, so this only polls: every 1 ms
-			 * while the host keeps finishing jobs, every 10 ms when
-			 * it does not, and for 20 ms after the last post, so a
-			 * busy cgroup's submitters need not wake a thread each.
+			 * their way already, so this only polls, for 20 ms
+			 * after the last post, so a busy cgroup's submitters
+			 * need not wake a thread each (and each post collects
+			 * what is done): every 1 ms while a posted job waits
+			 * for a thread of the host (nudged after 1 ms), every
+			 * 5 ms while the host has taken them all (a lost host
+			 * is looked for every 5 ms at most anyway), every
+			 * 10 ms when the host finished nothing for 10 ms. A
+			 * stream of requests is not slowed by a wake-up of
+			 * this thread for each.
 			 */
 			collector = collecting_ = true;
 			size_t got = collect_posted(l, &ctx);
@@ -440,8 +457,9 @@ void Worker::thread_main(std::stop_token)
 			bool empty = posted_ == 0 && !head_;
 			if (got == 0 && !(empty && (!lingering || stopping_))) {
 				bool busy = now - last_collected_ns_ < 10 * 1000000LL;
+				int wait_ms = !busy ? 10 : untaken_posted_locked() ? 1 : 5;
 				idle_threads_++;
-				cv_.wait_for(l, std::chrono::milliseconds(busy ? 1 : 10));
+				cv_.wait_for(l, std::chrono::milliseconds(wait_ms));
 				idle_threads_--;
 			} else if (got == 0 && empty) {
 				collector = collecting_ = false;

@@ -144,6 +144,8 @@ private:
 	 */
 	size_t collect_posted(MutexLocker &l, WorkerContext *ctx)
 		CGL_REQUIRES(mutex_) CGL_NO_THREAD_SAFETY_ANALYSIS;
+	/* A posted job that no thread of its host has taken yet (or one being posted). */
+	bool untaken_posted_locked() const CGL_REQUIRES(mutex_);
 	/* Jobs are posted and nobody collects them: a thread should. */
 	bool collector_wanted_locked() const CGL_REQUIRES(mutex_)
 	{

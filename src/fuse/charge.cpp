@@ -661,6 +661,12 @@ void ChargeHost::nudge(unsigned slot) noexcept
 		wake_one(hdr);
 }
 
+bool ChargeHost::taken(unsigned slot) const noexcept
+{
+	auto *hdr = reinterpret_cast<const HostHeader *>(shm_);
+	return !(hdr->pending.load(std::memory_order_acquire) & (uint64_t{1} << slot));
+}
+
 bool ChargeHost::finished(unsigned slot) const noexcept
 {
 	return control(slot)->done.load(std::memory_order_acquire) ==

@@ -100,6 +100,7 @@ public:
 	bool finished(unsigned slot) const noexcept override;
 	bool answering(unsigned slot) const noexcept override;
 	void nudge(unsigned slot) noexcept override;
+	bool taken(unsigned slot) const noexcept override;
 	void leave_when_idle() noexcept override;
 
 	/* How a call went. */
