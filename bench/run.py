@@ -28,7 +28,8 @@ latency (on a virtual machine whose idle vCPUs halt, it is large).
 Everything it starts it stops; everything it makes it removes.
 
 --repeat N runs every job on every target N times, the targets taking turns
-(job 1 on each target, again, ...), and reports the median of each figure,
+(job 1 on each target, again, ...; each turn starts one target further on,
+so that no target always follows the same one), and reports the median of each figure,
 and as each ratio the median of the turns' ratios: on a small virtual
 machine one run's figures drift by 20-40%.
 """
@@ -282,8 +283,11 @@ def main():
                 mounts[name] = Cgloopfs(binary, image, opts, tmp)
                 files[name] = mounts[name].file
         for job in jobs:
-            for _ in range(max(1, args.repeat)):
-                for target in targets:
+            for turn in range(max(1, args.repeat)):
+                # Each turn starts one target further on: what runs just before a
+                # target (a loop device's leftovers, a daemon's) is not always the same.
+                k = turn % len(targets)
+                for target in targets[k:] + targets[:k]:
                     cpu0 = daemon_cpu_seconds(mounts[target].proc.pid) if target in mounts else 0
                     t0 = time.monotonic()
                     value, p99 = run_fio(cg, files[target], job, args.seconds, size)
