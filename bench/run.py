@@ -22,8 +22,8 @@ runs on the raw backing file too (A and B on it directly), and as "wakes":
 B makes round trips through two other processes instead (bench/wake_chain,
 200 a second), while A floods the raw file. A request through cgloopfs wakes
 a sleeping thread or process three times (session thread, worker, caller);
-"wakes" is what that costs on this machine, the floor of any daemon's
-latency (on a virtual machine whose idle vCPUs halt, it is large).
+"wakes" is what three wake-ups across processes cost on this machine, with
+no I/O (on a virtual machine whose idle vCPUs halt, a lot).
 --jobs "" runs the isolation benchmark only.
 Everything it starts it stops; everything it makes it removes.
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * wake_chain: what a round trip through other processes costs on this
- * machine, the floor under a FUSE request's latency. A request to cgloopfs
+ * machine, with no I/O: what a FUSE request pays in wake-ups. A request to cgloopfs
  * wakes a session thread, which wakes the worker (process) of the caller's
  * cgroup, which wakes the caller: three wake-ups of sleeping tasks, each
  * possibly on another CPU. This passes a byte around a ring of processes
