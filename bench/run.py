@@ -308,7 +308,7 @@ def main():
                     if name == "wakes" and "raw" in files:
                         one = isolation(cg_a, cg_b, files["raw"], args.seconds, size,
                                         wake_chain)
-                    elif name in files and (name == "raw" or name in mounts):
+                    elif name in files:
                         one = isolation(cg_a, cg_b, files[name], args.seconds, size)
                     else:
                         continue

@@ -469,6 +469,20 @@ def run(cmd, check_rc=True, timeout=120, **kw):
     return r
 
 
+def rmdir_when_free(path, timeout=5):
+    """rmdir a cgroup (of any hierarchy) as a container runtime does, retrying while
+    it is busy; returns the seconds it took."""
+    t0 = time.monotonic()
+    while True:
+        try:
+            os.rmdir(path)
+            return time.monotonic() - t0
+        except OSError as e:
+            if e.errno != errno.EBUSY or time.monotonic() - t0 > timeout:
+                raise
+            time.sleep(0.002)
+
+
 # --------------------------------------------------------------------------
 # Test context
 
@@ -766,17 +780,9 @@ class Cgroup:
         A charged worker (charge=cgroup) leaves a cgroup when its other members
         are gone, which it learns a moment after they go. Returns the seconds
         it took."""
-        t0 = time.monotonic()
-        while True:
-            try:
-                os.rmdir(child_path)
-                break
-            except OSError as e:
-                if e.errno != errno.EBUSY or time.monotonic() - t0 > timeout:
-                    raise
-                time.sleep(0.002)
+        took = rmdir_when_free(child_path, timeout)
         self.children.remove(child_path)
-        return time.monotonic() - t0
+        return took
 
     def rel(self, child_path):
         """The path as /proc/PID/cgroup shows it."""

@@ -13,7 +13,6 @@ also runs with charge=none, where it must not hold (so the case would fail
 on a build without charging).
 """
 import contextlib
-import errno
 import hashlib
 import json
 import os
@@ -731,36 +730,24 @@ def test_worker_process_leaves_with_its_cgroup(t):
         holder.wait()
 
 
-# Run in a cgroup: maps PATH (MAP_PRIVATE) and closes it, so nothing after is a close; reads
-# the first half through the mapping and prints its sha256; on a line from stdin (a pid)
-# reads the second half the same way, then prints its sha256, its own /proc/self/cgroup and
-# that pid's, and exits at once.
+# Run in a cgroup (watch_worker()): maps PATH (MAP_PRIVATE) and closes it, so nothing after
+# is a close; reads the first half through the mapping and says "ready"; given a pid on
+# stdin, reads the second half the same way, then prints both halves' sha256, its own
+# /proc/self/cgroup and that pid's, and exits at once.
 MAPPER = r"""
 import hashlib, json, mmap, os, sys
-path, size = sys.argv[1], int(sys.argv[2])
-fd = os.open(path, os.O_RDONLY)
+fd = os.open(sys.argv[1], os.O_RDONLY)
+size = os.fstat(fd).st_size
 m = mmap.mmap(fd, size, mmap.MAP_PRIVATE, mmap.PROT_READ)
 os.close(fd)
-print(hashlib.sha256(m[:size // 2]).hexdigest(), flush=True)
+first = hashlib.sha256(m[:size // 2]).hexdigest()
+print("ready", flush=True)
 pid = int(sys.stdin.readline())
-h = hashlib.sha256(m[size // 2:]).hexdigest()
+second = hashlib.sha256(m[size // 2:]).hexdigest()
 mine, its = open("/proc/self/cgroup").read(), open(f"/proc/{pid}/cgroup").read()
-print(json.dumps({"sha256": h, "mine": mine, "its": its}), flush=True)
+print(json.dumps({"sha256": [first, second], "mine": mine, "its": its}), flush=True)
 os._exit(0)
 """
-
-
-def rmdir_when_free(d, timeout=5):
-    """rmdir a v1 cgroup as a container runtime does, retrying while it is busy; returns
-    the seconds it took."""
-    t0 = time.monotonic()
-    while True:
-        try:
-            os.rmdir(d)
-            return time.monotonic() - t0
-        except OSError as e:
-            if e.errno != errno.EBUSY or time.monotonic() - t0 > timeout:
-                raise
 
 
 def test_a_mapping_processs_exit_lets_its_cgroup_go(t):
@@ -778,18 +765,14 @@ def test_a_mapping_processs_exit_lets_its_cgroup_go(t):
     cg = t.cgroup()
     a = Group(t, cg, "a")
     with t.mount(img, opts="idle_timeout=60,charge=cgroup") as m:
-        p = a.popen([sys.executable, "-c", MAPPER, m.path("m.img"), str(size)],
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        check_eq(p.stdout.readline().strip(), want[0], "the first half read through the map")
-        pid = charged_worker(m.mnt, a)["pid"]
-        p.stdin.write(f"{pid}\n")
-        p.stdin.flush()
+        p, w = watch_worker(m, a, MAPPER, m.path("m.img"))
+        pid = w["pid"]
         last = json.loads(p.stdout.readline())
-        check_eq(last["sha256"], want[1], "the second half read through the map")
+        check_eq(last["sha256"], want, "both halves read through the map")
         check_eq(last["its"], last["mine"],
                  "the worker process's cgroups just after it served A's last faults")
         check_eq(p.wait(10), 0, "the mapping process's exit status")
-        took = [rmdir_when_free(d) for d in a.v1.values()] + [cg.remove(a.v2)]
+        took = [harness.rmdir_when_free(d) for d in a.v1.values()] + [cg.remove(a.v2)]
         print(f"# A's cgroups ({len(took)}) removed {max(took) * 1000:.1f} ms after its "
               f"mapping process exited")
         check(harness.wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 2),
@@ -1242,16 +1225,11 @@ def test_cgroup_kill(t):
         # A's cgroups, as a runtime removes them: each retried while busy.
         removed = {}
         for name, d in [("v2", a.v2)] + sorted(a.v1.items()):
-            while True:
-                try:
-                    os.rmdir(d)
-                    break
-                except OSError as e:
-                    if e.errno != errno.EBUSY or time.monotonic() - t0 > 5:
-                        raise harness.TestFailure(
-                            f"cannot remove A's {name} cgroup: {e}; processes "
-                            f"{harness.Cgroup.procs(d)}")
-                    time.sleep(0.002)
+            try:
+                harness.rmdir_when_free(d, max(0.0, 5 - (time.monotonic() - t0)))
+            except OSError as e:
+                raise harness.TestFailure(f"cannot remove A's {name} cgroup: {e}; processes "
+                                          f"{harness.Cgroup.procs(d)}")
             removed[name] = time.monotonic() - t0
         a.cg.children.remove(a.v2)
         print(f"# cgroup.kill of A ({in_flight['in_flight']} requests in flight, "
