@@ -120,11 +120,19 @@ Dispatcher::Route Dispatcher::route_locked(Job *job)
 	auto it = workers_.find(job->cgroup_id);
 	if (it != workers_.end())
 		return it->second->enqueue(job) ? Route::queued : Route::refused;
-	if (stopping_ || workers_.size() + reaping_ >= config_.max_workers) {
+	if (!stopping_ && std::ranges::count(making_, job->cgroup_id) > 0)
+		return Route::new_worker; /* being made: submit() waits for it */
+	if (stopping_ || workers_.size() + reaping_ + making_.size() >= config_.max_workers) {
 		totals_.root_fallbacks++;
 		return Route::root;
 	}
 	return Route::new_worker;
+}
+
+/* The wait unlocks and relocks through ExclusiveLocker's own lock() and unlock(). */
+void Dispatcher::wait_made(ExclusiveLocker &l) CGL_NO_THREAD_SAFETY_ANALYSIS
+{
+	made_cv_.wait(l);
 }
 
 void Dispatcher::submit(Job *job)
@@ -150,16 +158,28 @@ void Dispatcher::submit(Job *job)
 	/* (A worker refusing the job is stopping: it leaves the map, look again.) */
 
 	ExclusiveLocker l(mutex_);
+	const uint64_t cgroup_id = job->cgroup_id;
 	Route route = route_locked(job);
-	/* Declared here: one made for nothing (a racing submitter won) goes after the unlock. */
+	/*
+	 * One submitter makes a cgroup's worker; the others of that cgroup wait
+	 * for it rather than each fork a host process that would be thrown away.
+	 */
+	while (route == Route::new_worker && std::ranges::count(making_, cgroup_id) > 0) {
+		wait_made(l);
+		route = route_locked(job);
+	}
+	/* Declared here: one made for nothing (shutdown began meanwhile) goes after the unlock. */
 	std::shared_ptr<Host> host;
 	if (route == Route::new_worker) {
+		making_.push_back(cgroup_id); /* counts against max_workers meanwhile */
 		/* Name the cgroup without the lock held (it reads /proc), then look again. */
 		l.unlock();
 		CgroupName name = path_of_ ? path_of_(*job) : CgroupName();
 		/* So is its host process made: a fork, no exec (fuse/charge.hpp). */
 		host = make_host_ ? make_host_(*job) : nullptr;
 		l.lock();
+		std::erase(making_, cgroup_id);
+		made_cv_.notify_all();
 		route = route_locked(job);
 		if (route == Route::new_worker) {
 			auto stats = stats_for(job->cgroup_id, name);

@@ -210,6 +210,8 @@ private:
 	/* Where submit() puts a job of a cgroup with no worker in the map yet. */
 	enum class Route { queued, refused, root, new_worker };
 	Route route_locked(Job *job) CGL_REQUIRES(mutex_);
+	/* Waits on made_cv_; mutex_ is held again on return. */
+	void wait_made(ExclusiveLocker &l) CGL_REQUIRES(mutex_);
 	/* Answer a job no worker takes (stopping): EIO. Call with no lock held. */
 	static void refuse(Job *job) noexcept;
 	std::shared_ptr<CgroupStats> stats_for(uint64_t id, const CgroupName &name)
@@ -245,6 +247,10 @@ private:
 	uint64_t trouble_seen_created_ CGL_GUARDED_BY(mutex_) = 0;
 	/* spawn_failures when the episode began */
 	uint64_t trouble_base_failures_ CGL_GUARDED_BY(mutex_) = 0;
+	/* Cgroups whose worker a submitter is making (mutex_ not held): few, one per submitter. */
+	std::vector<uint64_t> making_ CGL_GUARDED_BY(mutex_);
+	/* Tells the other submitters of those cgroups that making_ changed. */
+	std::condition_variable_any made_cv_;
 	int last_spawn_error_ CGL_GUARDED_BY(mutex_) = 0;
 	CgroupName last_spawn_name_ CGL_GUARDED_BY(mutex_);
 	SpawnTroubleFn on_spawn_trouble_; /* set before start(), then constant */

@@ -1312,6 +1312,47 @@ TEST_CASE("a worker with a host: jobs are posted by their submitters, collected 
 	}));
 }
 
+TEST_CASE("a worker being made: its cgroup's other submitters wait for it, and it counts "
+	  "against max_workers")
+{
+	ManualClock clock;
+	Dispatcher d(config_with(2, 1), clock, [](const Job &) { return std::string("/cg"); });
+	auto host = std::make_shared<FakeHost>();
+	std::atomic<int> made{0};
+	std::atomic<bool> let_go{false};
+	d.host_maker([&](const Job &job) -> std::shared_ptr<Host> {
+		made++;
+		while (!let_go && job.cgroup_id == 7)
+			std::this_thread::yield(); /* a slow fork */
+		return host;
+	});
+	REQUIRE(d.start());
+	std::deque<PostedJob> jobs;
+	jobs.emplace_back(7, false);
+	jobs.emplace_back(7, false);
+	jobs.emplace_back(9, true); /* runs on a thread: tells whose */
+	std::jthread maker([&] { d.submit(&jobs[0]); });
+	REQUIRE(Harness::poll([&] { return made == 1; }));
+	std::jthread waiter([&] { d.submit(&jobs[1]); });
+	/* Cgroup 9 would be a second worker: max_workers=1 sends it to the root. */
+	d.submit(&jobs[2]);
+	REQUIRE(Harness::poll([&] { return jobs[2].releases == 1; }));
+	CHECK(jobs[2].runs == 1);
+	CHECK(d.totals().root_fallbacks == 1);
+	std::this_thread::sleep_for(20ms);
+	CHECK(made == 1); /* the second submitter made no host of its own */
+	CHECK(jobs[1].releases == 0);
+	let_go = true;
+	maker.join();
+	waiter.join();
+	REQUIRE(Harness::poll([&] { return jobs[0].releases == 1 && jobs[1].releases == 1; }));
+	CHECK(made == 1);
+	CHECK(jobs[0].collects == 1);
+	CHECK(jobs[1].collects == 1);
+	CHECK(d.totals().workers_created == 1);
+	CHECK(d.shutdown(5 * second));
+}
+
 TEST_CASE("a worker with a host: what the host refuses runs on a worker thread")
 {
 	HostedHarness h(2);
