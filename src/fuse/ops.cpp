@@ -107,9 +107,8 @@ void op_init(void *userdata, struct fuse_conn_info *conn) noexcept
 	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
 	/*
 	 * No splice: requests are read into memory (a large write's payload
-	 * then stays in the buffer it arrived in), and large reads are answered
-	 * from a mapping of the backing file. A spliced 1 MiB reply needs a
-	 * pipe larger than 1 MiB, which takes CAP_SYS_RESOURCE.
+	 * then stays in the buffer it arrived in). A spliced 1 MiB reply needs
+	 * a pipe larger than 1 MiB, which takes CAP_SYS_RESOURCE.
 	 */
 	conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
 	/*

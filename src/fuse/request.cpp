@@ -238,11 +238,12 @@ IoResult perform_io(image::BackingImage &img, const IoParams &p, AlignedBuffer &
 	try {
 		switch (p.op) {
 		case IoOp::read: {
-			/* Large reads: the kernel copies straight from the backing file's pages. */
-			if (p.len >= mapped_read_min) {
-				if (auto bytes = img.mapped_range(p.pos, p.len))
-					return {static_cast<int64_t>(bytes->size()), *bytes};
-			}
+			/*
+			 * Into a buffer, even large reads: answered from a mapping
+			 * of the backing file (a copy less), a read that raced a
+			 * truncate made the kernel's copy fault, which ends the
+			 * request with EIO, where the loop driver reads zeros.
+			 */
 			auto r = img.read(p.pos, p.len, data);
 			if (!r.ok())
 				return {r.error(), {}};

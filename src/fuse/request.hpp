@@ -55,10 +55,9 @@ struct IoResult {
 };
 
 /*
- * Do `p` on `img`: reads from the mapping when they can (`data` is then
- * inside it), else into `data`. Exceptions become -errno. On a replica
- * (BackingImage::replica()), fsync reports p.lost_write_error instead of
- * the image's own.
+ * Do `p` on `img`: a read's bytes land in `data`. Exceptions become
+ * -errno. On a replica (BackingImage::replica()), fsync reports
+ * p.lost_write_error instead of the image's own.
  */
 IoResult perform_io(image::BackingImage &img, const IoParams &p, AlignedBuffer &data,
 		    AlignedBuffer &scratch) noexcept;
@@ -202,12 +201,5 @@ private:
 	size_t objects_ CGL_GUARDED_BY(mutex_) = 0; /* made so far; free_ has room for all */
 	size_t max_cached_; /* beyond it, released objects drop their write buffer */
 };
-
-/*
- * Reads from this size up are answered from the image's mapping of the
- * backing file (one copy, in the kernel); smaller ones are copied through a
- * buffer, which costs less than the mapping's page-table walk.
- */
-inline constexpr size_t mapped_read_min = 32 * 1024;
 
 } /* namespace cgloopfs::fuse */

@@ -10,12 +10,9 @@
 
 #include <fcntl.h>
 #include <linux/fs.h>
-#include <linux/magic.h>
 #include <linux/stat.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -167,8 +164,6 @@ BackingImage::~BackingImage()
 		if (auto fn = destroy_hook.load())
 			fn(serial_);
 	}
-	if (map_)
-		munmap(const_cast<char *>(map_), map_len_);
 	if (shared_ && direct_counted_)
 		shared_->direct_users.fetch_sub(1);
 	if (shared_ && lock_state_ != LockState::off)
@@ -333,7 +328,6 @@ std::shared_ptr<BackingImage> BackingImage::open(const config::ImageSpec &spec,
 			who, spec.path, *bsize, spec.offset, spec.size_limit));
 	img->backing_size_ = *bsize;
 	img->size_ = size;
-	img->map_window();
 	return img;
 }
 
@@ -366,7 +360,6 @@ std::shared_ptr<BackingImage> BackingImage::replica(const ReplicaInfo &info, Uni
 		       !img->shared_->align.compare_exchange_weak(a, img->dio_align_))
 			;
 	}
-	img->map_window();
 	return img;
 }
 
@@ -446,27 +439,6 @@ void BackingImage::note_write_error(int err)
 	write_error_.compare_exchange_strong(none, err, std::memory_order_acq_rel);
 }
 
-void BackingImage::map_window()
-{
-	/* Regular files with buffered I/O; windows of up to 1 TiB (address space is finite). */
-	constexpr uint64_t max_map = 1ULL << 40;
-	uint64_t size = size_.load();
-	if (spec_.direct_io || is_block_device_ || size == 0 || size > max_map)
-		return;
-	uint64_t start = spec_.offset & ~uint64_t{4095};
-	uint64_t len = (spec_.offset - start + size + 4095) & ~uint64_t{4095};
-	void *p = mmap(nullptr, len, PROT_READ, MAP_SHARED | MAP_NORESERVE, fd_.get(),
-		       static_cast<off_t>(start));
-	if (p == MAP_FAILED)
-		return; /* read() serves everything */
-	map_ = static_cast<const char *>(p);
-	map_offset_ = start;
-	map_len_ = len;
-	struct statfs sfs;
-	map_fills_holes_ = fstatfs(fd_.get(), &sfs) < 0 || sfs.f_type == TMPFS_MAGIC ||
-			   sfs.f_type == RAMFS_MAGIC;
-}
-
 Result<uint64_t> BackingImage::backing_size() const
 {
 	if (is_block_device_) {
@@ -532,53 +504,6 @@ Result<std::span<const char>> BackingImage::read(uint64_t pos, size_t len, Align
 	if (static_cast<uint64_t>(got) < n)
 		std::memset(buf.data() + got, 0, n - static_cast<uint64_t>(got));
 	return std::span<const char>(buf.data(), n);
-}
-
-namespace {
-
-/*
- * Are all pages of [p, p + n) of a tmpfs mapping in memory? A hole (or a
- * page swapped out) is not. mincore(2) looks at each page of the range
- * only, unlike SEEK_HOLE, which searches on to the next hole.
- */
-bool all_in_memory(const char *p, uint64_t n)
-{
-	constexpr uint64_t page = 4096;
-	constexpr size_t max_pages = 2 + (1 << 20) / page; /* a 1 MiB request at any offset */
-	auto start = reinterpret_cast<uintptr_t>(p) & ~(page - 1);
-	uint64_t pages = (reinterpret_cast<uintptr_t>(p) + n - start + page - 1) / page;
-	if (pages > max_pages)
-		return false;
-	unsigned char resident[max_pages];
-	if (mincore(reinterpret_cast<void *>(start), pages * page, resident) < 0)
-		return false;
-	for (uint64_t i = 0; i < pages; i++)
-		if (!(resident[i] & 1))
-			return false;
-	return true;
-}
-
-} /* namespace */
-
-std::optional<std::span<const char>> BackingImage::mapped_range(uint64_t pos, size_t len) const
-{
-	if (!map_)
-		return std::nullopt;
-	uint64_t n = clamp_to_window(size(), pos, len);
-	if (n == 0)
-		return std::nullopt;
-	uint64_t bpos = spec_.offset + pos;
-	if (bpos < map_offset_ || bpos - map_offset_ > map_len_ ||
-	    n > map_len_ - (bpos - map_offset_))
-		return std::nullopt;
-	struct stat st;
-	if (fstat(fd_.get(), &st) < 0 || static_cast<uint64_t>(st.st_size) < bpos + n)
-		return std::nullopt;
-	const char *p = map_ + (bpos - map_offset_);
-	/* A fault would fill a hole with new memory: pread reads zeros instead. */
-	if (map_fills_holes_ && !all_in_memory(p, n))
-		return std::nullopt;
-	return std::span<const char>(p, n);
 }
 
 Result<std::span<const char>> BackingImage::read_direct(uint64_t bpos, size_t len,

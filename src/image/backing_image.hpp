@@ -181,18 +181,6 @@ public:
 	Result<std::span<const char>> read(uint64_t pos, size_t len, AlignedBuffer &buf);
 
 	/*
-	 * The `len` bytes at exported position `pos` (cut to the window) as
-	 * they lie in the backing file's page cache, mapped read-only: a reply
-	 * made from them is copied once, by the kernel, from the page cache to
-	 * the caller. Empty when they cannot be had that way (a direct-I/O
-	 * image, not a regular file, past the file's current end or past what
-	 * was mapped at open): read() serves those. The daemon never touches
-	 * the mapping itself; if the file shrinks under a reply, the kernel's
-	 * copy fails (EFAULT) and the caller gets EIO, never a SIGBUS.
-	 */
-	std::optional<std::span<const char>> mapped_range(uint64_t pos, size_t len) const;
-
-	/*
 	 * Write `data` at exported position `pos`: the part inside the window
 	 * (a short count when it crosses the end), -ENOSPC when nothing fits,
 	 * -EROFS on a read-only image. `scratch` serves unaligned direct I/O.
@@ -249,19 +237,12 @@ private:
 				    AlignedBuffer &scratch);
 	int zero_fill(uint64_t bpos, uint64_t len, AlignedBuffer &scratch);
 	Result<uint64_t> backing_size() const;
-	/* Map the window for mapped_range(), when it can be. */
-	void map_window();
 
 	config::ImageSpec spec_;
 	uint64_t serial_ = 0;
 	bool replica_ = false;
-	UniqueFd fd_;		    /* the I/O descriptor: O_DIRECT when direct_io */
-	UniqueFd buffered_fd_;	    /* direct_io only: for the unaligned tail of the backing file */
-	const char *map_ = nullptr; /* read-only mapping of the backing file from map_offset_ */
-	uint64_t map_offset_ = 0;
-	uint64_t map_len_ = 0;
-	/* tmpfs or ramfs: reading a hole through the mapping would allocate memory for it. */
-	bool map_fills_holes_ = false;
+	UniqueFd fd_;	       /* the I/O descriptor: O_DIRECT when direct_io */
+	UniqueFd buffered_fd_; /* direct_io only: for the unaligned tail of the backing file */
 	bool read_only_ = false;
 	bool is_block_device_ = false;
 	uint32_t dio_align_ = 512;

@@ -363,7 +363,7 @@ TEST_CASE("a read is answered once, with the bytes, and the request goes back to
 	pool.put(r);
 }
 
-TEST_CASE("a large read is answered from the mapping; a read past the end is empty")
+TEST_CASE("a large read is answered whole; a read past the end is empty")
 {
 	TempImage t(256 * 1024);
 	RequestPool pool(4);
