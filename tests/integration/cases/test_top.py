@@ -239,17 +239,18 @@ def test_json_rates_add_up_to_the_daemons_counts(t):
 # On a terminal: tmux
 
 class Tmux:
-    """A tmux server of our own (-L), killed (only it) at the end of the test."""
+    """A tmux server of our own, its socket in the test's temporary directory (-S:
+    nothing is made under /tmp/tmux-UID), killed (only it) at the end of the test."""
 
     def __init__(self, t):
         self.exe = shutil.which("tmux")
         if not self.exe:
             raise TestFailure("cannot run: no tmux (scripts/install-deps.sh installs it)")
-        self.sock = f"cgl-top-{os.getpid()}-{os.path.basename(t.tmp)}"
+        self.sock = os.path.join(t.tmp, "tmux.sock")
         t.defer(self.kill)
 
     def __call__(self, *args, check_rc=True):
-        r = subprocess.run([self.exe, "-L", self.sock, "-f", "/dev/null", *args],
+        r = subprocess.run([self.exe, "-S", self.sock, "-f", "/dev/null", *args],
                            capture_output=True, text=True, timeout=20)
         if check_rc and r.returncode != 0:
             raise TestFailure(f"tmux {args}: exit {r.returncode}: {r.stderr}")
@@ -258,11 +259,9 @@ class Tmux:
     def kill(self):
         """Our server only; and its socket, which it may leave behind."""
         self("kill-server", check_rc=False)
-        path = os.path.join(os.environ.get("TMUX_TMPDIR", "/tmp"), f"tmux-{os.getuid()}",
-                            self.sock)
         wait_for(lambda: self("has-session", check_rc=False).returncode != 0, 5, 0.05)
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+            os.unlink(self.sock)
 
     def start(self, name, command):
         self("new-session", "-d", "-x", "160", "-y", "40", "-s", name, command)
