@@ -509,6 +509,9 @@ def test_worker_process_that_cannot_map_the_payload_arena(t):
         a.run(["dd", f"if={data}", f"of={f}", "bs=1M", "oflag=direct", "conv=notrunc",
                "status=none"], timeout=30)
         took = time.monotonic() - t0
+        # Counted when the daemon collects the answer (it polls every 5 ms), which may
+        # be just after dd has it.
+        harness.wait_for(lambda: charged_worker(m.mnt, a)["served"] >= 8, 2, 0.01)
         w = charged_worker(m.mnt, a)
         check(w["served"] >= 8, f"A's worker process served {w}")
         check(took < 2.0, f"8 writes of 1 MiB took {took:.2f} s")
