@@ -135,8 +135,11 @@ SystemdNames names_from_path(std::string_view path)
 	if (is_user_manager(unit)) {
 		while (i < parts.size() && is_slice(parts[i]))
 			i++;
-		if (i < parts.size() && is_unit_name(parts[i]))
-			n.unit += "/" + std::string(parts[i]);
+		if (i < parts.size() && is_unit_name(parts[i])) {
+			/* Not `"/" + std::string(...)`: GCC 12 -O3 warns (-Wrestrict) on it. */
+			n.unit += '/';
+			n.unit += parts[i];
+		}
 	}
 	constexpr std::string_view prefix = "machine-", suffix = ".scope";
 	if (top_slice == "machine.slice" && unit.substr(0, prefix.size()) == prefix &&

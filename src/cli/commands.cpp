@@ -239,8 +239,11 @@ void print_rows(const Invocation &inv, const std::vector<const Column *> &cols, 
 	if (inv.has("raw")) {
 		std::string s;
 		auto line = [&](auto &&cell_of) {
-			for (size_t i = 0; i < cols.size(); i++)
-				s += (i ? " " : "") + raw_escape(cell_of(*cols[i]));
+			for (size_t i = 0; i < cols.size(); i++) {
+				if (i)
+					s += ' ';
+				s += raw_escape(cell_of(*cols[i]));
+			}
 			s += "\n";
 		};
 		if (headings)

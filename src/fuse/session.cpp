@@ -307,8 +307,10 @@ std::vector<std::string> fuse_command_line(const config::MountOptions &opts)
 		fuse_opts += ",default_permissions";
 	if (opts.read_only)
 		fuse_opts += ",ro";
-	for (const auto &o : opts.fuse_options)
-		fuse_opts += "," + escape_opt(o);
+	for (const auto &o : opts.fuse_options) {
+		fuse_opts += ',';
+		fuse_opts += escape_opt(o);
+	}
 	std::vector<std::string> args = {"cgloopfs", "-o", fuse_opts};
 	if (opts.debug)
 		args.push_back("-d");
