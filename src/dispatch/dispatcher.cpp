@@ -174,9 +174,18 @@ void Dispatcher::submit(Job *job)
 		making_.push_back(cgroup_id); /* counts against max_workers meanwhile */
 		/* Name the cgroup without the lock held (it reads /proc), then look again. */
 		l.unlock();
-		CgroupName name = path_of_ ? path_of_(*job) : CgroupName();
-		/* So is its host process made: a fork, no exec (fuse/charge.hpp). */
-		host = make_host_ ? make_host_(*job) : nullptr;
+		CgroupName name;
+		try {
+			name = path_of_ ? path_of_(*job) : CgroupName();
+			/* So is its host process made: a fork, no exec (fuse/charge.hpp). */
+			host = make_host_ ? make_host_(*job) : nullptr;
+		} catch (...) {
+			/* (No memory.) The cgroup's other submitters must not wait for ever. */
+			l.lock();
+			std::erase(making_, cgroup_id);
+			made_cv_.notify_all();
+			throw;
+		}
 		l.lock();
 		std::erase(making_, cgroup_id);
 		made_cv_.notify_all();

@@ -1353,6 +1353,46 @@ TEST_CASE("a worker being made: its cgroup's other submitters wait for it, and i
 	CHECK(d.shutdown(5 * second));
 }
 
+TEST_CASE("a worker being made whose making throws: the cgroup's waiting submitter makes it")
+{
+	ManualClock clock;
+	Dispatcher d(config_with(2), clock, [](const Job &) { return std::string("/cg"); });
+	auto host = std::make_shared<FakeHost>();
+	std::atomic<int> made{0};
+	std::atomic<bool> let_go{false};
+	d.host_maker([&](const Job &) -> std::shared_ptr<Host> {
+		if (++made == 1) {
+			while (!let_go)
+				std::this_thread::yield();
+			throw std::bad_alloc();
+		}
+		return host;
+	});
+	REQUIRE(d.start());
+	std::deque<PostedJob> jobs;
+	jobs.emplace_back(7, false);
+	jobs.emplace_back(7, false);
+	std::atomic<bool> threw{false};
+	std::jthread maker([&] {
+		try {
+			d.submit(&jobs[0]);
+		} catch (const std::bad_alloc &) {
+			threw = true;
+		}
+	});
+	REQUIRE(Harness::poll([&] { return made == 1; }));
+	std::jthread waiter([&] { d.submit(&jobs[1]); });
+	std::this_thread::sleep_for(20ms); /* the waiter waits for the maker */
+	CHECK(made == 1);
+	let_go = true;
+	maker.join();
+	CHECK(threw);
+	REQUIRE(Harness::poll([&] { return jobs[1].releases == 1; }));
+	CHECK(made == 2);
+	CHECK(jobs[1].collects == 1);
+	CHECK(d.shutdown(5 * second));
+}
+
 TEST_CASE("a worker with a host: what the host refuses runs on a worker thread")
 {
 	HostedHarness h(2);
