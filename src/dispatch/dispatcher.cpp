@@ -121,7 +121,7 @@ Dispatcher::Route Dispatcher::route_locked(Job *job)
 	if (it != workers_.end())
 		return it->second->enqueue(job) ? Route::queued : Route::refused;
 	if (!stopping_ && std::ranges::count(making_, job->cgroup_id) > 0)
-		return Route::new_worker; /* being made: submit() waits for it */
+		return Route::being_made;
 	if (stopping_ || workers_.size() + reaping_ + making_.size() >= config_.max_workers) {
 		totals_.root_fallbacks++;
 		return Route::root;
@@ -133,6 +133,12 @@ Dispatcher::Route Dispatcher::route_locked(Job *job)
 void Dispatcher::wait_made(ExclusiveLocker &l) CGL_NO_THREAD_SAFETY_ANALYSIS
 {
 	made_cv_.wait(l);
+}
+
+void Dispatcher::made_locked(uint64_t cgroup_id)
+{
+	std::erase(making_, cgroup_id);
+	made_cv_.notify_all();
 }
 
 void Dispatcher::submit(Job *job)
@@ -164,7 +170,7 @@ void Dispatcher::submit(Job *job)
 	 * One submitter makes a cgroup's worker; the others of that cgroup wait
 	 * for it rather than each fork a host process that would be thrown away.
 	 */
-	while (route == Route::new_worker && std::ranges::count(making_, cgroup_id) > 0) {
+	while (route == Route::being_made) {
 		wait_made(l);
 		route = route_locked(job);
 	}
@@ -182,13 +188,11 @@ void Dispatcher::submit(Job *job)
 		} catch (...) {
 			/* (No memory.) The cgroup's other submitters must not wait for ever. */
 			l.lock();
-			std::erase(making_, cgroup_id);
-			made_cv_.notify_all();
+			made_locked(cgroup_id);
 			throw;
 		}
 		l.lock();
-		std::erase(making_, cgroup_id);
-		made_cv_.notify_all();
+		made_locked(cgroup_id);
 		route = route_locked(job);
 		if (route == Route::new_worker) {
 			auto stats = stats_for(job->cgroup_id, name);

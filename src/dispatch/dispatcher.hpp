@@ -207,11 +207,16 @@ public:
 private:
 	friend class Worker;
 
-	/* Where submit() puts a job of a cgroup with no worker in the map yet. */
-	enum class Route { queued, refused, root, new_worker };
+	/*
+	 * Where submit() puts a job of a cgroup with no worker in the map yet.
+	 * being_made: another submitter makes the cgroup's worker (making_); wait.
+	 */
+	enum class Route { queued, refused, root, new_worker, being_made };
 	Route route_locked(Job *job) CGL_REQUIRES(mutex_);
 	/* Waits on made_cv_; mutex_ is held again on return. */
 	void wait_made(ExclusiveLocker &l) CGL_REQUIRES(mutex_);
+	/* The cgroup's worker is made (or not): off making_, and its waiters told. */
+	void made_locked(uint64_t cgroup_id) CGL_REQUIRES(mutex_);
 	/* Answer a job no worker takes (stopping): EIO. Call with no lock held. */
 	static void refuse(Job *job) noexcept;
 	std::shared_ptr<CgroupStats> stats_for(uint64_t id, const CgroupName &name)
