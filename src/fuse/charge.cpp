@@ -159,6 +159,12 @@ SlotControl *slot_at(char *shm, unsigned slot)
 	return reinterpret_cast<SlotControl *>(shm + page + slot * slot_stride);
 }
 
+/* The slot's buffer for a write's payload: the page after its control. */
+char *slot_buffer(char *shm, unsigned slot)
+{
+	return shm + page + slot * slot_stride + page;
+}
+
 /*
  * Wake the host thread that went to sleep last: its buffer and its CPU's
  * caches are the warmest. (All sleeping on one futex word, the one that
@@ -281,7 +287,7 @@ SlotControl *ChargeHost::control(unsigned slot) const
 
 char *ChargeHost::buffer(unsigned slot) const
 {
-	return shm_ + page + slot * slot_stride + page;
+	return slot_buffer(shm_, slot);
 }
 
 bool ChargeHost::dying() const noexcept
@@ -843,11 +849,11 @@ struct Stepper {
 
 /*
  * The host's read buffers, shared by its threads, the last one given back
- * taken first. Any of the host's threads takes the next request (whichever
- * looks first), so with a buffer each, a cgroup reading one request at a
- * time had its 1 MiB copied through a different, cache-cold buffer nearly
- * every time (measured: 9 requests in 10 taken by another thread than the
- * last one); with the pool, it is the same, warm one.
+ * taken first. Any of the host's threads may take the next request, so
+ * with a buffer each, a cgroup reading one request at a time had its
+ * 1 MiB copied through a different, cache-cold buffer whenever another
+ * thread took it (see wake_one()); with the pool it is the same, warm one,
+ * and the memory charged to the cgroup is a buffer per read in progress.
  */
 class BufferPool
 {
@@ -1058,7 +1064,7 @@ void serve_flush(HostState &h, SlotControl &c, uint32_t seen)
 bool serve_slot(HostState &h, unsigned slot, AlignedBuffer &scratch, bool &finishing)
 {
 	SlotControl *c = slot_control(h, slot);
-	char *buf = h.shm + page + slot * slot_stride + page;
+	char *buf = slot_buffer(h.shm, slot);
 	uint32_t seen = c->posted.load(std::memory_order_acquire);
 	/*
 	 * Take it, then look whether the host is leaving; leave() sets that,
@@ -1084,7 +1090,11 @@ bool serve_slot(HostState &h, unsigned slot, AlignedBuffer &scratch, bool &finis
 	int64_t start = monotonic_ns();
 	h.header->last_start_ns.store(start, std::memory_order_relaxed);
 	IoResult r{-EIO, {}};
-	AlignedBuffer data = h.buffers.take();
+	/* Only a read needs one (a write or fallocate uses the thread's scratch). */
+	const bool reading = static_cast<IoOp>(c->op) == IoOp::read;
+	AlignedBuffer data;
+	if (reading)
+		data = h.buffers.take();
 	auto img = find_image(h, c->serial);
 	if (img) {
 		img->set_sizes(c->size, c->backing_size);
@@ -1114,7 +1124,8 @@ bool serve_slot(HostState &h, unsigned slot, AlignedBuffer &scratch, bool &finis
 	h.header->finishing.fetch_add(1, std::memory_order_seq_cst);
 	finishing = true;
 	/* Given back at once, for the same reason. */
-	h.buffers.give(std::move(data));
+	if (reading)
+		h.buffers.give(std::move(data));
 	c->replied = mine;
 	int64_t end = monotonic_ns();
 	c->finished_ns = end;
