@@ -2,8 +2,12 @@
 #include "placement.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "common/mountinfo.hpp"
 #include "common/strings.hpp"
@@ -107,6 +111,63 @@ std::optional<Placement> placement_of(pid_t pid)
 	if (text.empty())
 		return std::nullopt;
 	return parse_placement(read_mountinfo(), text);
+}
+
+namespace {
+
+/* Does the cgroup at `dir` hold `other` (it, or a cgroup below it)? */
+bool holds(const std::string &dir, const std::string &other)
+{
+	return other.size() >= dir.size() && other.compare(0, dir.size(), dir) == 0 &&
+	       (other.size() == dir.size() || other[dir.size()] == '/');
+}
+
+/* The number in the cgroup file at `path`; false when unreadable or "max". */
+bool read_count(const std::string &path, unsigned long long &value)
+{
+	int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	char buf[32];
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0 || buf[0] < '0' || buf[0] > '9')
+		return false;
+	buf[n] = '\0';
+	value = std::strtoull(buf, nullptr, 10);
+	return true;
+}
+
+} /* namespace */
+
+std::vector<std::string> pids_limits(std::string dir, const std::vector<std::string> &from)
+{
+	std::vector<std::string> out;
+	/* A cgroup tree is not deeper than this in practice; a bound all the same. */
+	for (int depth = 0; depth < 64 && dir.size() > 1; depth++) {
+		if (access((dir + "/cgroup.procs").c_str(), F_OK) != 0)
+			break; /* above the hierarchy's root */
+		bool shared = std::any_of(from.begin(), from.end(),
+					  [&](const std::string &f) { return holds(dir, f); });
+		if (!shared && access((dir + "/pids.max").c_str(), F_OK) == 0)
+			out.push_back(dir);
+		size_t slash = dir.rfind('/');
+		if (slash == std::string::npos)
+			break;
+		dir.resize(slash);
+	}
+	return out;
+}
+
+bool pids_room(const std::vector<std::string> &dirs, unsigned more)
+{
+	for (const auto &d : dirs) {
+		unsigned long long max = 0, current = 0;
+		if (read_count(d + "/pids.max", max) && read_count(d + "/pids.current", current) &&
+		    current + more > max)
+			return false;
+	}
+	return true;
 }
 
 } /* namespace cgloopfs::cgroup */

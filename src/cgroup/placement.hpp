@@ -45,4 +45,21 @@ Placement parse_placement(std::string_view mountinfo, std::string_view proc_cgro
 /* The placement of process (or thread) `pid` now; nullopt when /proc says nothing. */
 std::optional<Placement> placement_of(pid_t pid);
 
+/*
+ * The cgroups whose pids.max bounds a process that moves into the cgroup
+ * at `dir`: `dir` and its ancestors, up to its hierarchy's root, that have
+ * a pids.max file (on cgroup v2 a cgroup without the controller is bounded
+ * by its ancestors'), less those that also hold one of `from` (a process
+ * moving in from there is counted in them already). Moving a process into
+ * a cgroup is not forking it: the kernel lets it in over pids.max, so
+ * whoever moves one checks these (pids_room).
+ */
+std::vector<std::string> pids_limits(std::string dir, const std::vector<std::string> &from);
+
+/*
+ * Room in each of `dirs` for `more` processes besides those counted now
+ * (pids.current + more <= pids.max)? A limit that cannot be read is no limit.
+ */
+bool pids_room(const std::vector<std::string> &dirs, unsigned more);
+
 } /* namespace cgloopfs::cgroup */

@@ -827,8 +827,9 @@ constexpr int64_t min_step_out_after_ns = 200000;
 constexpr int64_t max_step_out_after_ns = 5000000;
 
 struct Stepper {
-	std::vector<int> in, out;	  /* cgroup.procs files, opened for writing */
-	std::vector<std::string> in_dirs; /* the caller's v1 directories (for pids.max) */
+	std::vector<int> in, out; /* cgroup.procs files, opened for writing */
+	/* The cgroups whose pids.max bounds it when in (cgroup::pids_limits) */
+	std::vector<std::string> pids_dirs;
 	std::mutex mutex;
 	bool inside = true;	   /* under mutex */
 	unsigned busy = 0;	   /* requests being served; under mutex */
@@ -894,8 +895,6 @@ struct HostState {
 	BufferPool buffers;
 };
 
-bool over_pids_max(const char *dir);
-
 /* Move this process into the cgroups of `fds` (all of them, or false). */
 bool move_to(const std::vector<int> &fds)
 {
@@ -921,14 +920,17 @@ bool begin_request(Stepper &st)
 	st.busy++;
 	if (st.inside)
 		return true;
-	int64_t t0 = monotonic_ns();
-	if (!move_to(st.in))
+	/* A full pids.max: not in at all (the kernel would let a move in over it). */
+	if (!cgroup::pids_room(st.pids_dirs, 1))
 		return false;
+	int64_t t0 = monotonic_ns();
+	if (!move_to(st.in) || !cgroup::pids_room(st.pids_dirs, 0)) {
+		/* Out again before it leaves: not counted there while it does. */
+		(void)move_to(st.out);
+		return false;
+	}
 	int64_t took = monotonic_ns() - t0, avg = st.move_in_ns.load(std::memory_order_relaxed);
 	st.move_in_ns.store(avg == 0 ? took : avg + (took - avg) / 4, std::memory_order_relaxed);
-	for (const auto &d : st.in_dirs)
-		if (over_pids_max(d.c_str()))
-			return false;
 	st.inside = true;
 	return true;
 }
@@ -1349,6 +1351,15 @@ private:
 [[noreturn]] void leave(HostState &h)
 {
 	h.header->state.store(3, std::memory_order_seq_cst);
+	{
+		/*
+		 * Out of the caller's cgroups first: not counted in them (their
+		 * pids.max) while it finishes, and out of the way of their removal.
+		 */
+		std::lock_guard<std::mutex> l(h.step.mutex);
+		h.step.inside = false;
+		(void)move_to(h.step.out);
+	}
 	/*
 	 * Twice: a slot thread that took a request just as we looked gives it
 	 * back (it sees the state) within a moment; the second pass waits for
@@ -1385,38 +1396,13 @@ void drop_privileges()
 
 } /* namespace */
 
-/* The cgroup.procs files a host steps in and out with (Stepper), and the caller's v1 dirs. */
+/* The cgroup.procs files a host steps in and out with, and its pids limits (Stepper). */
 struct StepFiles {
 	std::vector<int> in, out;
-	std::vector<std::string> in_dirs;
+	std::vector<std::string> pids_dirs;
 };
 
 [[noreturn]] void charge_worker_main(StepFiles files);
-
-namespace {
-
-/* Is the pids cgroup at `dir` (if it is one) over its pids.max? */
-bool over_pids_max(const char *dir)
-{
-	auto read_number = [](const std::string &path, uint64_t &v) {
-		FILE *f = std::fopen(path.c_str(), "re");
-		if (!f)
-			return false;
-		char buf[32] = {};
-		bool ok = std::fgets(buf, sizeof(buf), f) != nullptr;
-		std::fclose(f);
-		if (!ok || std::strncmp(buf, "max", 3) == 0)
-			return false;
-		v = std::strtoull(buf, nullptr, 10);
-		return true;
-	};
-	uint64_t max = 0, current = 0;
-	std::string d(dir);
-	return read_number(d + "/pids.max", max) && read_number(d + "/pids.current", current) &&
-	       current > max;
-}
-
-} /* namespace */
 
 void charge_maker_main()
 {
@@ -1487,39 +1473,62 @@ void charge_maker_main()
 					    theirs.end())
 						files.out.push_back(open_procs(d));
 			}
-			if (!same_v2)
+			/*
+			 * Where it comes from, for the pids limits it is counted in
+			 * already (cgroup::pids_limits): the maker's v2 cgroup, its
+			 * own v1 ones.
+			 */
+			std::vector<std::string> from;
+			if (maker)
+				from.push_back(maker->v2_dir);
+			if (self)
+				from.insert(from.end(), self->v1_dirs.begin(), self->v1_dirs.end());
+			if (!same_v2) {
 				files.in.push_back(
 					openat(cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC));
+				/* Made in it (CLONE_INTO_CGROUP checked its pids.max); stepping in is a move. */
+				char link[64], v2[PATH_MAX];
+				std::snprintf(link, sizeof(link), "/proc/self/fd/%d", cgroup_fd);
+				ssize_t len = readlink(link, v2, sizeof(v2) - 1);
+				if (len > 0)
+					files.pids_dirs = cgroup::pids_limits(
+						std::string(v2, static_cast<size_t>(len)), from);
+			}
+			/*
+			 * It cannot join the caller's v1 cgroup `i`: out of those it
+			 * joined (not counted in their pids.max while it exits), and
+			 * tell the daemon.
+			 */
+			auto fail = [&](uint32_t i, int error) {
+				(void)move_to(files.out);
+				if (hdr) {
+					hdr->error = error;
+					hdr->failed_dir = static_cast<int32_t>(i);
+					hdr->state.store(2);
+					futex_wake(&hdr->state);
+				}
+				_exit(2);
+			};
 			const char *dir = req.paths;
 			for (uint32_t i = 0; i < req.dirs; i++) {
-				int fd = open_procs(dir);
-				if (fd >= 0 && !shared(dir)) {
-					files.in.push_back(fd);
-					files.in_dirs.emplace_back(dir);
-				}
-				if (fd < 0 || write(fd, "0", 1) != 1) {
-					if (hdr) {
-						hdr->error = errno;
-						hdr->failed_dir = static_cast<int32_t>(i);
-						hdr->state.store(2);
-						futex_wake(&hdr->state);
-					}
-					_exit(2);
-				}
 				/*
 				 * A v1 pids cgroup lets a process in over its pids.max
-				 * (moving is not forking): a host that makes it go over
-				 * leaves, as its fork would have failed on cgroup v2.
+				 * (moving is not forking): a host that would make it go
+				 * over stays out, as its fork would have failed on
+				 * cgroup v2; and if others got in meanwhile, it leaves.
 				 */
-				if (over_pids_max(dir)) {
-					if (hdr) {
-						hdr->error = EAGAIN;
-						hdr->failed_dir = static_cast<int32_t>(i);
-						hdr->state.store(2);
-						futex_wake(&hdr->state);
-					}
-					_exit(2);
-				}
+				auto limits = cgroup::pids_limits(dir, from);
+				if (!cgroup::pids_room(limits, 1))
+					fail(i, EAGAIN);
+				int fd = open_procs(dir);
+				if (fd >= 0 && !shared(dir))
+					files.in.push_back(fd);
+				if (fd < 0 || write(fd, "0", 1) != 1)
+					fail(i, errno);
+				if (!cgroup::pids_room(limits, 0))
+					fail(i, EAGAIN);
+				files.pids_dirs.insert(files.pids_dirs.end(), limits.begin(),
+						       limits.end());
 				if (shared(dir))
 					close(fd); /* nothing to step in and out of there */
 				dir += std::strlen(dir) + 1;
@@ -1582,7 +1591,7 @@ void charge_worker_main(StepFiles files)
 	HostState h;
 	h.step.in = std::move(files.in);
 	h.step.out = std::move(files.out);
-	h.step.in_dirs = std::move(files.in_dirs);
+	h.step.pids_dirs = std::move(files.pids_dirs);
 	h.step.last_done_ns.store(monotonic_ns());
 	void *p = mmap(nullptr, shm_size, PROT_READ | PROT_WRITE, MAP_SHARED, 5, 0);
 	if (p == MAP_FAILED)

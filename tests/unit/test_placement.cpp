@@ -5,6 +5,8 @@
  * from samples of /proc/self/mountinfo and /proc/PID/cgroup; and of this
  * test process, read from /proc.
  */
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -113,4 +115,77 @@ TEST_CASE("placement_of: this process, on this host")
 	for (const auto &d : p->v1_dirs)
 		CHECK(stat((d + "/cgroup.procs").c_str(), &st) == 0);
 	CHECK_FALSE(placement_of(0x7ffffff0).has_value());
+}
+
+namespace {
+
+/* A cgroup tree made of plain files, as pids_limits and pids_room read it. */
+struct FakeTree {
+	std::string root;
+	FakeTree()
+	{
+		char tmpl[] = "/tmp/cgl-pids-XXXXXX";
+		REQUIRE(mkdtemp(tmpl) != nullptr);
+		root = tmpl;
+	}
+	~FakeTree() { std::filesystem::remove_all(root); }
+	/* A cgroup at `rel` ("" the root); with pids "current max" unless empty. */
+	std::string cgroup(const std::string &rel, const char *current = nullptr,
+			   const char *max = nullptr)
+	{
+		std::string d = rel.empty() ? root : root + "/" + rel;
+		std::filesystem::create_directories(d);
+		std::ofstream(d + "/cgroup.procs") << "";
+		if (current) {
+			std::ofstream(d + "/pids.current") << current << "\n";
+			std::ofstream(d + "/pids.max") << max << "\n";
+		}
+		return d;
+	}
+};
+
+} /* namespace */
+
+TEST_CASE("pids_limits: the cgroup and its ancestors with a pids.max, less the shared ones")
+{
+	FakeTree t;
+	t.cgroup("");		    /* the hierarchy's root: no pids.max */
+	t.cgroup("pod", "3", "10"); /* a limit above the container's */
+	t.cgroup("pod/nolimit");    /* v2: no controller here */
+	std::string ctr = t.cgroup("pod/nolimit/ctr", "1", "2");
+	std::string daemon = t.cgroup("system", "5", "max");
+	auto l = pids_limits(ctr, {daemon});
+	REQUIRE(l.size() == 2);
+	CHECK(l[0] == ctr);
+	CHECK(l[1] == t.root + "/pod");
+	/* Coming from inside the pod: the pod counts it already. */
+	auto inside = pids_limits(ctr, {t.cgroup("pod/daemon", "1", "max")});
+	REQUIRE(inside.size() == 1);
+	CHECK(inside[0] == ctr);
+	/* A name that only begins like the pod's is not inside it. */
+	CHECK(pids_limits(ctr, {t.root + "/podx"}).size() == 2);
+	/* Its own cgroup: nothing to check. */
+	CHECK(pids_limits(ctr, {ctr}).empty());
+	CHECK(pids_limits("/nonexistent/cgroup", {}).empty());
+	CHECK(pids_limits("relative", {}).empty());
+}
+
+TEST_CASE("pids_room: room for more under every limit, or none")
+{
+	FakeTree t;
+	std::string pod = t.cgroup("pod", "3", "10");
+	std::string ctr = t.cgroup("pod/ctr", "1", "2");
+	std::string unlimited = t.cgroup("free", "7", "max");
+	CHECK(pids_room({ctr, pod}, 0));
+	CHECK(pids_room({ctr, pod}, 1));
+	CHECK_FALSE(pids_room({ctr, pod}, 2)); /* the container's limit */
+	t.cgroup("pod", "10", "10");
+	CHECK(pids_room({ctr, pod}, 0));
+	CHECK_FALSE(pids_room({ctr, pod}, 1)); /* the pod's */
+	t.cgroup("pod/ctr", "3", "2");	       /* over: moved in past it */
+	CHECK_FALSE(pids_room({ctr}, 0));
+	CHECK(pids_room({unlimited}, 1000));
+	CHECK(pids_room({}, 1));
+	/* What cannot be read is no limit. */
+	CHECK(pids_room({t.root + "/gone"}, 1));
 }
