@@ -325,7 +325,10 @@ def test_page_cache_is_charged_to_the_reader(t):
     enable_v2_controllers(cg)
     for charge in ("cgroup", "none"):
         a = Group(t, cg, f"a-{charge}")
-        with t.mount(img, opts=f"charge={charge}") as m:
+        # The daemon in cgroups of its own: the test's, which others share (the
+        # page cache of earlier tests' writes), once grew by 91 MiB meanwhile.
+        d = Group(t, cg, f"daemon-{charge}")
+        with t.mount(img, opts=f"charge={charge}", preexec=d._enter()) as m:
             drop_cache(img)
             before, daemon_before = a.memory_bytes(), memcg_bytes(m.pid)
             a.run(["dd", f"if={m.path('mem.img')}", "of=/dev/null", "bs=1M", "status=none"])
@@ -411,7 +414,8 @@ def test_one_request_at_a_time_is_served_by_one_thread(t):
     longest: the requests went to the threads in turn, 8 in 10 to another thread
     than the last, and every thread had an even share.) The thread woken can change
     (one woken late has its request nudged to another), so the two busiest threads
-    are counted: measured 90-100% of the time, and 30-40% on the previous build."""
+    are counted: measured 90-100% of the time (78% in one of a dozen runs under
+    ASan, where more wake-ups come late), and 35-36% on the previous build."""
     img = t.path("one.img")
     write_random(img, 64)
     cg = t.cgroup()
