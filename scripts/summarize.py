@@ -20,6 +20,18 @@ import sys
 DOCTEST = re.compile(r"\[doctest\] test cases:\s*(\d+)\s*\|\s*(\d+) passed\s*\|\s*(\d+) failed")
 
 
+def failed_cases(result, label):
+    """Name each failed case of an integration result file, with the last line of
+    its error (CI shows only the end of the run's output)."""
+    for c in result.get("cases", []):
+        if c.get("status") != "pass":
+            lines = [ln for ln in str(c.get("error", "")).splitlines()
+                     if ln.strip() and not ln.startswith((" ", "Traceback"))]
+            why = lines[0][:300] if lines else ""
+            print(f"{label}:   {result.get('module', '?')}.{c.get('name', '?')}: {why}",
+                  file=sys.stderr)
+
+
 def count_results(results_dir, label):
     """A stage without meson: every <name>.json its scripts wrote."""
     passed = failed = 0
@@ -29,6 +41,7 @@ def count_results(results_dir, label):
         print(f"{label}: no results in {results_dir}", file=sys.stderr)
         return 0, 1
     for n in names:
+        r = {}
         try:
             with open(os.path.join(results_dir, n)) as rf:
                 r = json.load(rf)
@@ -39,6 +52,7 @@ def count_results(results_dir, label):
         if f or not p:
             f = max(f, 1)
             print(f"{label}: FAILED {n[:-5]}", file=sys.stderr)
+            failed_cases(r if isinstance(r, dict) else {}, label)
         passed += p
         failed += f
     return passed, failed
@@ -58,6 +72,7 @@ def count_build(build_dir, results_dir, label):
         name = e.get("name", "?")
         ok = e.get("result") in ("OK", "EXPECTEDFAIL")
         p = f = None
+        r = {}
         m = DOCTEST.search(e.get("stdout") or "")
         if m:
             p, f = int(m.group(2)), int(m.group(3))
@@ -74,6 +89,7 @@ def count_build(build_dir, results_dir, label):
             f = 1  # the runner failed after its cases (crash, leak, sanitizer, timeout)
         if not ok or f:
             print(f"{label}: FAILED {name} ({e.get('result')})", file=sys.stderr)
+            failed_cases(r, label)
         passed += p
         failed += f
     return passed, failed
