@@ -21,8 +21,9 @@ DOCTEST = re.compile(r"\[doctest\] test cases:\s*(\d+)\s*\|\s*(\d+) passed\s*\|\
 
 
 def failed_cases(result, label):
-    """Name each failed case of an integration result file, with the last line of
-    its error (CI shows only the end of the run's output)."""
+    """Name each failed case of an integration result file, with the first line of
+    its error that is not part of a traceback (CI shows only the end of the run's
+    output)."""
     for c in result.get("cases", []):
         if c.get("status") != "pass":
             lines = [ln for ln in str(c.get("error", "")).splitlines()

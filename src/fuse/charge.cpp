@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <climits>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <mutex>
@@ -502,6 +503,9 @@ std::shared_ptr<ChargeHost> HostMaker::spawn(pid_t caller, std::string &error)
 			error = fmt::format("cannot join \"{}\": {}",
 					    place->v1_dirs[static_cast<size_t>(hdr->failed_dir)],
 					    std::strerror(err));
+		else if (hdr->state.load() == 2 && err == EAGAIN)
+			error = fmt::format("no room for its threads under the pids.max of \"{}\"",
+					    place->v2_dir);
 		else
 			error = fmt::format("it did not start: {}",
 					    err ? std::strerror(err) : "it exited");
@@ -832,6 +836,7 @@ struct Stepper {
 	std::vector<std::string> pids_dirs;
 	std::mutex mutex;
 	bool inside = true;	   /* under mutex */
+	bool leaving = false;	   /* out for good (leave()); under mutex */
 	unsigned busy = 0;	   /* requests being served; under mutex */
 	bool closing = false;	   /* a close came while busy: out when idle; under mutex */
 	int64_t idle_delay_ns = 0; /* HostHeader::idle_delay_ns; set before the threads start */
@@ -909,6 +914,38 @@ bool move_to(const std::vector<int> &fds)
 	return true;
 }
 
+/* Out into the cgroups of `fds`: as many of them as it can (those not open are skipped). */
+void move_out(const std::vector<int> &fds)
+{
+	for (int fd : fds) {
+		if (fd < 0)
+			continue;
+		ssize_t n;
+		do
+			n = write(fd, "0", 1);
+		while (n < 0 && errno == EINTR);
+	}
+}
+
+/* This process's threads (each counts against a pids.max it moves into); 1 if unknown. */
+unsigned thread_count()
+{
+	char buf[512];
+	int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return 1;
+	buf[n] = '\0';
+	/* num_threads is the 18th field after the command, which ends at the last ')'. */
+	const char *p = std::strrchr(buf, ')');
+	for (int field = 0; p && field < 18; field++)
+		p = std::strchr(p + 1, ' ');
+	long v = p ? std::strtol(p + 1, nullptr, 10) : 0;
+	return v > 0 ? static_cast<unsigned>(v) : 1;
+}
+
 /*
  * A request begins: be inside the caller's cgroups. False when the host
  * cannot get back in (the cgroup is being removed, its pids.max is full):
@@ -918,18 +955,26 @@ bool begin_request(Stepper &st)
 {
 	std::lock_guard<std::mutex> l(st.mutex);
 	st.busy++;
+	if (st.leaving)
+		return false; /* out for good: another thread leaves (leave()) */
 	if (st.inside)
 		return true;
-	/* A full pids.max: not in at all (the kernel would let a move in over it). */
-	if (!cgroup::pids_room(st.pids_dirs, 1))
+	/*
+	 * No room under a pids.max for all its threads: not in at all (the
+	 * kernel would let a move in over it).
+	 */
+	if (!st.pids_dirs.empty() && !cgroup::pids_room(st.pids_dirs, thread_count()))
 		return false;
 	int64_t t0 = monotonic_ns();
-	if (!move_to(st.in) || !cgroup::pids_room(st.pids_dirs, 0)) {
+	bool in = move_to(st.in);
+	int64_t took = monotonic_ns() - t0;
+	/* Others came in meanwhile: over a limit, which it does not stay over. */
+	if (!in || !cgroup::pids_room(st.pids_dirs, 0)) {
 		/* Out again before it leaves: not counted there while it does. */
-		(void)move_to(st.out);
+		move_out(st.out);
 		return false;
 	}
-	int64_t took = monotonic_ns() - t0, avg = st.move_in_ns.load(std::memory_order_relaxed);
+	int64_t avg = st.move_in_ns.load(std::memory_order_relaxed);
 	st.move_in_ns.store(avg == 0 ? took : avg + (took - avg) / 4, std::memory_order_relaxed);
 	st.inside = true;
 	return true;
@@ -943,7 +988,7 @@ void step_out_locked(Stepper &st)
 		return;
 	/* Half out is no worse than in: what did move stays out until the next request. */
 	st.inside = false;
-	(void)move_to(st.out);
+	move_out(st.out);
 }
 
 /*
@@ -1357,8 +1402,9 @@ private:
 		 * pids.max) while it finishes, and out of the way of their removal.
 		 */
 		std::lock_guard<std::mutex> l(h.step.mutex);
+		h.step.leaving = true; /* and no thread steps back in */
 		h.step.inside = false;
-		(void)move_to(h.step.out);
+		move_out(h.step.out);
 	}
 	/*
 	 * Twice: a slot thread that took a request just as we looked gives it
@@ -1495,38 +1541,47 @@ void charge_maker_main()
 						std::string(v2, static_cast<size_t>(len)), from);
 			}
 			/*
-			 * It cannot join the caller's v1 cgroup `i`: out of those it
-			 * joined (not counted in their pids.max while it exits), and
-			 * tell the daemon.
+			 * It cannot join the caller's v1 cgroup `i` (-1: stay in its
+			 * v2 one): out of those it joined (not counted in their
+			 * pids.max while it exits), and tell the daemon.
 			 */
-			auto fail = [&](uint32_t i, int error) {
-				(void)move_to(files.out);
+			auto fail = [&](int32_t i, int error) {
+				move_out(files.out);
 				if (hdr) {
 					hdr->error = error;
-					hdr->failed_dir = static_cast<int32_t>(i);
+					hdr->failed_dir = i;
 					hdr->state.store(2);
 					futex_wake(&hdr->state);
 				}
 				_exit(2);
 			};
+			/*
+			 * It serves from threads of its own: one that cannot have a
+			 * first one under the cgroup's pids.max would serve nothing,
+			 * and only take the cgroup's last task.
+			 */
+			if (!cgroup::pids_room(files.pids_dirs, 1))
+				fail(-1, EAGAIN);
 			const char *dir = req.paths;
 			for (uint32_t i = 0; i < req.dirs; i++) {
 				/*
 				 * A v1 pids cgroup lets a process in over its pids.max
 				 * (moving is not forking): a host that would make it go
-				 * over stays out, as its fork would have failed on
-				 * cgroup v2; and if others got in meanwhile, it leaves.
+				 * over (itself and a first thread) stays out, as its
+				 * fork would have failed on cgroup v2; and if others got
+				 * in meanwhile, it leaves.
 				 */
+				auto at = static_cast<int32_t>(i);
 				auto limits = cgroup::pids_limits(dir, from);
-				if (!cgroup::pids_room(limits, 1))
-					fail(i, EAGAIN);
+				if (!cgroup::pids_room(limits, 2))
+					fail(at, EAGAIN);
 				int fd = open_procs(dir);
 				if (fd >= 0 && !shared(dir))
 					files.in.push_back(fd);
 				if (fd < 0 || write(fd, "0", 1) != 1)
-					fail(i, errno);
+					fail(at, errno);
 				if (!cgroup::pids_room(limits, 0))
-					fail(i, EAGAIN);
+					fail(at, EAGAIN);
 				files.pids_dirs.insert(files.pids_dirs.end(), limits.begin(),
 						       limits.end());
 				if (shared(dir))
