@@ -504,8 +504,9 @@ std::shared_ptr<ChargeHost> HostMaker::spawn(pid_t caller, std::string &error)
 					    place->v1_dirs[static_cast<size_t>(hdr->failed_dir)],
 					    std::strerror(err));
 		else if (hdr->state.load() == 2 && err == EAGAIN)
-			error = fmt::format("no room for its threads under the pids.max of \"{}\"",
-					    place->v2_dir);
+			error = fmt::format(
+				"no room for its threads under the pids.max of \"{}\" or a parent",
+				place->v2_dir);
 		else
 			error = fmt::format("it did not start: {}",
 					    err ? std::strerror(err) : "it exited");
@@ -900,31 +901,28 @@ struct HostState {
 	BufferPool buffers;
 };
 
+/* Move this process into the cgroup of the cgroup.procs file `fd`. */
+bool move_one(int fd)
+{
+	ssize_t n;
+	do
+		n = write(fd, "0", 1);
+	while (n < 0 && errno == EINTR);
+	return n == 1;
+}
+
 /* Move this process into the cgroups of `fds` (all of them, or false). */
 bool move_to(const std::vector<int> &fds)
 {
-	for (int fd : fds) {
-		ssize_t n;
-		do
-			n = write(fd, "0", 1);
-		while (n < 0 && errno == EINTR);
-		if (n != 1)
-			return false;
-	}
-	return true;
+	return std::all_of(fds.begin(), fds.end(), move_one);
 }
 
 /* Out into the cgroups of `fds`: as many of them as it can (those not open are skipped). */
 void move_out(const std::vector<int> &fds)
 {
-	for (int fd : fds) {
-		if (fd < 0)
-			continue;
-		ssize_t n;
-		do
-			n = write(fd, "0", 1);
-		while (n < 0 && errno == EINTR);
-	}
+	for (int fd : fds)
+		if (fd >= 0)
+			(void)move_one(fd);
 }
 
 /* This process's threads (each counts against a pids.max it moves into); 1 if unknown. */
@@ -1533,12 +1531,8 @@ void charge_maker_main()
 				files.in.push_back(
 					openat(cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC));
 				/* Made in it (CLONE_INTO_CGROUP checked its pids.max); stepping in is a move. */
-				char link[64], v2[PATH_MAX];
-				std::snprintf(link, sizeof(link), "/proc/self/fd/%d", cgroup_fd);
-				ssize_t len = readlink(link, v2, sizeof(v2) - 1);
-				if (len > 0)
-					files.pids_dirs = cgroup::pids_limits(
-						std::string(v2, static_cast<size_t>(len)), from);
+				if (self)
+					files.pids_dirs = cgroup::pids_limits(self->v2_dir, from);
 			}
 			/*
 			 * It cannot join the caller's v1 cgroup `i` (-1: stay in its

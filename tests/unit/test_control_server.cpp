@@ -22,28 +22,12 @@
 
 #include "common/unique_fd.hpp"
 #include "control/server.hpp"
+#include "temp_dir.hpp"
 
 using namespace cgloopfs;
 using namespace cgloopfs::control;
 
 namespace {
-
-/* A temporary directory, removed with what the tests leave in it. */
-struct TempDir {
-	std::string path;
-
-	TempDir()
-	{
-		char tmpl[] = "/tmp/cgl-control-server-XXXXXX";
-		REQUIRE(mkdtemp(tmpl) != nullptr);
-		path = tmpl;
-	}
-	~TempDir()
-	{
-		std::string cmd = "rm -rf '" + path + "'";
-		(void)!std::system(cmd.c_str());
-	}
-};
 
 /* echo: the args and the peer's uid; refuse: a ControlError; boom: another exception. */
 nlohmann::json handle(const Request &r, const Peer &p)
@@ -120,7 +104,7 @@ std::string error_of(const nlohmann::json &reply)
 
 TEST_CASE("a good request gets the handler's result, with the peer's credentials")
 {
-	TempDir dir;
+	TempDir dir("control-server");
 	/* Its directory is made, 0700; the socket is 0600. */
 	std::string path = dir.path + "/run/cgloopfs/ctl.sock";
 	ControlServer server(path, getuid(), handle);
@@ -145,7 +129,7 @@ TEST_CASE("a good request gets the handler's result, with the peer's credentials
 
 TEST_CASE("malformed requests and handler errors get an error reply; serving goes on")
 {
-	TempDir dir;
+	TempDir dir("control-server");
 	std::string path = dir.path + "/ctl.sock";
 	ControlServer server(path, getuid(), handle);
 	start(server);
@@ -168,7 +152,7 @@ TEST_CASE("malformed requests and handler errors get an error reply; serving goe
 
 TEST_CASE("an oversized message gets an error reply; the server goes on serving")
 {
-	TempDir dir;
+	TempDir dir("control-server");
 	std::string path = dir.path + "/ctl.sock";
 	ControlServer server(path, getuid(), handle);
 	start(server);
@@ -188,7 +172,7 @@ TEST_CASE("an oversized message gets an error reply; the server goes on serving"
 
 TEST_CASE("a message that never ends times out with an error reply")
 {
-	TempDir dir;
+	TempDir dir("control-server");
 	std::string path = dir.path + "/ctl.sock";
 	ControlServer server(path, getuid(), handle);
 	start(server);
@@ -210,7 +194,7 @@ TEST_CASE("a message that never ends times out with an error reply")
 
 TEST_CASE("stop() returns promptly with clients connected, and removes its socket")
 {
-	TempDir dir;
+	TempDir dir("control-server");
 	std::string path = dir.path + "/ctl.sock";
 	ControlServer server(path, getuid(), handle);
 	start(server);
@@ -228,7 +212,7 @@ TEST_CASE("stop() returns promptly with clients connected, and removes its socke
 
 TEST_CASE("bind_socket: a live server's socket is refused, a stale one replaced")
 {
-	TempDir dir;
+	TempDir dir("control-server");
 	std::string path = dir.path + "/ctl.sock";
 	ControlServer live(path, getuid(), handle);
 	start(live);
@@ -255,7 +239,7 @@ TEST_CASE("bind_socket: a live server's socket is refused, a stale one replaced"
 
 TEST_CASE("stop() leaves alone a socket another server has bound at its path since")
 {
-	TempDir dir;
+	TempDir dir("control-server");
 	std::string path = dir.path + "/ctl.sock";
 	ControlServer first(path, getuid(), handle);
 	start(first);

@@ -16,6 +16,7 @@
 #include <doctest/doctest.h>
 
 #include "cgroup/placement.hpp"
+#include "temp_dir.hpp"
 
 using namespace cgloopfs::cgroup;
 
@@ -121,14 +122,8 @@ namespace {
 
 /* A cgroup tree made of plain files, as pids_limits and pids_room read it. */
 struct FakeTree {
-	std::string root;
-	FakeTree()
-	{
-		char tmpl[] = "/tmp/cgl-pids-XXXXXX";
-		REQUIRE(mkdtemp(tmpl) != nullptr);
-		root = tmpl;
-	}
-	~FakeTree() { std::filesystem::remove_all(root); }
+	TempDir dir{"pids"};
+	const std::string &root = dir.path;
 	/* A cgroup at `rel` ("" the root); with pids "current max" unless empty. */
 	std::string cgroup(const std::string &rel, const char *current = nullptr,
 			   const char *max = nullptr)

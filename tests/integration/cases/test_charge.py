@@ -494,16 +494,21 @@ def test_killed_worker_process(t):
         holder.wait()
 
 
-@harness.timeout(60)
-def test_a_worker_process_that_cannot_be_made(t):
-    """A at its pids.max: its worker process cannot be made, so A is served by the
-    daemon's threads (uncharged, shown so), logged once; its I/O works."""
+def pids_setup(t):
+    """A 16 MiB image, and cgroup A with its pids controller: (image, A, A's pids.max)."""
     img = t.path("pm.img")
     harness.make_sparse(img, 16 * MiB)
     cg = t.cgroup()
     enable_v2_controllers(cg)
     a = Group(t, cg, "a")
-    pids_max = a.file("pids", "pids.max") or os.path.join(a.v2, "pids.max")
+    return img, a, a.file("pids", "pids.max") or os.path.join(a.v2, "pids.max")
+
+
+@harness.timeout(60)
+def test_a_worker_process_that_cannot_be_made(t):
+    """A at its pids.max: its worker process cannot be made, so A is served by the
+    daemon's threads (uncharged, shown so), logged once; its I/O works."""
+    img, a, pids_max = pids_setup(t)
     with t.mount(img, opts="charge=cgroup",
                  allow_stderr=r"cannot serve cgroup .* from a process in its cgroups") as m:
         f = m.path("pm.img")
@@ -538,12 +543,7 @@ def test_a_worker_process_does_not_step_back_in_over_pids_max(t):
     for the worker process's threads (a move in is not a fork: the kernel would
     let all of them in over the limit, and A's next fork would fail): the daemon
     serves A's request, and A's tasks never go over the limit."""
-    img = t.path("pm.img")
-    harness.make_sparse(img, 16 * MiB)
-    cg = t.cgroup()
-    enable_v2_controllers(cg)
-    a = Group(t, cg, "a")
-    pids_max = a.file("pids", "pids.max") or os.path.join(a.v2, "pids.max")
+    img, a, pids_max = pids_setup(t)
     pids_current = os.path.join(os.path.dirname(pids_max), "pids.current")
     with t.mount(img, opts="charge=cgroup",
                  allow_stderr=r"cannot serve cgroup .* from a process in its cgroups") as m:
