@@ -20,15 +20,23 @@ import sys
 DOCTEST = re.compile(r"\[doctest\] test cases:\s*(\d+)\s*\|\s*(\d+) passed\s*\|\s*(\d+) failed")
 
 
+def error_line(error):
+    """The last exception of a case's error: of a chained pair ("During handling of
+    the above exception..."), the one the test failed with. The daemon's stderr,
+    appended after the traceback, is not looked at."""
+    text = error.split("\ndaemon stderr (", 1)[0]
+    lines = [ln for ln in text.splitlines()
+             if ln.strip() and not ln.startswith((" ", "Traceback", "During handling",
+                                                  "The above exception"))]
+    return lines[-1][:300] if lines else ""
+
+
 def failed_cases(result, label):
-    """Name each failed case of an integration result file, with the first line of
-    its error that is not part of a traceback (CI shows only the end of the run's
-    output)."""
+    """Name each failed case of an integration result file, with the exception it
+    ended with (CI shows only the end of the run's output)."""
     for c in result.get("cases", []):
         if c.get("status") != "pass":
-            lines = [ln for ln in str(c.get("error", "")).splitlines()
-                     if ln.strip() and not ln.startswith((" ", "Traceback"))]
-            why = lines[0][:300] if lines else ""
+            why = error_line(str(c.get("error", "")))
             print(f"{label}:   {result.get('module', '?')}.{c.get('name', '?')}: {why}",
                   file=sys.stderr)
 
