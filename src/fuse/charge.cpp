@@ -1390,6 +1390,31 @@ private:
 	std::vector<UniqueFd> fds_;
 };
 
+/*
+ * The daemon is gone (or let us go, and has nothing of ours in flight): end.
+ * /dev/fuse goes first. Threads stuck in backing I/O keep the process, and
+ * with it its descriptors, until the I/O returns; with the device still open
+ * the connection would live on with no one to read it, and every request on
+ * a file still open would wait for that store. Without us it ends, and they
+ * fail (ENOTCONN) as on any FUSE file system whose daemon is gone. Replaced,
+ * not closed: a slot thread answering meanwhile writes to /dev/null, not to
+ * whatever file took the number.
+ */
+[[noreturn]] void let_go_of_the_connection()
+{
+	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (null < 0 || dup2(null, 4) < 0)
+		close(4);
+	_exit(0);
+}
+
+/* Waits up to `ms` for the daemon to close our socket: true if it did (or is gone). */
+bool daemon_gone(int ms)
+{
+	struct pollfd p = {3, POLLRDHUP, 0};
+	return poll(&p, 1, ms) > 0 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR | POLLNVAL));
+}
+
 /* Stop taking requests, let the ones taken finish, and go. */
 [[noreturn]] void leave(HostState &h)
 {
@@ -1407,7 +1432,8 @@ private:
 	/*
 	 * Twice: a slot thread that took a request just as we looked gives it
 	 * back (it sees the state) within a moment; the second pass waits for
-	 * that.
+	 * that. Not once the daemon is gone: a request stuck in backing I/O
+	 * would keep the connection for nothing (let_go_of_the_connection()).
 	 */
 	for (int pass = 0; pass < 2; pass++) {
 		for (unsigned s = 0; s < host_slots; s++) {
@@ -1419,10 +1445,12 @@ private:
 				uint32_t t = c->taken.load(std::memory_order_seq_cst);
 				if (c->done.load(std::memory_order_acquire) == t)
 					break;
-				usleep(1000);
+				if (daemon_gone(1))
+					let_go_of_the_connection();
 			}
 		}
-		usleep(2000);
+		if (daemon_gone(2))
+			let_go_of_the_connection();
 	}
 	_exit(0);
 }
@@ -1668,7 +1696,7 @@ void charge_worker_main(StepFiles files)
 		size_t nfds = 0;
 		ssize_t n = recv_blob_fds(3, &m, sizeof(m), fds, nfds);
 		if (n <= 0)
-			_exit(0); /* the daemon is gone, or let us go */
+			let_go_of_the_connection(); /* the daemon is gone, or let us go */
 		for (size_t i = 2; i < nfds; i++)
 			close(fds[i]);
 		if (n != static_cast<ssize_t>(sizeof(m)))

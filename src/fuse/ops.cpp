@@ -358,7 +358,7 @@ bool adopt_payload(Filesystem &fs, const fuse_bufvec *in, IoRequest *r)
 	char *fresh = fs.payloads.get_for_reading();
 	if (!fresh)
 		return false;
-	if (!fs.payloads.reserve_parked(fs.session)) {
+	if (!fs.payloads.reserve_parked(fs.reading_ends)) {
 		fs.payloads.put(fresh);
 		return false;
 	}

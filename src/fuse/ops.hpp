@@ -13,6 +13,7 @@
 #error "fuse/ is not a layer below this one (see src/meson.build)"
 #endif
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -55,7 +56,9 @@ struct Filesystem {
 	std::atomic<config::ChargeMode> charge{options.charge};
 	std::string control_path;	 /* shown as an xattr of the root directory */
 	fuse_session *session = nullptr; /* for invalidations; set once mounted */
-	dev_t mount_dev = 0;		 /* st_dev of files in this mount */
+	/* The session threads are told to stop reading /dev/fuse (fuse/session.cpp). */
+	std::atomic<bool> reading_ends{false};
+	dev_t mount_dev = 0; /* st_dev of files in this mount */
 	uint32_t root_uid = 0, root_gid = 0;
 	struct timespec start_time = {};
 

@@ -139,9 +139,9 @@ char *PayloadPool::get_for_reading() noexcept
 
 thread_local char *current_read_buffer = nullptr;
 
-bool PayloadPool::reserve_parked(fuse_session *se)
+bool PayloadPool::reserve_parked(const std::atomic<bool> &ending)
 {
-	return reserve_parked_until([se] { return fuse_session_exited(se) != 0; });
+	return reserve_parked_until([&ending] { return ending.load(std::memory_order_relaxed); });
 }
 
 bool PayloadPool::keep_locked(char *base)

@@ -27,6 +27,7 @@
 #error "fuse/ is not a layer below this one (see src/meson.build)"
 #endif
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -59,9 +60,10 @@ public:
 	/*
 	 * The session thread is about to park its buffer with a request: wait
 	 * until the parked budget has room, then count it. False when the
-	 * session ends while waiting (checked every 100 ms).
+	 * session threads are told to stop (`ending`) while waiting (checked
+	 * every 100 ms).
 	 */
-	bool reserve_parked(fuse_session *se) CGL_EXCLUDES(mutex_);
+	bool reserve_parked(const std::atomic<bool> &ending) CGL_EXCLUDES(mutex_);
 	/* As reserve_parked(), giving up when `ended()` returns true. */
 	template <typename Ended> bool reserve_parked_until(Ended ended) CGL_EXCLUDES(mutex_);
 	/* A parked buffer comes back (its request ended). */

@@ -64,11 +64,18 @@ std::string escape_opt(const std::string &s)
 /*
  * The threads that read /dev/fuse and run the callbacks. Thread-bound:
  * start() and stop() from the main thread.
+ *
+ * They are stopped with a flag of ours (`ending`), not fuse_session_exit():
+ * libfuse drops a request it has read once the session is marked ended, and
+ * nobody would answer it (a caller's close, answered EIO a moment before,
+ * hung until the connection ended). The session is marked ended only once
+ * no thread reads any more.
  */
 struct SessionThreads {
 	fuse_session *se = nullptr;
 	PayloadPool *payloads = nullptr;
-	int ended_fd = -1; /* eventfd: a session thread ended */
+	std::atomic<bool> *ending = nullptr; /* Filesystem::reading_ends */
+	int ended_fd = -1;		     /* eventfd: a session thread ended */
 	std::atomic<unsigned> running{0};
 	std::atomic<bool> failed{false};
 	std::vector<pthread_t> ids;
@@ -92,10 +99,9 @@ struct SessionThreads {
 		if (!current_read_buffer) {
 			log::error("reading /dev/fuse: {}", std::strerror(ENOMEM));
 			failed = true;
-			fuse_session_exit(se);
 		}
 		struct fuse_buf buf = {};
-		while (current_read_buffer && !fuse_session_exited(se)) {
+		while (current_read_buffer && !ending->load() && !fuse_session_exited(se)) {
 			buf.mem = PayloadPool::read_area(current_read_buffer);
 			int res = fuse_session_receive_buf(se, &buf);
 			if (res == -EINTR || res == -EAGAIN)
@@ -107,7 +113,6 @@ struct SessionThreads {
 						log::error("reading /dev/fuse: {}",
 							   std::strerror(-res));
 					failed = true;
-					fuse_session_exit(se);
 				}
 				break;
 			}
@@ -138,10 +143,13 @@ struct SessionThreads {
 		return true;
 	}
 
-	/* Wake threads blocked in read(2) until every one has seen the exit flag. */
+	/*
+	 * Wake threads blocked in read(2) until every one has seen the flag. A
+	 * thread whose read returns a request rather than EINTR serves it first.
+	 */
 	void stop()
 	{
-		fuse_session_exit(se);
+		ending->store(true);
 		while (running.load() > 0) {
 			for (size_t i = 0; i < threads.size(); i++)
 				(void)pthread_kill(ids[i], wake_signal);
@@ -151,6 +159,7 @@ struct SessionThreads {
 		for (auto &t : threads)
 			if (t.joinable())
 				t.join();
+		fuse_session_exit(se); /* no thread reads: now libfuse may know */
 	}
 };
 
@@ -511,6 +520,7 @@ bool Session::start()
 	sigfd_.reset(signalfd(-1, &term, SFD_CLOEXEC | SFD_NONBLOCK));
 	threads_.se = se_;
 	threads_.payloads = &fs_.payloads;
+	threads_.ending = &fs_.reading_ends;
 	threads_.ended_fd = ended_.get();
 
 	if (!ended_ || !sigfd_ || !dispatcher_.start()) {

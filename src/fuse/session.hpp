@@ -12,13 +12,18 @@
  *       unit shows so while the requests in flight are answered;
  *    2. the hooks' services (control socket closed and removed): no command
  *       runs on a mount being torn down;
- *    3. fuse_session_exit, then the session threads are woken and joined:
- *       no new request comes in;
- *    4. the dispatcher: every request in flight is answered, the workers
- *       are joined (after a grace time, stuck requests get EIO);
+ *    3. the dispatcher: every request in flight is answered, the workers
+ *       are joined (after a grace time, stuck requests get EIO); the
+ *       session threads read on meanwhile, so the callers answered can
+ *       close their files (what comes now is answered at once);
+ *    4. the session threads are told to stop (a flag of ours, not
+ *       fuse_session_exit(): libfuse drops a request it reads after that),
+ *       woken and joined;
  *    5. the unmount (a dead mount left by an aborted connection is taken
  *       away); only now, because the unmount closes /dev/fuse, through
- *       which the answers of step 4 go;
+ *       which the answers of step 3 go. When requests were stuck, their
+ *       threads (or worker processes) still hold the connection: the mount
+ *       is detached, and the last closes answered for one more grace time;
  *    6. the session is destroyed. When requests were stuck, their threads
  *       still hold it: the process ends (_exit) without this step.
  * Thread-bound: run_session() on the main thread.

@@ -949,6 +949,27 @@ def daemon_rss_kib(pid):
     raise TestFailure(f"no VmRSS: line for pid {pid}")
 
 
+def where_blocked(pid):
+    """Where a process waits, for a failure message: each thread's kernel stack
+    (the FUSE request it waits for shows as fuse_... frames), or why not."""
+    out = []
+    try:
+        tids = sorted(os.listdir(f"/proc/{pid}/task"), key=int)
+    except OSError as e:
+        return f"pid {pid}: {e.strerror}"
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+            with open(f"/proc/{pid}/task/{tid}/stack") as f:
+                frames = [ln.split()[-1].split("+")[0] for ln in f if ln.strip()]
+        except OSError as e:
+            out.append(f"pid {pid} thread {tid}: {e.strerror}")
+            continue
+        out.append(f"pid {pid} thread {tid} ({state}): {' < '.join(frames[:8])}")
+    return "\n".join(out)
+
+
 # A small program run inside a cgroup: does I/O on one file and prints JSON.
 IO_PROG = r"""
 import json, os, sys, time

@@ -5,6 +5,7 @@ that stalls on purpose, and dispatch=single showing the failure), parallelism
 within a cgroup, reaping, the worker cap, churn bounds, shutdown with stalled
 requests, and the control socket's defences."""
 
+import errno
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -331,6 +333,22 @@ def test_churn_keeps_threads_and_memory_bounded(t):
               f"queue's {base_root} -> {root_threads(m.mnt)}, rss {base_rss} -> {rss} KiB")
 
 
+def outputs_after_sigterm(procs, t0, within, m):
+    """The output of each process, all ended within `within` s of SIGTERM (at t0);
+    if one is not, fail with where each one still blocked waits."""
+    outs = []
+    for i, p in enumerate(procs):
+        try:
+            outs.append(p.communicate(timeout=max(within - (time.monotonic() - t0), 0.1))[0])
+        except subprocess.TimeoutExpired:
+            blocked = [harness.where_blocked(q.pid) for q in procs if q.poll() is None]
+            raise harness.TestFailure(
+                f"caller {i} is still blocked {time.monotonic() - t0:.1f} s after SIGTERM "
+                f"(daemon exited: {m.proc.poll() is not None}); where the blocked callers "
+                "wait:\n" + "\n".join(blocked)) from None
+    return outs
+
+
 @harness.timeout(90)
 def test_sigterm_with_stalled_and_queued_requests(t):
     """SIGTERM while requests are stalled in backing I/O and more are queued behind
@@ -349,13 +367,7 @@ def test_sigterm_with_stalled_and_queued_requests(t):
         check_eq(workers_by_path(m.mnt)[cg.rel(a)]["queued"], 3, "queued")
         t0 = time.monotonic()
         m.signal(signal.SIGTERM)
-        results = []
-        for p in ps:
-            try:
-                out, _ = p.communicate(timeout=15)
-            except subprocess.TimeoutExpired:
-                raise harness.TestFailure("a caller is still blocked 15 s after SIGTERM")
-            results.append(json.loads(out))
+        results = [json.loads(out) for out in outputs_after_sigterm(ps, t0, 15, m)]
         answered = time.monotonic() - t0
         check(answered < 12, f"callers answered only after {answered:.1f} s")
         check(all(not r["ok"] and r["errno"] == 5 for r in results),
@@ -367,6 +379,101 @@ def test_sigterm_with_stalled_and_queued_requests(t):
         check_eq(rc, 0, "exit status")
         print(f"# SIGTERM with stalled requests: callers answered after {answered:.1f} s")
     check("answered with EIO" in m.stderr(), "the stuck requests were not reported")
+
+
+# Opens and closes a file until an open fails (the mount is gone) or the time is up.
+OPEN_CLOSE_PROG = r"""
+import json, os, sys, time
+path, end = sys.argv[1], time.monotonic() + float(sys.argv[2])
+n, err = 0, 0
+while time.monotonic() < end:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as e:
+        err = e.errno
+        break
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+    n += 1
+print(json.dumps({"opens": n, "errno": err}), flush=True)
+"""
+
+
+# Opens a file, says so, and reads from it each time a line comes on stdin.
+HOLD_PROG = r"""
+import json, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+print("open", flush=True)
+for line in sys.stdin:
+    try:
+        out = {"ok": len(os.pread(fd, 4096, 0)) == 4096}
+    except OSError as e:
+        out = {"ok": False, "errno": e.errno}
+    print(json.dumps(out), flush=True)
+"""
+
+
+@harness.timeout(90)
+def test_sigterm_leaves_no_caller_hanging(t):
+    """SIGTERM while requests are stalled in two cgroups' worker processes: A, which
+    then empties (its worker process leaves), and C, which lives on; meanwhile B's
+    callers open and close the file without a pause, and one keeps it open. Every
+    caller is answered: those that come as the daemon stops reading /dev/fuse
+    (libfuse drops a request it reads once the session is marked ended: a close so
+    caught hung until the stalled store moved), and a read on the file kept open,
+    made after the daemon exited, fails at once (ENOTCONN, as when any FUSE file
+    system's daemon is gone) rather than hanging while the worker processes, stuck
+    in the store, held the connection (A's waiting in its leaving, C's after it
+    ended)."""
+    gate = Gate(t, 64 * MiB, 32 * MiB)
+    cg = t.cgroup()
+    a, b, c = cg.child("a"), cg.child("b"), cg.child("c")
+    m = t.mount(gate.disk, opts="worker_depth=2", expect_exit=0,
+                allow_stderr=r"answered with EIO")
+    with m, gate.held():
+        cg.popen(c, ["sleep", "60"])
+        stalled = [start_io(cg, g, m.path("disk"), "read", 40 * MiB + i * MiB, 4096)
+                   for g in (a, c) for i in range(2)]
+        wait_arrived(m.mnt, cg.rel(a), 2)
+        wait_arrived(m.mnt, cg.rel(c), 2)
+        holder = cg.popen(b, [sys.executable, "-c", HOLD_PROG, m.path("disk")],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        check_eq(holder.stdout.readline().strip(), "open", "the holder's open")
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        check(json.loads(holder.stdout.readline())["ok"], "a read before SIGTERM failed")
+        loopers = [cg.popen(b, [sys.executable, "-c", OPEN_CLOSE_PROG, m.path("disk"), "60"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                   for _ in range(8)]
+        time.sleep(0.5)
+        hosts = [w["pid"] for w in workers_by_path(m.mnt).values() if w.get("pid")]
+        t0 = time.monotonic()
+        m.signal(signal.SIGTERM)
+        outs = outputs_after_sigterm(stalled + loopers, t0, 15, m)
+        check(all(not json.loads(o)["ok"] for o in outs[:4]), "a stalled read succeeded")
+        check_eq(m.wait_exit(20), 0, "exit status")
+        t1 = time.monotonic()
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        got = []
+        reader = threading.Thread(target=lambda: got.append(holder.stdout.readline()),
+                                  daemon=True)
+        reader.start()
+        reader.join(5)
+        if not got:
+            raise harness.TestFailure(
+                "a read on a file still open is unanswered 5 s after the daemon exited; "
+                "where it waits:\n" + harness.where_blocked(holder.pid)
+                + "\nthe worker processes:\n"
+                + "\n".join(harness.where_blocked(p) for p in hosts))
+        r = json.loads(got[0])
+        check(not r["ok"] and r["errno"] in (errno.ENOTCONN, errno.ECONNABORTED),
+              f"a read after the daemon exited: {r}, want ENOTCONN")
+        print(f"# a read after the daemon exited failed after {time.monotonic() - t1:.2f} s")
+        holder.stdin.close()
+        check_eq(holder.wait(5), 0, "the holder's exit status")
 
 
 @harness.timeout(90)
