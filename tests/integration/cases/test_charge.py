@@ -197,22 +197,26 @@ def test_worker_process_lives_in_the_callers_cgroups(t):
         a = Group(t, cg, f"a-{charge}")
         with t.mount(img, opts=f"charge={charge}") as m:
             f = m.path("p.img")
-            # Reads, a pause, then reads without end.
+            # Reads, a pause until the test says go, then reads without end.
+            go = t.path(f"go-{charge}")
             reader = a.popen(["sh", "-c", f"dd if={f} of=/dev/null bs=64k count=4 status=none; "
-                              f"sleep 0.5; while :; do dd if={f} of=/dev/null bs=4k "
+                              f"while [ ! -e {go} ]; do sleep 0.05; done; "
+                              f"while :; do dd if={f} of=/dev/null bs=4k "
                               "iflag=direct status=none; done"])
             check(harness.wait_for(lambda: worker_of(m.mnt, a), 10), "no worker")
             w = worker_of(m.mnt, a)
             if charge == "none":
                 check(w["pid"] == 0 and not w["charged"], f"charge=none: {w}")
+                open(go, "w").close()
             else:
                 check(w["pid"] > 0 and w["charged"], f"charge=cgroup: {w}")
                 mine = proc_cgroups(reader.pid)
                 daemons = proc_cgroups(m.pid)
                 # Idle (the pause): out of A's cgroups, in the daemon's.
-                time.sleep(0.2)
-                check_eq(proc_cgroups(w["pid"]), daemons,
-                         "the idle worker's cgroups are the daemon's")
+                if not harness.wait_for(lambda: proc_cgroups(w["pid"]) == daemons, 5, 0.01):
+                    check_eq(proc_cgroups(w["pid"]), daemons,
+                             "the idle worker's cgroups are the daemon's")
+                open(go, "w").close()
                 # Serving: in A's, every hierarchy.
                 check(harness.wait_for(lambda: proc_cgroups(w["pid"]) == mine, 5, 0.01),
                       f"the serving worker's cgroups are not the caller's: "
