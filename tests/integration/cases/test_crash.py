@@ -394,6 +394,42 @@ def test_auto_unmount_takes_the_dead_mount_away(t):
 
 
 @harness.timeout(60)
+def test_sigkill_with_requests_stuck_in_a_worker_process(t):
+    """SIGKILL of the daemon while two of A's reads are stuck in the backing store,
+    in A's worker process (charge=cgroup): they fail at once, as the connection
+    ends, rather than hanging until the store moves. The worker process cannot end
+    while its threads wait in the store, and its descriptors stay with them: it
+    lets go of /dev/fuse when it finds the daemon gone (before, it kept the
+    connection alive with no one to read it)."""
+    gate = harness.Gate(t, 64 * MiB, 32 * MiB)
+    cg = t.cgroup()
+    a = cg.child("a")
+    mnt = t.mkdir("mnt")
+    t.defer(harness.kill_daemons_for, mnt)
+    with gate.held():
+        d = Daemon(t, gate.disk, mnt, f"worker_depth=2,control={t.path('ctl.sock')}")
+        f = os.path.join(mnt, "disk")
+        stalled = [harness.start_io(cg, a, f, "read", 40 * MiB + i * MiB, 4096)
+                   for i in range(2)]
+        harness.wait_arrived(mnt, cg.rel(a), 2)
+        hosts = [w["pid"] for w in harness.workers_by_path(mnt).values() if w.get("pid")]
+        check(hosts, "no worker process")
+        os.kill(d.pid, signal.SIGKILL)
+        d.proc.wait(10)
+        for p in stalled:
+            try:
+                out, _ = p.communicate(timeout=5)
+            except subprocess.TimeoutExpired:
+                raise harness.TestFailure(
+                    "a stuck read is unanswered 5 s after the daemon was killed; /dev/fuse "
+                    f"is held by {fuse_holders()}; the worker process:\n"
+                    + "\n".join(harness.where_blocked(h) for h in hosts)) from None
+            r = json.loads(out)
+            check(not r["ok"] and r["errno"] in DEAD,
+                  f"a stuck read after the daemon was killed: {r}, want {DEAD}")
+
+
+@harness.timeout(60)
 def test_fusectl_abort_under_load(t):
     """Readers and writers busy in two cgroups; the connection is aborted through
     fusectl. Every caller gets ENOTCONN/ECONNABORTED/EIO and ends; the daemon exits
