@@ -970,6 +970,50 @@ def where_blocked(pid):
     return "\n".join(out)
 
 
+# Opens a file, says so, and reads 4 KiB at 0 from it each time a line comes on stdin.
+HOLD_PROG = r"""
+import json, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+print("open", flush=True)
+for line in sys.stdin:
+    try:
+        out = {"ok": len(os.pread(fd, 4096, 0)) == 4096}
+    except OSError as e:
+        out = {"ok": False, "errno": e.errno}
+    print(json.dumps(out), flush=True)
+"""
+
+
+class Holder:
+    """A process, started with `popen` (a cgroup's), that keeps `path` open and
+    reads from it when asked: what a file still open sees, say after its daemon
+    went."""
+
+    def __init__(self, popen, path):
+        self.p = popen([sys.executable, "-c", HOLD_PROG, path], stdin=subprocess.PIPE,
+                       stdout=subprocess.PIPE, text=True)
+        check_eq(self.p.stdout.readline().strip(), "open", "the holder's open")
+
+    def read(self, timeout, also=lambda: ""):
+        """{"ok": ...} or {"ok": False, "errno": N}; fails, saying where it waits (and
+        `also()`), when the read is unanswered after `timeout` s."""
+        self.p.stdin.write("\n")
+        self.p.stdin.flush()
+        got = []
+        reader = threading.Thread(target=lambda: got.append(self.p.stdout.readline()),
+                                  daemon=True)
+        reader.start()
+        reader.join(timeout)
+        if not got:
+            raise TestFailure(f"a read on a file kept open is unanswered after {timeout} s; "
+                              f"where it waits:\n{where_blocked(self.p.pid)}{also()}")
+        return json.loads(got[0])
+
+    def close(self):
+        self.p.stdin.close()
+        check_eq(self.p.wait(5), 0, "the holder's exit status")
+
+
 # A small program run inside a cgroup: does I/O on one file and prints JSON.
 IO_PROG = r"""
 import json, os, sys, time

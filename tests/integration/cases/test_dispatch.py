@@ -13,7 +13,6 @@ import socket
 import stat
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -401,20 +400,6 @@ print(json.dumps({"opens": n, "errno": err}), flush=True)
 """
 
 
-# Opens a file, says so, and reads from it each time a line comes on stdin.
-HOLD_PROG = r"""
-import json, os, sys
-fd = os.open(sys.argv[1], os.O_RDONLY)
-print("open", flush=True)
-for line in sys.stdin:
-    try:
-        out = {"ok": len(os.pread(fd, 4096, 0)) == 4096}
-    except OSError as e:
-        out = {"ok": False, "errno": e.errno}
-    print(json.dumps(out), flush=True)
-"""
-
-
 @harness.timeout(90)
 def test_sigterm_leaves_no_caller_hanging(t):
     """SIGTERM while requests are stalled in two cgroups' worker processes: A, which
@@ -438,12 +423,8 @@ def test_sigterm_leaves_no_caller_hanging(t):
                    for g in (a, c) for i in range(2)]
         wait_arrived(m.mnt, cg.rel(a), 2)
         wait_arrived(m.mnt, cg.rel(c), 2)
-        holder = cg.popen(b, [sys.executable, "-c", HOLD_PROG, m.path("disk")],
-                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        check_eq(holder.stdout.readline().strip(), "open", "the holder's open")
-        holder.stdin.write("\n")
-        holder.stdin.flush()
-        check(json.loads(holder.stdout.readline())["ok"], "a read before SIGTERM failed")
+        holder = harness.Holder(lambda cmd, **kw: cg.popen(b, cmd, **kw), m.path("disk"))
+        check(holder.read(10)["ok"], "a read before SIGTERM failed")
         loopers = [cg.popen(b, [sys.executable, "-c", OPEN_CLOSE_PROG, m.path("disk"), "60"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                    for _ in range(8)]
@@ -455,25 +436,12 @@ def test_sigterm_leaves_no_caller_hanging(t):
         check(all(not json.loads(o)["ok"] for o in outs[:4]), "a stalled read succeeded")
         check_eq(m.wait_exit(20), 0, "exit status")
         t1 = time.monotonic()
-        holder.stdin.write("\n")
-        holder.stdin.flush()
-        got = []
-        reader = threading.Thread(target=lambda: got.append(holder.stdout.readline()),
-                                  daemon=True)
-        reader.start()
-        reader.join(5)
-        if not got:
-            raise harness.TestFailure(
-                "a read on a file still open is unanswered 5 s after the daemon exited; "
-                "where it waits:\n" + harness.where_blocked(holder.pid)
-                + "\nthe worker processes:\n"
-                + "\n".join(harness.where_blocked(p) for p in hosts))
-        r = json.loads(got[0])
+        r = holder.read(5, lambda: "\nthe worker processes:\n"
+                        + "\n".join(harness.where_blocked(p) for p in hosts))
         check(not r["ok"] and r["errno"] in (errno.ENOTCONN, errno.ECONNABORTED),
               f"a read after the daemon exited: {r}, want ENOTCONN")
         print(f"# a read after the daemon exited failed after {time.monotonic() - t1:.2f} s")
-        holder.stdin.close()
-        check_eq(holder.wait(5), 0, "the holder's exit status")
+        holder.close()
 
 
 @harness.timeout(90)
