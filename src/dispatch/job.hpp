@@ -49,6 +49,21 @@ public:
 	 * taken it yet, wake another of its threads. Lock-free.
 	 */
 	virtual void nudge(unsigned slot) noexcept { (void)slot; }
+	/*
+	 * The host takes nothing new: it is leaving (its cgroup emptied) and
+	 * only finishes what it has begun. The worker makes a new one for new
+	 * jobs. Lock-free.
+	 */
+	virtual bool retired() const noexcept { return false; }
+	/*
+	 * retired(), and the job posted to `slot` is neither begun nor done:
+	 * the host never will; collect() it as lost, and run it here. Lock-free.
+	 */
+	virtual bool refused(unsigned slot) const noexcept
+	{
+		(void)slot;
+		return false;
+	}
 	/* A thread of the host has taken the job posted to `slot` (or it is done). Lock-free. */
 	virtual bool taken(unsigned slot) const noexcept
 	{

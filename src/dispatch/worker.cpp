@@ -88,14 +88,14 @@ Worker::Worker(Dispatcher &dispatcher, uint64_t cgroup_id, std::string path,
 std::shared_ptr<Host> Worker::host_for(const Job &job)
 {
 	MutexLocker l(mutex_);
-	if (!host_ || !host_->dead())
+	if (!host_ || !(host_->dead() || host_->retired()))
 		return host_;
 	if (rehosting_)
 		return nullptr; /* another thread makes the new one; this job runs here */
 	rehosting_ = true;
 	std::shared_ptr<Host> dead = std::move(host_);
 	l.unlock();
-	dead.reset(); /* collects the dead process */
+	dead.reset(); /* collects the dead process (a leaving one: its jobs still hold it) */
 	std::shared_ptr<Host> fresh =
 		dispatcher_.make_host_ ? dispatcher_.make_host_(job) : nullptr;
 	l.lock();
@@ -242,7 +242,7 @@ Worker::PostResult Worker::try_post(Job *job, MutexLocker &l)
 	if (posted_ > 0)
 		(void)collect_posted(l, nullptr);
 	/* No host (a thread runs it, and makes a new host for a dead one). */
-	if (!host_ || rehosting_ || host_->dead())
+	if (!host_ || rehosting_ || host_->dead() || host_->retired())
 		return PostResult::refused;
 	size_t depth = dispatcher_.depth_.load();
 	/*
@@ -336,12 +336,13 @@ size_t Worker::collect_posted(MutexLocker &l, WorkerContext *ctx)
 		bool done = w.host->finished(static_cast<unsigned>(w.slot));
 		/*
 		 * Lost with its host: one that died (its pidfd, looked at every
-		 * 5 ms at most), or one killed but stuck in the kernel (dying(),
-		 * a read of /proc: only for jobs overdue). A process exiting
+		 * 5 ms at most), one leaving that will not begin it (refused():
+		 * run here), or one killed but stuck in the kernel (dying(), a
+		 * read of /proc: only for jobs overdue). A process exiting
 		 * waits for its close on this (a flush), as at cgroup.kill.
 		 */
 		bool gone = !done && ctx && now - w.submitted_ns >= nudge_after_ns &&
-			    (w.host->dead() ||
+			    (w.host->dead() || w.host->refused(static_cast<unsigned>(w.slot)) ||
 			     (look && now - w.submitted_ns >= overdue_ns && w.host->dying()));
 		if (!done && !gone) {
 			/* Left to a host thread that is slow to come to it? */
@@ -631,7 +632,7 @@ WorkerInfo Worker::info()
 	i.in_flight = in_flight_;
 	i.threads = live_threads_;
 	i.pid = host_ ? host_->pid() : 0;
-	i.charged = host_ != nullptr && !host_->dead();
+	i.charged = host_ != nullptr && !host_->dead() && !host_->retired();
 	i.served = served_;
 	i.last_active_ns = last_active_ns_;
 	return i;

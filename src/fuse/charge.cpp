@@ -718,6 +718,25 @@ bool ChargeHost::taken(unsigned slot) const noexcept
 	return !(hdr->pending.load(std::memory_order_acquire) & (uint64_t{1} << slot));
 }
 
+bool ChargeHost::retired() const noexcept
+{
+	auto *hdr = reinterpret_cast<const HostHeader *>(shm_);
+	return hdr->state.load(std::memory_order_seq_cst) == 3; /* leave() */
+}
+
+bool ChargeHost::refused(unsigned slot) const noexcept
+{
+	/*
+	 * A thread that takes a request looks at the state after (serve_slot()),
+	 * and gives it back once the host is leaving: one seen not taken by
+	 * then is never served there.
+	 */
+	return retired() &&
+	       control(slot)->taken.load(std::memory_order_seq_cst) !=
+		       seq_[slot].load(std::memory_order_acquire) &&
+	       !finished(slot);
+}
+
 bool ChargeHost::finished(unsigned slot) const noexcept
 {
 	return control(slot)->done.load(std::memory_order_acquire) ==
@@ -787,7 +806,8 @@ ChargeHost::Answer ChargeHost::wait(unsigned slot)
 		if (c->done.load(std::memory_order_seq_cst) == seq)
 			break;
 		/* Only after a wait that timed out: reading /proc costs more than the I/O. */
-		if (futex_wait(&c->done, d, wait_step_ns) < 0 && errno == ETIMEDOUT && dying()) {
+		if (futex_wait(&c->done, d, wait_step_ns) < 0 && errno == ETIMEDOUT &&
+		    (refused(slot) || dying())) {
 			c->waiting.store(0, std::memory_order_relaxed);
 			return result(slot, true);
 		}
@@ -1430,22 +1450,27 @@ bool daemon_gone(int ms)
 		move_out(h.step.out);
 	}
 	/*
-	 * Twice: a slot thread that took a request just as we looked gives it
-	 * back (it sees the state) within a moment; the second pass waits for
-	 * that. Not once the daemon is gone: a request stuck in backing I/O
-	 * would keep the connection for nothing (let_go_of_the_connection()).
+	 * A request taken is finished (its answer may be the only one the
+	 * caller gets), however long its backing store takes: the daemon posts
+	 * nothing new meanwhile (ChargeHost::retired()). Twice: a slot thread
+	 * that took a request just as we looked gives it back (it sees the
+	 * state) within a moment; the second pass waits for that. Not once the
+	 * daemon is gone: then we let go of the connection at once, as the
+	 * process (this thread) is still there to do it; were it to exit, its
+	 * threads stuck in the store would keep /dev/fuse open, and with it the
+	 * connection, with no one to read it (let_go_of_the_connection()).
 	 */
 	for (int pass = 0; pass < 2; pass++) {
 		for (unsigned s = 0; s < host_slots; s++) {
 			SlotControl *c = slot_control(h, s);
 			if (c->ready.load() != 1)
 				continue;
-			/* A request taken is finished (the answer is already on its way). */
-			for (int i = 0; i < 3000; i++) {
+			for (int i = 0;; i++) {
 				uint32_t t = c->taken.load(std::memory_order_seq_cst);
 				if (c->done.load(std::memory_order_acquire) == t)
 					break;
-				if (daemon_gone(1))
+				/* Every millisecond for a second, then every 50. */
+				if (daemon_gone(i < 1000 ? 1 : 50))
 					let_go_of_the_connection();
 			}
 		}

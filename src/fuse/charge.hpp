@@ -101,6 +101,8 @@ public:
 	bool answering(unsigned slot) const noexcept override;
 	void nudge(unsigned slot) noexcept override;
 	bool taken(unsigned slot) const noexcept override;
+	bool retired() const noexcept override;
+	bool refused(unsigned slot) const noexcept override;
 	void leave_when_idle() noexcept override;
 
 	/* How a call went. */

@@ -1150,6 +1150,11 @@ public:
 	int pid() const noexcept override { return 4242; }
 	bool dead() const noexcept override { return died; }
 	bool dying() const noexcept override { return died; }
+	bool retired() const noexcept override { return leaving; }
+	bool refused(unsigned slot) const noexcept override
+	{
+		return leaving && state[slot] == posted;
+	}
 	bool finished(unsigned slot) const noexcept override { return state[slot] == done; }
 	bool answering(unsigned slot) const noexcept override
 	{
@@ -1173,7 +1178,8 @@ public:
 
 	std::array<std::atomic<int>, 64> state{};
 	std::atomic<bool> died{false};
-	std::atomic<bool> serving{true}; /* false: takes nothing (stuck) */
+	std::atomic<bool> leaving{false}; /* retired(): serves nothing new */
+	std::atomic<bool> serving{true};  /* false: takes nothing (stuck) */
 	std::atomic<int> posts{0}, served{0}, active{0}, max_active{0}, nudges{0}, leaves{0};
 
 private:
@@ -1479,6 +1485,43 @@ TEST_CASE("a worker with a host that dies: the jobs it never finished are collec
 		CHECK(j.runs == 0);
 	}
 	CHECK(h.host->served == 0);
+}
+
+TEST_CASE("a worker whose host is leaving: a job it has not begun is collected as lost, and "
+	  "new ones get a new host")
+{
+	ManualClock clock;
+	Dispatcher d(config_with(2), clock, [](const Job &) { return std::string("/cg"); });
+	auto first = std::make_shared<FakeHost>();
+	auto next = std::make_shared<FakeHost>();
+	std::atomic<int> made{0};
+	d.host_maker(
+		[&](const Job &) -> std::shared_ptr<Host> { return ++made == 1 ? first : next; });
+	REQUIRE(d.start());
+	first->serving = false; /* takes nothing */
+	std::deque<PostedJob> jobs;
+	jobs.emplace_back(7, false);
+	d.submit(&jobs[0]);
+	REQUIRE(Harness::poll([&] { return first->posts == 1; }));
+	first->leaving = true;
+	clock.advance_ns(2000000); /* past the nudge: looked at */
+	REQUIRE(Harness::poll([&] { return jobs[0].releases == 1; }));
+	CHECK(jobs[0].collects == 1);
+	CHECK(jobs[0].lost_collects == 1); /* collect() runs it here */
+	/* The next job is not posted to the leaving host: a thread runs it, with a new host. */
+	jobs.emplace_back(7, false);
+	d.submit(&jobs[1]);
+	REQUIRE(Harness::poll([&] { return jobs[1].releases == 1; }));
+	CHECK(jobs[1].runs == 1);
+	CHECK(made == 2);
+	/* And the one after goes to the new host. */
+	jobs.emplace_back(7, false);
+	d.submit(&jobs[2]);
+	REQUIRE(Harness::poll([&] { return jobs[2].releases == 1; }));
+	CHECK(jobs[2].collects == 1);
+	CHECK(next->posts == 1);
+	CHECK(first->posts == 1);
+	CHECK(d.shutdown(5 * second));
 }
 
 /* A posted job its caller may be told is done after a while (a flush). */

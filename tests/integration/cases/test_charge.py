@@ -13,6 +13,7 @@ also runs with charge=none, where it must not hold (so the case would fail
 on a build without charging).
 """
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -822,6 +823,56 @@ def test_a_close_and_others_writes_while_a_write_is_stalled(t):
             check(stuck.poll() is None, "A's write returned while the store is stalled")
         stuck.wait(30)
         check_eq(stuck.returncode, 0, f"A's write: {stuck.stderr.read()!r}")
+
+
+@harness.timeout(90)
+def test_a_worker_process_that_leaves_with_a_read_stuck_in_it(t):
+    """A's read is stuck in A's worker process when A's last process goes (killed:
+    the read is answered EINTR; the worker process's thread stays stuck). The
+    worker process leaves and waits for that read, however long it takes, and is
+    given nothing new: a process that comes to A has its read served at once, by a
+    new worker process (before, it waited until the leaving one gave up, about 6 s
+    later). When the daemon is then killed, the leaving one lets go of /dev/fuse,
+    and a file still open fails at once (before, it had exited after those 6 s, its
+    stuck thread kept the connection open, and the file hung until the store
+    moved)."""
+    gate = harness.Gate(t, 64 * MiB, 32 * MiB)
+    cg = t.cgroup()
+    a, b = Group(t, cg, "a"), Group(t, cg, "b")
+    m = t.mount(gate.disk, opts="request_timeout=60,charge=cgroup")
+    with m, gate.held():
+        f = m.path("disk")
+        holder = harness.Holder(b.popen, f)
+        check(holder.read(10)["ok"], "B's read failed")
+        stuck = stuck_read(m, a, f)
+        first = charged_worker(m.mnt, a)["pid"]
+        stuck.kill()
+        check(stuck.wait(5) is not None, "the stuck reader did not die")
+        check(harness.wait_for(lambda: not harness.Cgroup.procs(a.v2), 5),
+              f"A still has processes: {harness.Cgroup.procs(a.v2)}")
+        emptied = time.monotonic()
+        # A process comes to A (and stays: so does the worker process it gets).
+        sleeper = a.popen(["sleep", "60"])
+        took = timed_dd(a, [f"if={f}", "of=/dev/null", "bs=4k", "count=1", "iflag=direct"],
+                        timeout=30)
+        print(f"# A's read while its worker process leaves with a stuck read: {took * 1000:.0f} "
+              "ms", flush=True)
+        check(took < 2, f"A's read while its worker process was leaving took {took:.1f} s")
+        second = charged_worker(m.mnt, a)["pid"]
+        check(second != first, "A's read went to the leaving worker process")
+        harness.stop(sleeper)
+        # Longer than the leaving one used to wait for its stuck read (3 s, twice).
+        time.sleep(max(0.0, emptied + 7 - time.monotonic()))
+        check(harness.alive(first), "the leaving worker process did not wait for its read")
+        m.expect_exit = None
+        m.allow_stderr = re.compile(".*")
+        os.kill(m.pid, signal.SIGKILL)
+        m.proc.wait(10)
+        r = holder.read(5, lambda: "\nthe worker process that left:\n"
+                        + harness.where_blocked(first))
+        check(not r["ok"] and r["errno"] in (errno.ENOTCONN, errno.ECONNABORTED),
+              f"a read after the daemon was killed: {r}, want ENOTCONN")
+        holder.close()
 
 
 @harness.timeout(60)
