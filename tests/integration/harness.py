@@ -970,6 +970,21 @@ def where_blocked(pid):
     return "\n".join(out)
 
 
+def outputs_within(procs, t0, within, event, also=lambda: ""):
+    """The stdout of each process, all ended within `within` s of `event` (at t0);
+    if one is not, fail with where each one still blocked waits (and `also()`)."""
+    outs = []
+    for i, p in enumerate(procs):
+        try:
+            outs.append(p.communicate(timeout=max(within - (time.monotonic() - t0), 0.1))[0])
+        except subprocess.TimeoutExpired:
+            blocked = [where_blocked(q.pid) for q in procs if q.poll() is None]
+            raise TestFailure(
+                f"caller {i} is still blocked {time.monotonic() - t0:.1f} s after {event}; "
+                "where the blocked callers wait:\n" + "\n".join(blocked) + also()) from None
+    return outs
+
+
 # Opens a file, says so, and reads 4 KiB at 0 from it each time a line comes on stdin.
 HOLD_PROG = r"""
 import json, os, sys

@@ -333,19 +333,9 @@ def test_churn_keeps_threads_and_memory_bounded(t):
 
 
 def outputs_after_sigterm(procs, t0, within, m):
-    """The output of each process, all ended within `within` s of SIGTERM (at t0);
-    if one is not, fail with where each one still blocked waits."""
-    outs = []
-    for i, p in enumerate(procs):
-        try:
-            outs.append(p.communicate(timeout=max(within - (time.monotonic() - t0), 0.1))[0])
-        except subprocess.TimeoutExpired:
-            blocked = [harness.where_blocked(q.pid) for q in procs if q.poll() is None]
-            raise harness.TestFailure(
-                f"caller {i} is still blocked {time.monotonic() - t0:.1f} s after SIGTERM "
-                f"(daemon exited: {m.proc.poll() is not None}); where the blocked callers "
-                "wait:\n" + "\n".join(blocked)) from None
-    return outs
+    """harness.outputs_within() of SIGTERM to the daemon of `m`."""
+    return harness.outputs_within(procs, t0, within, "SIGTERM",
+                                  lambda: f"\n(daemon exited: {m.proc.poll() is not None})")
 
 
 @harness.timeout(90)
