@@ -76,6 +76,11 @@ struct SlotControl {
 namespace {
 
 constexpr size_t page = 4096;
+/*
+ * The descriptors of the host maker and of a host (a worker process): the
+ * socket to the daemon, and in a host also /dev/fuse and the shared file.
+ */
+constexpr int daemon_sock = 3, host_fuse_fd = 4, host_shm_fd = 5;
 /* The header page: how the host's start went. */
 struct HostHeader {
 	std::atomic<uint32_t> state; /* 0: starting, 1: serving, 2: failed, 3: leaving */
@@ -397,7 +402,7 @@ bool HostMaker::start_locked(std::string &error)
 	UniqueFd ours(sv[0]), theirs(sv[1]);
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, theirs.get(), 3);
+	posix_spawn_file_actions_adddup2(&fa, theirs.get(), daemon_sock);
 	char arg0[] = "cgloopfs-hosts", arg1[] = "--charge-maker";
 	char *argv[] = {arg0, arg1, nullptr};
 	pid_t pid = 0;
@@ -910,7 +915,7 @@ private:
 struct HostState {
 	char *shm = nullptr;
 	HostHeader *header = nullptr;
-	int fuse_fd = 4;
+	int fuse_fd = host_fuse_fd;
 	std::mutex mutex;
 	std::condition_variable arrived;
 	std::unordered_map<uint64_t, std::shared_ptr<image::BackingImage>> images;
@@ -1423,15 +1428,15 @@ private:
 [[noreturn]] void let_go_of_the_connection()
 {
 	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-	if (null < 0 || dup2(null, 4) < 0)
-		close(4);
+	if (null < 0 || dup2(null, host_fuse_fd) < 0)
+		close(host_fuse_fd);
 	_exit(0);
 }
 
 /* Waits up to `ms` for the daemon to close our socket: true if it did (or is gone). */
 bool daemon_gone(int ms)
 {
-	struct pollfd p = {3, POLLRDHUP, 0};
+	struct pollfd p = {daemon_sock, POLLRDHUP, 0};
 	return poll(&p, 1, ms) > 0 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR | POLLNVAL));
 }
 
@@ -1504,8 +1509,10 @@ struct StepFiles {
 void charge_maker_main()
 {
 	/* 3: the socket to the daemon; nothing else. */
-	syscall(SYS_close_range, 4, ~0U, 0);
+	syscall(SYS_close_range, daemon_sock + 1, ~0U, 0);
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	/* Named for ps and top, not "exe" (it was started through /proc/self/exe). */
+	prctl(PR_SET_NAME, "cgloopfs-hosts", 0, 0, 0);
 	/* Hosts are collected by the kernel as they exit; the daemon watches their pidfds. */
 	struct sigaction sa = {};
 	sa.sa_handler = SIG_IGN;
@@ -1515,14 +1522,14 @@ void charge_maker_main()
 		SpawnRequest req;
 		int fds[4];
 		size_t nfds = 0;
-		ssize_t n = recv_blob_fds(3, &req, sizeof(req), fds, nfds);
+		ssize_t n = recv_blob_fds(daemon_sock, &req, sizeof(req), fds, nfds);
 		if (n <= 0)
 			_exit(0); /* the daemon is gone */
 		if (n != static_cast<ssize_t>(sizeof(req)) || nfds != 4) {
 			for (size_t i = 0; i < nfds; i++)
 				close(fds[i]);
 			SpawnReply bad = {0, EINVAL};
-			(void)send_blob(3, &bad, sizeof(bad), nullptr, 0);
+			(void)send_blob(daemon_sock, &bad, sizeof(bad), nullptr, 0);
 			continue;
 		}
 		int cgroup_fd = fds[0], memfd = fds[1], host_sock = fds[2], fuse_fd = fds[3];
@@ -1535,7 +1542,7 @@ void charge_maker_main()
 		long pid = syscall(SYS_clone3, &args, sizeof(args));
 		if (pid == 0) {
 			/* The host: one thread, a copy of this small process; no exec needed. */
-			close(3);
+			close(daemon_sock);
 			void *p = mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
 			auto *hdr = p == MAP_FAILED ? nullptr : static_cast<HostHeader *>(p);
 			/*
@@ -1655,9 +1662,10 @@ void charge_maker_main()
 				}
 			if (!all)
 				files.out.clear(); /* cannot step out: stays in, as before */
-			if (dup2(host_sock, 3) < 0 || dup2(fuse_fd, 4) < 0 || dup2(memfd, 5) < 0)
+			if (dup2(host_sock, daemon_sock) < 0 || dup2(fuse_fd, host_fuse_fd) < 0 ||
+			    dup2(memfd, host_shm_fd) < 0)
 				_exit(2);
-			int next = 6;
+			int next = host_shm_fd + 1;
 			for (auto *v : {&files.in, &files.out})
 				for (int &fd : *v) {
 					if (fd < 0)
@@ -1674,7 +1682,7 @@ void charge_maker_main()
 		close(memfd);
 		close(host_sock);
 		close(fuse_fd);
-		(void)send_blob(3, &reply, sizeof(reply), pid > 0 ? &pidfd : nullptr,
+		(void)send_blob(daemon_sock, &reply, sizeof(reply), pid > 0 ? &pidfd : nullptr,
 				pid > 0 ? 1 : 0);
 		if (pid > 0)
 			close(pidfd);
@@ -1687,15 +1695,17 @@ void charge_worker_main(StepFiles files)
 	 * 3: the socket to the daemon, 4: /dev/fuse, 5: the shared file, then
 	 * the cgroup.procs files to step in and out with. Nothing else.
 	 */
-	auto first_free = static_cast<unsigned>(6 + files.in.size() + files.out.size());
+	auto first_free =
+		static_cast<unsigned>(host_shm_fd + 1 + files.in.size() + files.out.size());
 	syscall(SYS_close_range, first_free, ~0U, 0);
+	prctl(PR_SET_NAME, "cgloopfs-host", 0, 0, 0);
 	drop_privileges();
 	HostState h;
 	h.step.in = std::move(files.in);
 	h.step.out = std::move(files.out);
 	h.step.pids_dirs = std::move(files.pids_dirs);
 	h.step.last_done_ns.store(monotonic_ns());
-	void *p = mmap(nullptr, shm_size, PROT_READ | PROT_WRITE, MAP_SHARED, 5, 0);
+	void *p = mmap(nullptr, shm_size, PROT_READ | PROT_WRITE, MAP_SHARED, host_shm_fd, 0);
 	if (p == MAP_FAILED)
 		_exit(3);
 	h.shm = static_cast<char *>(p);
@@ -1714,12 +1724,12 @@ void charge_worker_main(StepFiles files)
 	Members members;
 	members.start();
 	for (;;) {
-		if (!members.wait_for_message(3))
+		if (!members.wait_for_message(daemon_sock))
 			leave(h); /* the cgroup's other members are gone */
 		Message m;
 		int fds[4] = {-1, -1, -1, -1};
 		size_t nfds = 0;
-		ssize_t n = recv_blob_fds(3, &m, sizeof(m), fds, nfds);
+		ssize_t n = recv_blob_fds(daemon_sock, &m, sizeof(m), fds, nfds);
 		if (n <= 0)
 			let_go_of_the_connection(); /* the daemon is gone, or let us go */
 		for (size_t i = 2; i < nfds; i++)
