@@ -363,6 +363,52 @@ dev_t mount_device(const std::string &mountpoint)
 }
 
 /*
+ * The connection's fusectl directory (<fusectl>/N, N its kernel device
+ * number), and its inode number, noted while the mount is surely ours: once it
+ * is gone, N is free for the next FUSE mount, whose directory has another inode.
+ */
+struct ControlDir {
+	std::string path;
+	ino_t ino = 0;
+};
+
+ControlDir control_dir(dev_t dev)
+{
+	for (const auto &m : parse_mountinfo(read_mountinfo())) {
+		if (m.fstype != "fusectl")
+			continue;
+		auto path = fmt::format("{}/{}", m.mountpoint, (major(dev) << 20) | minor(dev));
+		struct stat st;
+		if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+			return {path, st.st_ino};
+	}
+	return {};
+}
+
+/*
+ * End the connection as we go, where fusectl is mounted (systemd mounts it at
+ * /sys/fs/fuse/connections). The kernel ends it at the last close of
+ * /dev/fuse, but ours may not be the last: a worker process killed while a
+ * thread of it waited in the backing store keeps its descriptors through that
+ * thread until the store moves, and with them the connection, with no one to
+ * read it; every request on a file still open would wait for that store.
+ * Through the directory noted at mount only, and opened before its abort file:
+ * were ours gone, its files would be gone with it.
+ */
+void end_connection(const ControlDir &dir)
+{
+	if (dir.path.empty())
+		return;
+	UniqueFd d(open(dir.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	struct stat st;
+	if (!d || fstat(d.get(), &st) != 0 || st.st_ino != dir.ino)
+		return; /* ended already */
+	UniqueFd abort_file(openat(d.get(), "abort", O_WRONLY | O_CLOEXEC));
+	if (abort_file && write(abort_file.get(), "1", 1) == 1)
+		log::debug("ended the FUSE connection through {}", dir.path);
+}
+
+/*
  * One mount's life in three steps, as qemu's FUSE export splits setup,
  * shutdown and delete: mount(), serve(), shut_down(). Thread-bound: all on
  * the main thread, which holds the signals.
@@ -403,6 +449,7 @@ private:
 	UniqueFd sigfd_;		   /* signalfd: SIGTERM, SIGINT, SIGHUP */
 	std::unique_ptr<HostMaker> hosts_; /* charge=cgroup's host processes; made when mounted */
 	std::atomic<bool> charge_failing_{false}; /* hosts cannot be made: logged once */
+	ControlDir control_;			  /* the connection's, where fusectl is mounted */
 	SessionThreads threads_;
 };
 
@@ -478,6 +525,8 @@ bool Session::mount()
 	}
 	fs_.session = se;
 	fs_.mount_dev = mount_device(opts_.mountpoint);
+	if (fs_.mount_dev != 0)
+		control_ = control_dir(fs_.mount_dev);
 	if (fuse_daemonize(opts_.foreground ? 1 : 0) != 0) {
 		fuse_session_unmount(se);
 		fuse_session_destroy(se);
@@ -607,6 +656,7 @@ int Session::shut_down(int exit_code)
 			answer_last_closes(fuse_session_fd(se_), shutdown_grace_ns);
 		else
 			fuse_session_unmount(se_);
+		end_connection(control_);
 		_exit(exit_code);
 	}
 	fuse_session_unmount(se_);
@@ -614,10 +664,13 @@ int Session::shut_down(int exit_code)
 		exit_code = EXIT_FAILURE;
 		clear_aborted_mount();
 	}
-	if (!clean)
+	if (!clean) {
+		end_connection(control_);
 		_exit(exit_code); /* their threads still run and hold the session */
+	}
 	fuse_session_destroy(se_);
 	se_ = nullptr;
+	end_connection(control_); /* held still by a worker process killed while stuck? */
 	fs_.close_all_files();
 	return exit_code;
 }

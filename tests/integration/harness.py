@@ -1029,6 +1029,47 @@ class Holder:
         check_eq(self.p.wait(5), 0, "the holder's exit status")
 
 
+def fuse_holders():
+    """[(pid, comm, state)] of the processes with /dev/fuse open: what keeps a
+    connection alive (fusermount3's auto_unmount waits for it to end). Each thread's
+    descriptors are looked at: those of a killed process whose main thread is gone
+    stay with its threads still stuck in the kernel."""
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                fds = f"/proc/{pid}/task/{tid}/fd"
+                if any(_readlink(f"{fds}/{fd}") == "/dev/fuse" for fd in os.listdir(fds)):
+                    out.append((int(pid), stat[stat.index("(") + 1:stat.rindex(")")],
+                                stat[stat.rindex(")") + 2]))
+                    break
+        except OSError:
+            continue
+    return out
+
+
+def _readlink(path):
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
+
+
+def fusectl(t):
+    """Where fusectl is mounted (systemd mounts it at /sys/fs/fuse/connections).
+    Where it is mounted nowhere, it is mounted on a directory of the test's until
+    the test ends."""
+    for mnt, fstype, _ in mountinfo():
+        if fstype == "fusectl":
+            return mnt
+    where = t.mkdir("fusectl")
+    run(["mount", "-t", "fusectl", "fusectl", where])
+    t.defer(run, ["umount", "-l", where])
+    return where
+
+
 # A small program run inside a cgroup: does I/O on one file and prints JSON.
 IO_PROG = r"""
 import json, os, sys, time

@@ -504,6 +504,39 @@ def test_killed_worker_process(t):
         holder.wait()
 
 
+@harness.timeout(90)
+def test_a_killed_worker_process_does_not_keep_the_connection(t):
+    """A's worker process is killed while A's read is stuck in it: its stuck thread
+    keeps the process's descriptors, /dev/fuse among them, until the store moves.
+    When the daemon then stops (SIGTERM), it ends the connection through fusectl,
+    so that B's file still open fails at once (ENOTCONN) rather than waiting, with
+    no daemon to answer it, until A's store moves (as it did before)."""
+    harness.fusectl(t)
+    gate = harness.Gate(t, 64 * MiB, 32 * MiB)
+    cg = t.cgroup()
+    a, b = Group(t, cg, "a"), Group(t, cg, "b")
+    m = t.mount(gate.disk, opts="request_timeout=60,charge=cgroup")
+    with m, gate.held():
+        f = m.path("disk")
+        holder = harness.Holder(b.popen, f)
+        check(holder.read(10)["ok"], "B's read failed")
+        stays = a.popen(["sleep", "60"])  # A lives on: so does its worker process
+        stuck = stuck_read(m, a, f)
+        host = charged_worker(m.mnt, a)["pid"]
+        os.kill(host, signal.SIGKILL)
+        check(stuck.wait(5) is not None and stuck.returncode != 0,
+              "the stuck read was not answered after its worker process was killed")
+        check(host in [p for p, _, _ in harness.fuse_holders()],
+              f"the killed worker process no longer holds /dev/fuse: {harness.fuse_holders()}")
+        m.signal(signal.SIGTERM)
+        m.wait_exit()
+        r = holder.read(5, lambda: f"\n/dev/fuse is held by {harness.fuse_holders()}")
+        check(not r["ok"] and r["errno"] in (errno.ENOTCONN, errno.ECONNABORTED),
+              f"a read after the daemon stopped: {r}, want ENOTCONN")
+        holder.close()
+        harness.stop(stays)
+
+
 def pids_setup(t):
     """A 16 MiB image, and cgroup A with its pids controller: (image, A, A's pids.max)."""
     img = t.path("pm.img")

@@ -237,23 +237,6 @@ def abort_connection(conn):
     return "through fusectl mounted in a private mount namespace"
 
 
-def fuse_holders():
-    """[(pid, comm, state)] of the processes with /dev/fuse open: what keeps a
-    connection alive (fusermount3's auto_unmount waits for it to end)."""
-    out = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-            if not any(os.readlink(f"/proc/{pid}/fd/{fd}") == "/dev/fuse" for fd in fds):
-                continue
-            stat = open(f"/proc/{pid}/stat").read()
-            out.append((int(pid), stat[stat.index("(") + 1:stat.rindex(")")],
-                        stat[stat.rindex(")") + 2]))
-        except OSError:
-            continue
-    return out
-
-
 @harness.timeout(85)
 def test_sigkill_during_writes_loses_no_acknowledged_write(t):
     """Five rounds on one mount point: writers (O_DIRECT, and write+fsync; to a
@@ -374,7 +357,7 @@ def test_auto_unmount_takes_the_dead_mount_away(t):
         os.kill(d.pid, signal.SIGKILL)
         d.proc.wait(10)
         check(wait_for(lambda: not is_mounted(mnt), 5), "the mount is still there 5 s "
-              f"after the daemon was killed; /dev/fuse held by {fuse_holders()}")
+              f"after the daemon was killed; /dev/fuse held by {harness.fuse_holders()}")
         gone = time.monotonic() - t0
         harness.expect_errno(DEAD, os.pwrite, fd, b"y" * BLOCK, 0)
     finally:
@@ -418,7 +401,7 @@ def test_sigkill_with_requests_stuck_in_a_worker_process(t):
         d.proc.wait(10)
         outs = harness.outputs_within(
             stalled, time.monotonic(), 5, "the daemon was killed",
-            lambda: f"\n/dev/fuse is held by {fuse_holders()}; the worker process:\n"
+            lambda: f"\n/dev/fuse is held by {harness.fuse_holders()}; the worker process:\n"
             + "\n".join(harness.where_blocked(h) for h in hosts))
         for out in outs:
             r = json.loads(out)
