@@ -81,9 +81,11 @@ constexpr size_t page = 4096;
  * socket to the daemon, and in a host also /dev/fuse and the shared file.
  */
 constexpr int daemon_sock = 3, host_fuse_fd = 4, host_shm_fd = 5;
+/* HostHeader::state: how a host's start went, and whether it is leaving (leave()). */
+constexpr uint32_t host_starting = 0, host_serving = 1, host_failed = 2, host_leaving = 3;
 /* The header page: how the host's start went. */
 struct HostHeader {
-	std::atomic<uint32_t> state; /* 0: starting, 1: serving, 2: failed, 3: leaving */
+	std::atomic<uint32_t> state; /* host_starting, _serving, _failed, _leaving */
 	int32_t error;		     /* errno of the failure */
 	int32_t failed_dir;	     /* index of the v1 directory it could not join, or -1 */
 	/*
@@ -495,20 +497,20 @@ std::shared_ptr<ChargeHost> HostMaker::spawn(pid_t caller, std::string &error)
 	/* Wait until it serves, failed, or died (5 s at most). */
 	for (int i = 0; i < 50; i++) {
 		uint32_t st = hdr->state.load();
-		if (st != 0 || host->poll_dead())
+		if (st != host_starting || host->poll_dead())
 			break;
-		futex_wait(&hdr->state, 0, wait_step_ns);
+		futex_wait(&hdr->state, host_starting, wait_step_ns);
 	}
-	if (hdr->state.load() != 1) {
+	if (hdr->state.load() != host_serving) {
 		int err = hdr->error;
-		if (hdr->state.load() == 0 && !host->poll_dead())
+		if (hdr->state.load() == host_starting && !host->poll_dead())
 			error = "it did not start within 5 s";
 		else if (hdr->failed_dir >= 0 &&
 			 static_cast<size_t>(hdr->failed_dir) < place->v1_dirs.size())
 			error = fmt::format("cannot join \"{}\": {}",
 					    place->v1_dirs[static_cast<size_t>(hdr->failed_dir)],
 					    std::strerror(err));
-		else if (hdr->state.load() == 2 && err == EAGAIN)
+		else if (hdr->state.load() == host_failed && err == EAGAIN)
 			error = fmt::format(
 				"no room for its threads under the pids.max of \"{}\" or a parent",
 				place->v2_dir);
@@ -726,7 +728,7 @@ bool ChargeHost::taken(unsigned slot) const noexcept
 bool ChargeHost::retired() const noexcept
 {
 	auto *hdr = reinterpret_cast<const HostHeader *>(shm_);
-	return hdr->state.load(std::memory_order_seq_cst) == 3; /* leave() */
+	return hdr->state.load(std::memory_order_seq_cst) == host_leaving;
 }
 
 bool ChargeHost::refused(unsigned slot) const noexcept
@@ -1144,7 +1146,7 @@ bool serve_slot(HostState &h, unsigned slot, AlignedBuffer &scratch, bool &finis
 	 */
 	uint32_t before = c->taken.load(std::memory_order_relaxed);
 	c->taken.store(seen, std::memory_order_seq_cst);
-	if (h.header->state.load(std::memory_order_seq_cst) == 3) {
+	if (h.header->state.load(std::memory_order_seq_cst) == host_leaving) {
 		c->taken.store(before, std::memory_order_seq_cst);
 		return false;
 	}
@@ -1443,7 +1445,7 @@ bool daemon_gone(int ms)
 /* Stop taking requests, let the ones taken finish, and go. */
 [[noreturn]] void leave(HostState &h)
 {
-	h.header->state.store(3, std::memory_order_seq_cst);
+	h.header->state.store(host_leaving, std::memory_order_seq_cst);
 	{
 		/*
 		 * Out of the caller's cgroups first: not counted in them (their
@@ -1604,7 +1606,7 @@ void charge_maker_main()
 				if (hdr) {
 					hdr->error = error;
 					hdr->failed_dir = i;
-					hdr->state.store(2);
+					hdr->state.store(host_failed);
 					futex_wake(&hdr->state);
 				}
 				_exit(2);
@@ -1718,7 +1720,7 @@ void charge_worker_main(StepFiles files)
 	sigdelset(&all, SIGINT);
 	/* Slot threads take no signal; SIGTERM ends the process at once. */
 	pthread_sigmask(SIG_SETMASK, &all, nullptr);
-	hdr->state.store(1, std::memory_order_release);
+	hdr->state.store(host_serving, std::memory_order_release);
 	futex_wake(&hdr->state);
 
 	Members members;

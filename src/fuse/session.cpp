@@ -353,10 +353,10 @@ void log_spawn_trouble(const dispatch::SpawnTrouble &t)
 }
 
 /* st_dev of the files of our mount at `mountpoint` (0: not found). */
-dev_t mount_device(const std::string &mountpoint)
+dev_t mount_device(const std::vector<MountEntry> &mounts, const std::string &mountpoint)
 {
 	dev_t dev = 0;
-	for (const auto &m : parse_mountinfo(read_mountinfo()))
+	for (const auto &m : mounts)
 		if (m.mountpoint == mountpoint && m.fstype == "fuse.cgloopfs")
 			dev = makedev(m.major, m.minor);
 	return dev;
@@ -372,9 +372,9 @@ struct ControlDir {
 	ino_t ino = 0;
 };
 
-ControlDir control_dir(dev_t dev)
+ControlDir control_dir(const std::vector<MountEntry> &mounts, dev_t dev)
 {
-	for (const auto &m : parse_mountinfo(read_mountinfo())) {
+	for (const auto &m : mounts) {
 		if (m.fstype != "fusectl")
 			continue;
 		auto path = fmt::format("{}/{}", m.mountpoint, (major(dev) << 20) | minor(dev));
@@ -524,9 +524,10 @@ bool Session::mount()
 		return false;
 	}
 	fs_.session = se;
-	fs_.mount_dev = mount_device(opts_.mountpoint);
+	auto mounts = parse_mountinfo(read_mountinfo());
+	fs_.mount_dev = mount_device(mounts, opts_.mountpoint);
 	if (fs_.mount_dev != 0)
-		control_ = control_dir(fs_.mount_dev);
+		control_ = control_dir(mounts, fs_.mount_dev);
 	if (fuse_daemonize(opts_.foreground ? 1 : 0) != 0) {
 		fuse_session_unmount(se);
 		fuse_session_destroy(se);

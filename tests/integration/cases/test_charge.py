@@ -504,14 +504,11 @@ def test_killed_worker_process(t):
         holder.wait()
 
 
-@harness.timeout(90)
-def test_a_killed_worker_process_does_not_keep_the_connection(t):
-    """A's worker process is killed while A's read is stuck in it: its stuck thread
-    keeps the process's descriptors, /dev/fuse among them, until the store moves.
-    When the daemon then stops (SIGTERM), it ends the connection through fusectl,
-    so that B's file still open fails at once (ENOTCONN) rather than waiting, with
-    no daemon to answer it, until A's store moves (as it did before)."""
-    harness.fusectl(t)
+@contextlib.contextmanager
+def held_store_and_b_holding(t):
+    """A charge=cgroup mount of a Gate's disk, the Gate held (its reads from 32 MiB
+    on wait), and cgroups A and B, B with the disk kept open and read once (a
+    harness.Holder): (mount, the disk's path, A, B's holder)."""
     gate = harness.Gate(t, 64 * MiB, 32 * MiB)
     cg = t.cgroup()
     a, b = Group(t, cg, "a"), Group(t, cg, "b")
@@ -520,6 +517,18 @@ def test_a_killed_worker_process_does_not_keep_the_connection(t):
         f = m.path("disk")
         holder = harness.Holder(b.popen, f)
         check(holder.read(10)["ok"], "B's read failed")
+        yield m, f, a, holder
+
+
+@harness.timeout(90)
+def test_a_killed_worker_process_does_not_keep_the_connection(t):
+    """A's worker process is killed while A's read is stuck in it: its stuck thread
+    keeps the process's descriptors, /dev/fuse among them, until the store moves.
+    When the daemon then stops (SIGTERM), it ends the connection through fusectl,
+    so that B's file still open fails at once (ENOTCONN) rather than waiting, with
+    no daemon to answer it, until A's store moves (as it did before)."""
+    harness.fusectl(t)
+    with held_store_and_b_holding(t) as (m, f, a, holder):
         stays = a.popen(["sleep", "60"])  # A lives on: so does its worker process
         stuck = stuck_read(m, a, f)
         host = charged_worker(m.mnt, a)["pid"]
@@ -869,14 +878,7 @@ def test_a_worker_process_that_leaves_with_a_read_stuck_in_it(t):
     and a file still open fails at once (before, it had exited after those 6 s, its
     stuck thread kept the connection open, and the file hung until the store
     moved)."""
-    gate = harness.Gate(t, 64 * MiB, 32 * MiB)
-    cg = t.cgroup()
-    a, b = Group(t, cg, "a"), Group(t, cg, "b")
-    m = t.mount(gate.disk, opts="request_timeout=60,charge=cgroup")
-    with m, gate.held():
-        f = m.path("disk")
-        holder = harness.Holder(b.popen, f)
-        check(holder.read(10)["ok"], "B's read failed")
+    with held_store_and_b_holding(t) as (m, f, a, holder):
         stuck = stuck_read(m, a, f)
         first = charged_worker(m.mnt, a)["pid"]
         stuck.kill()
