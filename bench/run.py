@@ -17,7 +17,9 @@ charge=cgroup the worker process joins them as well. Run as root.
 
 The isolation benchmark then runs, under dispatch=cgroup and dispatch=single:
 cgroup B reads 4 KiB at random at 200 IOPS, alone and while cgroup A runs four
-1 MiB sequential readers (then four writers); B's p99 latency is reported. It
+1 MiB sequential readers (then four writers, then four 4 KiB random readers
+with ten times B's CPU weight: cpu.shares, or cpu.weight on cgroup v2, where
+the host has them); B's p99 latency is reported. It
 runs on the raw backing file too (A and B on it directly), and as "wakes":
 B makes round trips through two other processes instead (bench/wake_chain,
 200 a second), while A floods the raw file. A request through cgloopfs wakes
@@ -160,8 +162,34 @@ def run_wake_chain(cg, wake_chain, seconds, tail):
     return j["p99"]
 
 
+FLOODS = {
+    # name: (fio job, A's CPU weight over B's)
+    "seqread": ("seqread", 1),
+    "seqwrite": ("seqwrite", 1),
+    "heavy": ("randread", 10),
+}
+
+
+def cpu_weight_files(cg):
+    """(file, default value) for each CPU weight of `cg`: the v1 cpu hierarchy's cpu.shares,
+    and the v2 cgroup's cpu.weight where its cpu controller is on."""
+    out = []
+    for d in [cg] + v1_dirs(cg):
+        for name, default in (("cpu.shares", 1024), ("cpu.weight", 100)):
+            if os.path.exists(os.path.join(d, name)):
+                out.append((os.path.join(d, name), default))
+    return out
+
+
+def set_cpu_weight(cg, factor):
+    for path, default in cpu_weight_files(cg):
+        with open(path, "w") as f:
+            f.write(str(default * factor))
+
+
 def isolation(cg_a, cg_b, target, seconds, size, wake_chain=None):
-    """B's p99 (us) at 200 random 4 KiB reads/s: alone, under A's readers, under A's writers.
+    """B's p99 (us) at 200 random 4 KiB reads/s: alone, and under each of A's FLOODS
+    (four sequential readers, four writers, four random readers at ten times B's CPU weight).
     With `wake_chain`, B runs that instead (round trips through two other processes,
     200 a second: the wake-ups a request through cgloopfs takes) while A uses `target`."""
     light = ("--rate_iops=200", "--numjobs=1")
@@ -173,16 +201,20 @@ def isolation(cg_a, cg_b, target, seconds, size, wake_chain=None):
     tails = {}
     tails["alone"] = {}
     out = {"alone": light_p99(tails["alone"]), "tails": tails}
-    for flood in ("seqread", "seqwrite"):
-        a = subprocess.Popen(fio_command(target, flood, seconds + 3, size, ("--numjobs=4",)),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             preexec_fn=in_cgroup(cg_a))
+    for flood, (job, weight) in FLOODS.items():
+        set_cpu_weight(cg_a, weight)
         try:
-            time.sleep(1.5)
-            tails[flood] = {}
-            out[flood] = light_p99(tails[flood])
+            a = subprocess.Popen(fio_command(target, job, seconds + 3, size, ("--numjobs=4",)),
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 preexec_fn=in_cgroup(cg_a))
+            try:
+                time.sleep(1.5)
+                tails[flood] = {}
+                out[flood] = light_p99(tails[flood])
+            finally:
+                so, se = a.communicate()
         finally:
-            so, se = a.communicate()
+            set_cpu_weight(cg_a, 1)
         fio_result(subprocess.CompletedProcess(a.args, a.returncode, so, se), target)
     return out
 
@@ -190,7 +222,7 @@ def isolation(cg_a, cg_b, target, seconds, size, wake_chain=None):
 def median_isolation(runs):
     """isolation()'s figures, each the median of `runs`."""
     out = {"tails": {}}
-    for k in ("alone", "seqread", "seqwrite"):
+    for k in ("alone", *FLOODS):
         out[k] = statistics.median(r[k] for r in runs)
         out["tails"][k] = {t: statistics.median(r["tails"][k][t] for r in runs)
                            for t in ("p99", "p999", "max")}
@@ -367,21 +399,24 @@ def main():
     if iso:
         print()
         print("Isolation: cgroup B's p99 at 200 random 4 KiB reads/s, alone and while cgroup A "
-              "runs four 1 MiB sequential readers or writers")
+              "runs four 1 MiB sequential readers or writers, or four 4 KiB random readers "
+              "with ten times B's CPU weight")
+        head = ("| daemon | B alone | B under A's reads | B under A's writes "
+                "| B under A's random reads at 10x weight |")
         print()
-        print("| daemon | B alone | B under A's reads | B under A's writes |")
-        print("|---|---|---|---|")
+        print(head)
+        print("|---|---|---|---|---|")
         for name, r in iso.items():
-            print(f"| {name} | {r['alone']:.0f} us | {r['seqread']:.0f} us | "
-                  f"{r['seqwrite']:.0f} us |")
+            print(f"| {name} | " + " | ".join(f"{r[k]:.0f} us" for k in ("alone", *FLOODS)) +
+                  " |")
         print()
         print("The same, p99 / p99.9 / max (us)")
         print()
-        print("| daemon | B alone | B under A's reads | B under A's writes |")
-        print("|---|---|---|---|")
+        print(head)
+        print("|---|---|---|---|---|")
         for name, r in iso.items():
             cells = ["{p99:.0f} / {p999:.0f} / {max:.0f}".format(**r["tails"][k])
-                     for k in ("alone", "seqread", "seqwrite")]
+                     for k in ("alone", *FLOODS)]
             print(f"| {name} | " + " | ".join(cells) + " |")
 
     checks = [("seq read 1 MiB vs raw", ratio("seqread", "cgroup", "raw"), 0.60),
@@ -397,7 +432,7 @@ def main():
             for what, v, want in checks if v is not None]
     if "cgroup" in iso:
         c = iso["cgroup"]
-        for flood in ("seqread", "seqwrite"):
+        for flood in FLOODS:
             v = c[flood] / c["alone"]
             rows.append((f"B p99 under {flood} / alone", f"{v:.2f}x", "<= 2x",
                          "yes" if v <= 2 else "NO"))
