@@ -147,12 +147,12 @@ constexpr int64_t quick_service_ns = 50000;
  * together. Looking at all brought charge=cgroup from about 0.6x of
  * charge=none to about 0.8x in bench/run.py's four fio jobs; 5 µs does
  * as well as 50 µs there (random 4 KiB writes from four callers: 1.02x
- * against 1.04x of charge=none, outside a cpu cgroup). Longer is harmful:
+ * and 1.03x against 1.02x and 1.07x of charge=none, outside a cpu cgroup). Longer is harmful:
  * the looking is CPU time of the caller's cpu cgroup, and a caller of
  * high CPU weight (10x, random reads from four callers) whose worker
  * looked for 50 µs kept the daemon's session threads off the CPU, which
  * every cgroup's requests pass through: another cgroup's light reads had
- * a p99 of 6.8-11 ms against 1.1-2.1 ms with 5 µs, and the caller itself
+ * a p99 of 6.8-11 ms against 1.0-2.1 ms with 5 µs, and the caller itself
  * 0.70x of charge=none against 0.80x.
  */
 constexpr int64_t spin_before_sleep_ns = 5000;
