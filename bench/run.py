@@ -5,7 +5,7 @@ device and cgloopfs (dispatch=cgroup with charge=cgroup, the default; with
 charge=none, target "nocharge"; and dispatch=single), in one run, on the same
 image, and a table of ratios against raw and against the loop device.
 
-    ./bench/run.py [--disk] [--seconds N] [--repeat N]
+    ./bench/run.py [--disk] [--seconds N] [--repeat N] [--targets raw,loop,...]
                    [--jobs seqread,seqwrite,randread,randwrite] [--no-isolation] [--binary PATH]
 
 Builds in release mode (build-bench/), makes a 1 GiB image on tmpfs (/dev/shm;
@@ -13,7 +13,12 @@ Builds in release mode (build-bench/), makes a 1 GiB image on tmpfs (/dev/shm;
 so dispatch=cgroup serves it from a per-cgroup worker. Each cgroup is also made
 in the cgroup v1 cpu, cpuacct, blkio and memory hierarchies where the host has
 them, and fio joins those too, as a container runtime would place it; with
-charge=cgroup the worker process joins them as well. Run as root.
+charge=cgroup the worker process joins them as well. Targets cgroup/nocpu and
+nocharge/nocpu run fio on those two mounts from a cgroup that is in no cpu
+cgroup (v2, and v1 cpuacct, blkio and memory; where the v2 cgroups have a cpu
+controller there is no such place, and they are left out): the worker
+process's CPU is still the caller's, but not spent under a cpu cgroup's
+weight against the daemon's threads. Run as root.
 
 The isolation benchmark then runs, under dispatch=cgroup and dispatch=single:
 cgroup B reads 4 KiB at random at 200 IOPS, alone and while cgroup A runs four
@@ -98,9 +103,10 @@ def fio_command(target, job, seconds, size, extra=()):
 V1_FOR_CHARGE = ("cpu", "cpuacct", "blkio", "memory")
 
 
-def v1_dirs(cg):
+def v1_dirs(cg, cpu=True):
     """The directories of a cgroup named as `cg` in this host's v1 hierarchies
-    (cpu, cpuacct, blkio, memory), one per hierarchy."""
+    (cpu, cpuacct, blkio, memory), one per hierarchy; with cpu=False, not in the
+    one that has the cpu controller."""
     out = []
     with open("/proc/self/mountinfo") as f:
         for line in f:
@@ -108,7 +114,10 @@ def v1_dirs(cg):
             r = right.split()
             if len(r) < 3 or r[0] != "cgroup":
                 continue
-            if any(o in V1_FOR_CHARGE for o in r[2].split(",")):
+            opts = r[2].split(",")
+            if not cpu and "cpu" in opts:
+                continue
+            if any(o in V1_FOR_CHARGE for o in opts):
                 d = os.path.join(left.split()[4], os.path.basename(cg))
                 if d not in out:
                     out.append(d)
@@ -116,7 +125,9 @@ def v1_dirs(cg):
 
 
 def in_cgroup(cg):
-    dirs = [cg] + v1_dirs(cg)
+    """A preexec_fn that moves the child into `cg` and into each v1 hierarchy's
+    cgroup of that name that was made."""
+    dirs = [cg] + [d for d in v1_dirs(cg) if os.path.isdir(d)]
 
     def enter():
         for d in dirs:
@@ -260,7 +271,8 @@ def main():
                     help="run each job on each target N times, in turns; report medians")
     ap.add_argument("--size", default="1G")
     ap.add_argument("--jobs", default=",".join(JOBS))
-    ap.add_argument("--targets", default="raw,loop,cgroup,nocharge,single")
+    ap.add_argument("--targets", default="raw,loop,cgroup,nocharge,single,cgroup/nocpu,"
+                    "nocharge/nocpu", help="TARGET/nocpu: fio without a cpu cgroup")
     ap.add_argument("--no-isolation", action="store_true", help="skip the isolation benchmark")
     ap.add_argument("--binary", help="a cgloopfs binary to measure instead of building one")
     args = ap.parse_args()
@@ -273,6 +285,13 @@ def main():
     for j in jobs:
         if j not in JOBS:
             sys.exit(f"bench: unknown job \"{j}\" in --jobs (known: {', '.join(JOBS)})")
+    targets = [t for t in args.targets.split(",") if t]
+    for t in targets:
+        base, slash, place = t.partition("/")
+        if base not in ("raw", "loop", "cgroup", "nocharge", "single") or \
+                (slash and place != "nocpu"):
+            sys.exit(f"bench: unknown target \"{t}\" in --targets (known: raw, loop, cgroup, "
+                     "nocharge, single, each also as TARGET/nocpu)")
     binary = os.path.abspath(args.binary) if args.binary else build()
     wake_chain = None if args.no_isolation else build("bench/wake_chain")
     base = "/var/tmp" if args.disk else "/dev/shm"
@@ -280,11 +299,16 @@ def main():
     image = os.path.join(tmp, "bench.img")
     cgroot = cgroup2_root()
     cg = os.path.join(cgroot, f"cgloopfs-bench-{os.getpid()}")
-    cg_a, cg_b = cg + "-a", cg + "-b"
-    cgroups = [cg, cg_a, cg_b]
-    cgroups += [d for c in (cg, cg_a, cg_b) for d in v1_dirs(c)]
+    cg_a, cg_b, cg_nocpu = cg + "-a", cg + "-b", cg + "-nocpu"
+    cgroups = [cg, cg_a, cg_b, cg_nocpu]
+    cgroups += [d for c in (cg, cg_a, cg_b) for d in v1_dirs(c)] + v1_dirs(cg_nocpu, cpu=False)
     for c in cgroups:
         os.mkdir(c)
+    if os.path.exists(os.path.join(cg_nocpu, "cpu.weight")):
+        # Pure cgroup v2 with the cpu controller on: every child cgroup has one.
+        print("bench: the v2 cgroups have a cpu controller here; no .../nocpu targets",
+              file=sys.stderr)
+        targets = [t for t in targets if not t.endswith("/nocpu")]
     loopdev = None
     mounts = {}
     results = {}
@@ -294,9 +318,10 @@ def main():
         sh(["fio", "--name=fill", "--filename=" + image, "--rw=write", "--bs=1M",
             "--size=" + args.size, "--output=/dev/null"])
         size = os.path.getsize(image)
-        targets = args.targets.split(",")
+        # "cgroup/nocpu": cgroup's file, from fio in cg_nocpu, which is in no cpu cgroup.
+        bases = {t.partition("/")[0] for t in targets}
         files = {"raw": image}
-        if "loop" in targets:
+        if "loop" in bases:
             loopdev = subprocess.run(["losetup", "--find", "--show", "--direct-io=on", image],
                                      capture_output=True, text=True, check=True).stdout.strip()
             files["loop"] = loopdev
@@ -311,7 +336,7 @@ def main():
             daemons.append(("nocharge", "dispatch=cgroup,charge=none" + no_lock))
         daemons.append(("single", "dispatch=single" + no_lock))
         for name, opts in daemons:
-            if name in targets:
+            if name in bases:
                 mounts[name] = Cgloopfs(binary, image, opts, tmp)
                 files[name] = mounts[name].file
         for job in jobs:
@@ -320,13 +345,18 @@ def main():
                 # target (a loop device's leftovers, a daemon's) is not always the same.
                 k = turn % len(targets)
                 for target in targets[k:] + targets[:k]:
-                    cpu0 = daemon_cpu_seconds(mounts[target].proc.pid) if target in mounts else 0
+                    base, _, place = target.partition("/")
+                    if base not in files:
+                        continue
+                    m = mounts.get(base)
+                    cpu0 = daemon_cpu_seconds(m.proc.pid) if m else 0
                     t0 = time.monotonic()
-                    value, p99 = run_fio(cg, files[target], job, args.seconds, size)
-                    cpu = (daemon_cpu_seconds(mounts[target].proc.pid) - cpu0) / \
-                        (time.monotonic() - t0) if target in mounts else None
+                    value, p99 = run_fio(cg_nocpu if place == "nocpu" else cg, files[base], job,
+                                         args.seconds, size)
+                    cpu = (daemon_cpu_seconds(m.proc.pid) - cpu0) / \
+                        (time.monotonic() - t0) if m else None
                     runs.setdefault((job, target), []).append((value, p99, cpu))
-                    print(f"  {job:10} {target:7} {value:10.1f} {JOBS[job]['unit']:6} "
+                    print(f"  {job:10} {target:14} {value:10.1f} {JOBS[job]['unit']:6} "
                           f"p99 {p99:9.1f} us", file=sys.stderr, flush=True)
         for key, rs in runs.items():
             cpus = [r[2] for r in rs if r[2] is not None]
@@ -385,7 +415,7 @@ def main():
         print("| job | target | result | p99 | daemon CPU | vs raw | vs loop |")
         print("|---|---|---|---|---|---|---|")
     for job in jobs:
-        for target in args.targets.split(","):
+        for target in targets:
             if (job, target) not in results:
                 continue
             value, p99, cpu = results[(job, target)]
@@ -428,6 +458,8 @@ def main():
     for job in ("seqread", "seqwrite", "randread", "randwrite"):
         checks.append((f"{job}: charge=cgroup vs charge=none", ratio(job, "cgroup", "nocharge"),
                        0.90))
+        checks.append((f"{job}: charge=cgroup vs charge=none, no cpu cgroup",
+                       ratio(job, "cgroup/nocpu", "nocharge/nocpu"), 0.90))
     rows = [(what, f"{v:.2f}x", f">= {want:.2f}x", "yes" if v >= want else "NO")
             for what, v, want in checks if v is not None]
     if "cgroup" in iso:
