@@ -159,6 +159,25 @@ std::vector<std::string> pids_limits(std::string dir, const std::vector<std::str
 	return out;
 }
 
+std::string cpu_group(const Placement &place)
+{
+	for (const auto &d : place.v1_dirs)
+		if (access((d + "/cpu.shares").c_str(), F_OK) == 0)
+			return d;
+	std::string dir = place.v2_dir;
+	for (int depth = 0; depth < 64 && dir.size() > 1; depth++) {
+		if (access((dir + "/cgroup.procs").c_str(), F_OK) != 0)
+			break; /* above the hierarchy's root */
+		if (access((dir + "/cpu.weight").c_str(), F_OK) == 0)
+			return dir;
+		size_t slash = dir.rfind('/');
+		if (slash == std::string::npos)
+			break;
+		dir.resize(slash);
+	}
+	return "";
+}
+
 bool pids_room(const std::vector<std::string> &dirs, unsigned more)
 {
 	for (const auto &d : dirs) {

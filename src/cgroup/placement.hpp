@@ -62,4 +62,14 @@ std::vector<std::string> pids_limits(std::string dir, const std::vector<std::str
  */
 bool pids_room(const std::vector<std::string> &dirs, unsigned more);
 
+/*
+ * The cpu cgroup that schedules a process placed so: the v1 directory that
+ * has a cpu.shares file (the cpu hierarchy's, root included), else the
+ * nearest of the v2 directory and its ancestors that has a cpu.weight
+ * file; "" when neither (no cpu controller applies). Two processes whose
+ * cpu groups differ compete as groups: a sched_yield() of one lets only
+ * the others of its own group run.
+ */
+std::string cpu_group(const Placement &place);
+
 } /* namespace cgloopfs::cgroup */

@@ -26,13 +26,19 @@ static_assert(sizeof(SchedAttr) == 56, "SCHED_ATTR_SIZE_VER1");
 
 } /* namespace */
 
-void request_short_slice() noexcept
+bool request_short_slice() noexcept
 {
 	SchedAttr attr{};
 	attr.size = sizeof(attr);
 	attr.sched_policy = SCHED_OTHER;
 	attr.sched_runtime = 100 * 1000; /* ns: the shortest slice the kernel takes */
-	(void)syscall(SYS_sched_setattr, 0, &attr, 0);
+	return syscall(SYS_sched_setattr, 0, &attr, 0) == 0;
+}
+
+bool enter_idle_policy() noexcept
+{
+	struct sched_param param = {};
+	return sched_setscheduler(0, SCHED_IDLE, &param) == 0;
 }
 
 bool yield_cpu(bool lower) noexcept

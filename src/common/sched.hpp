@@ -13,7 +13,16 @@ namespace cgloopfs {
  * not held up behind a heavy one's on the CPU. Best effort: older kernels
  * ignore it.
  */
-void request_short_slice() noexcept;
+bool request_short_slice() noexcept;
+
+/*
+ * Run the calling thread at SCHED_IDLE: it gets a CPU only when no other
+ * task wants it, and a cpu cgroup that holds only such threads weighs next
+ * to nothing against other groups. request_short_slice() brings it back to
+ * SCHED_OTHER, which needs CAP_SYS_NICE (or an RLIMIT_NICE of 20). False
+ * when the policy could not be set.
+ */
+bool enter_idle_policy() noexcept;
 
 /*
  * Lower (true) or restore (false) the calling thread's CPU priority: a

@@ -218,6 +218,8 @@ private:
 	const int fuse_fd_;
 	const PayloadPool &payloads_;
 	const int64_t idle_delay_ns_;
+	/* The cpu cgroup of the daemon's own threads (cgroup::cpu_group()). */
+	const std::string cpu_group_;
 	Mutex mutex_; /* one spawn at a time; a leaf */
 	UniqueFd socket_ CGL_GUARDED_BY(mutex_);
 	UniqueFd pidfd_ CGL_GUARDED_BY(mutex_);

@@ -184,3 +184,27 @@ TEST_CASE("pids_room: room for more under every limit, or none")
 	/* What cannot be read is no limit. */
 	CHECK(pids_room({t.root + "/gone"}, 1));
 }
+
+TEST_CASE("cpu_group: the v1 cpu cgroup, else the nearest v2 one with a cpu controller")
+{
+	FakeTree t;
+	auto with = [](const std::string &d, const char *file) {
+		std::ofstream(d + "/" + file) << "100\n";
+		return d;
+	};
+	/* v2: the root has no cpu.weight; a pod has the controller, its container not. */
+	std::string root = t.cgroup("");
+	std::string pod = with(t.cgroup("pod"), "cpu.weight");
+	std::string ctr = t.cgroup("pod/ctr");
+	std::string daemon = t.cgroup("system");
+	CHECK(cpu_group(Placement{ctr, {}}) == pod);
+	CHECK(cpu_group(Placement{pod, {}}) == pod);
+	CHECK(cpu_group(Placement{daemon, {}}).empty());
+	CHECK(cpu_group(Placement{root, {}}).empty());
+	CHECK(cpu_group(Placement{"", {}}).empty());
+	/* Hybrid: the v1 directory with cpu.shares, whatever the v2 one has. */
+	std::string blkio = t.cgroup("blkio-ctr");
+	std::string cpu = with(t.cgroup("cpu-ctr"), "cpu.shares");
+	CHECK(cpu_group(Placement{ctr, {blkio, cpu}}) == cpu);
+	CHECK(cpu_group(Placement{ctr, {blkio}}) == pod);
+}

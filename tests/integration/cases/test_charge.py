@@ -51,13 +51,18 @@ def v1_mounts():
 class Group:
     """A cgroup v2 child of the test's cgroup plus, on a hybrid host, a child of
     the same name in each v1 hierarchy: where a container runtime would put a
-    container. Processes started with popen()/run() join all of them before exec."""
+    container. Processes started with popen()/run() join all of them before exec.
+    `without`: v1 controllers whose hierarchy it leaves the processes where they are."""
 
-    def __init__(self, t, cg, name):
+    def __init__(self, t, cg, name, without=()):
         self.cg = cg
         self.v2 = cg.child(name)
         self.v1 = {}
-        for ctrl, mp in v1_mounts().items():
+        mounts = v1_mounts()
+        skipped = {mounts[c] for c in without if c in mounts}
+        for ctrl, mp in mounts.items():
+            if mp in skipped:
+                continue
             d = os.path.join(mp, os.path.basename(cg.path), name)
             if d in self.v1.values():
                 continue  # cpu,cpuacct mounted together
@@ -223,7 +228,8 @@ def test_worker_process_lives_in_the_callers_cgroups(t):
                       f"the serving worker's cgroups are not the caller's: "
                       f"{proc_cgroups(w['pid'])} vs {mine}")
                 status = open(f"/proc/{w['pid']}/status").read()
-                check("CapEff:\t0000000000000000" in status, "the worker has capabilities")
+                check_eq(cap_eff(w["pid"]), CAP_SYS_NICE if own_cpu_cgroup(a) else 0,
+                         "the worker's capabilities")
                 check(re.search(r"NoNewPrivs:\s+1", status), "no_new_privs not set")
                 check(os.stat(f"/proc/{w['pid']}").st_uid == 0, "proc owner")
                 # The daemon's own threads did none of the reading.
@@ -231,6 +237,62 @@ def test_worker_process_lives_in_the_callers_cgroups(t):
             harness.stop(reader)  # the loop and its dd, which holds the file open
             left = [p for p in harness.Cgroup.procs(a.v2) if p != w["pid"]]
             check(not left, f"A's processes {left} outlive the reader (they hold the image)")
+
+
+CAP_SYS_NICE = 1 << 23
+
+
+def cap_eff(pid):
+    return int(re.search(r"CapEff:\s+([0-9a-f]+)", open(f"/proc/{pid}/status").read()).group(1),
+               16)
+
+
+def own_cpu_cgroup(group):
+    """Is the group a cpu cgroup other than the test's (and so the daemon's)?"""
+    return "cpu" in group.v1 or os.path.exists(os.path.join(group.v2, "cpu.weight"))
+
+
+def policies(pid):
+    """The scheduling policy of each thread of `pid` (0 SCHED_OTHER, 5 SCHED_IDLE)."""
+    out = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):
+            stat = open(f"/proc/{pid}/task/{tid}/stat").read()
+            out.append(int(stat.rpartition(")")[2].split()[38]))
+    return out
+
+
+@harness.timeout(60)
+def test_worker_keeps_cap_sys_nice_only_outside_the_daemons_cpu_cgroup(t):
+    """A worker process keeps no capability but CAP_SYS_NICE, and that one only where
+    the caller's cpu cgroup is not the daemon's: there its threads look for the next
+    request at SCHED_IDLE (a yield would let only the caller's group run) and need it
+    to come back to SCHED_OTHER. They serve at SCHED_OTHER: idle, all are back."""
+    img = t.path("p.img")
+    harness.make_sparse(img, 16 * MiB)
+    cg = t.cgroup()
+    other = Group(t, cg, "other")
+    same = Group(t, cg, "same", without=("cpu",))
+    check(own_cpu_cgroup(other), "no cpu controller for a cgroup of its own here")
+    with t.mount(img) as m:
+        f = m.path("p.img")
+        for g in (other, same):
+            # Two readers, so that a thread often looks for the other's next request; then
+            # the group stays (a worker process leaves with the group's last member).
+            done = t.path(f"done-{g.rel().rpartition('/')[2]}")
+            reader = g.popen(["sh", "-c", " & ".join([f"dd if={f} of=/dev/null bs=4k count=4000 "
+                                                      "iflag=direct status=none"] * 2) +
+                              f"; wait; touch {done}; exec sleep 60"])
+            check(harness.wait_for(lambda: os.path.exists(done), 30), "the readers did not end")
+            w = worker_of(m.mnt, g)
+            check(w is not None and w["pid"] > 0 and w["charged"], f"{g.rel()}: {w}")
+            check_eq(cap_eff(w["pid"]), CAP_SYS_NICE if own_cpu_cgroup(g) else 0,
+                     f"{g.rel()}: the worker's capabilities")
+            check(harness.wait_for(lambda: set(policies(w["pid"])) == {0}, 5, 0.01),
+                  f"{g.rel()}: the idle worker's threads' policies: {policies(w['pid'])}")
+            check(harness.wait_for(lambda: worker_of(m.mnt, g)["served"] >= 8000, 5, 0.01),
+                  f"{g.rel()}: served {worker_of(m.mnt, g)}")
+            harness.stop(reader)
 
 
 def io_limit(group, kind, dev, bps):
