@@ -41,6 +41,14 @@ bool enter_idle_policy() noexcept
 	return sched_setscheduler(0, SCHED_IDLE, &param) == 0;
 }
 
+bool leave_idle_policy() noexcept
+{
+	if (request_short_slice())
+		return true;
+	struct sched_param param = {};
+	return sched_setscheduler(0, SCHED_OTHER, &param) == 0;
+}
+
 bool yield_cpu(bool lower) noexcept
 {
 	constexpr int heavy_nice = 10;

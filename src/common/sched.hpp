@@ -18,11 +18,16 @@ bool request_short_slice() noexcept;
 /*
  * Run the calling thread at SCHED_IDLE: it gets a CPU only when no other
  * task wants it, and a cpu cgroup that holds only such threads weighs next
- * to nothing against other groups. request_short_slice() brings it back to
- * SCHED_OTHER, which needs CAP_SYS_NICE (or an RLIMIT_NICE of 20). False
- * when the policy could not be set.
+ * to nothing against other groups. False when the policy could not be set.
  */
 bool enter_idle_policy() noexcept;
+
+/*
+ * Back to SCHED_OTHER, with a short slice where the kernel takes one (a
+ * kernel or a filter without sched_setattr: without). Leaving SCHED_IDLE
+ * needs CAP_SYS_NICE (or an RLIMIT_NICE of 20). False when it could not.
+ */
+bool leave_idle_policy() noexcept;
 
 /*
  * Lower (true) or restore (false) the calling thread's CPU priority: a

@@ -1261,7 +1261,7 @@ bool wait_a_moment(const std::atomic<uint64_t> &word, bool look_idle)
 	 * something took it; then the process ends, and the daemon serves
 	 * its requests again (as for a worker process killed).
 	 */
-	if (idle && !request_short_slice())
+	if (idle && !leave_idle_policy())
 		_exit(4);
 	return found;
 }
