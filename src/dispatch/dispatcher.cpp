@@ -328,6 +328,8 @@ void Dispatcher::reaper_main(std::stop_token stop)
 			break;
 		l.unlock();
 		expire();
+		if (on_tick_)
+			on_tick_();
 		if (clock_.now_ns() >= next_reap) {
 			(void)reap();
 			next_reap = clock_.now_ns() + reap_period;

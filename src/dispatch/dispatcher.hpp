@@ -203,6 +203,12 @@ public:
 	void on_spawn_trouble(SpawnTroubleFn fn) { on_spawn_trouble_ = std::move(fn); }
 	/* Set before start(): how cgroup workers get a host process (none: threads only). */
 	void host_maker(HostFn fn) { make_host_ = std::move(fn); }
+	/*
+	 * Set before start(): called by the reaper thread after each expiry
+	 * pass (every 250 ms), with no lock held; the owner's own sweeps.
+	 */
+	using TickFn = std::function<void()>;
+	void on_tick(TickFn fn) { on_tick_ = std::move(fn); }
 
 private:
 	friend class Worker;
@@ -260,6 +266,7 @@ private:
 	CgroupName last_spawn_name_ CGL_GUARDED_BY(mutex_);
 	SpawnTroubleFn on_spawn_trouble_; /* set before start(), then constant */
 	HostFn make_host_;		  /* set before start(), then constant */
+	TickFn on_tick_;		  /* set before start(), then constant */
 	std::unique_ptr<Worker> root_;	  /* set by start(); released (leaked) when stuck */
 	Worker *root_raw_ = nullptr;	  /* set by start(), then constant: submit() uses it */
 	std::atomic<unsigned> depth_;

@@ -12,6 +12,7 @@
 #include "common/clock.hpp"
 #include "common/errno_util.hpp"
 #include "common/log.hpp"
+#include "common/task_signals.hpp"
 
 namespace cgloopfs::fuse {
 
@@ -86,6 +87,7 @@ void IoRequest::prepare(fuse_req_t req, IoOp op, std::shared_ptr<image::BackingI
 {
 	MutexLocker l(mutex_);
 	req_ = req;
+	gen_++;
 	op_ = op;
 	image_ = std::move(image);
 	state_.store(State::queued, std::memory_order_relaxed);
@@ -104,7 +106,50 @@ void IoRequest::adopt_payload(PayloadPool &pool, char *base)
 void IoRequest::on_interrupt(fuse_req_t req, void *data)
 {
 	auto *self = static_cast<IoRequest *>(data);
+	/*
+	 * The kernel sends an interrupt for any signal that wakes the caller:
+	 * one it catches (a timer, SIGCHLD), a stop, the v1 freezer. A regular
+	 * file's read or write goes on through those, and a program that
+	 * catches a signal does not expect EINTR from it; only a fatal signal
+	 * ends the wait. So a caller that is not dying is only noted, and
+	 * looked at again on each tick of the reaper (recheck_signalled()): the
+	 * kernel sends no second interrupt when a kill follows.
+	 */
+	const fuse_ctx *ctx = fuse_req_ctx(req);
+	int tid = ctx ? static_cast<int>(ctx->pid) : 0;
+	bool dying = task_dying(tid);
 	MutexLocker l(self->mutex_);
+	if (self->req_ != req)
+		return;
+	if (!dying && self->op_ != IoOp::flush) {
+		if (self->signalled_tid_ == 0) {
+			self->signalled_tid_ = tid;
+			self->pool_.signalled_changed(1);
+		}
+		return;
+	}
+	self->interrupt(l);
+}
+
+void IoRequest::recheck_signalled() noexcept
+{
+	MutexLocker l(mutex_);
+	int tid = signalled_tid_;
+	uint64_t gen = gen_;
+	if (tid == 0)
+		return;
+	l.unlock();
+	bool dying = task_dying(tid);
+	l.lock();
+	if (!dying || gen_ != gen || signalled_tid_ != tid)
+		return;
+	signalled_tid_ = 0;
+	pool_.signalled_changed(-1);
+	interrupt(l);
+}
+
+void IoRequest::interrupt(MutexLocker &l)
+{
 	/*
 	 * A request still queued never starts: it is answered now, so an
 	 * interrupted write never reaches the backing file. So is a running
@@ -112,12 +157,9 @@ void IoRequest::on_interrupt(fuse_req_t req, void *data)
 	 * usually ends soon and its caller should see how it ended: it is only
 	 * marked, and the dispatcher answers it EINTR if it is still running a
 	 * second later (a caller stuck on a stalled backing store can be
-	 * killed). req_ is compared because this object may serve another
-	 * request by now.
+	 * killed).
 	 */
-	if (self->req_ != req)
-		return;
-	State state = self->state_.load(std::memory_order_relaxed);
+	State state = state_.load(std::memory_order_relaxed);
 	bool queued = state == State::queued;
 	bool running = state == State::running;
 	/*
@@ -125,16 +167,17 @@ void IoRequest::on_interrupt(fuse_req_t req, void *data)
 	 * killed while it closes, as by cgroup.kill, whose worker process dies
 	 * with it, exits at once.)
 	 */
-	int answer = self->op_ == IoOp::flush ? 0 : EINTR;
-	if (running && self->op_ != IoOp::read && self->op_ != IoOp::flush) {
-		self->interrupted_at(monotonic_ns());
+	int answer = op_ == IoOp::flush ? 0 : EINTR;
+	if (running && op_ != IoOp::read && op_ != IoOp::flush) {
+		interrupted_at(monotonic_ns());
 		return;
 	}
 	if (!queued && !running)
 		return;
-	if (self->remote_claim_ && !claim_remote(*self->remote_claim_))
+	if (remote_claim_ && !claim_remote(*remote_claim_))
 		return; /* its host process answers it, or has */
-	self->state_.store(State::answered, std::memory_order_relaxed);
+	state_.store(State::answered, std::memory_order_relaxed);
+	fuse_req_t req = req_;
 	l.unlock();
 	fuse_reply_err(req, answer);
 }
@@ -197,6 +240,10 @@ void IoRequest::release() noexcept
 		remote_claim_ = nullptr;
 		req_ = nullptr;
 		state_.store(State::idle, std::memory_order_relaxed);
+		if (signalled_tid_ != 0) {
+			signalled_tid_ = 0;
+			pool_.signalled_changed(-1);
+		}
 		image = std::move(image_);
 	}
 	if (parked_) {
@@ -480,8 +527,26 @@ dispatch::JobOutcome IoRequest::run(dispatch::WorkerContext &ctx) noexcept
 
 RequestPool::~RequestPool()
 {
-	for (IoRequest *r : free_)
+	for (IoRequest *r : all_)
 		delete r;
+}
+
+void RequestPool::recheck_signalled() noexcept
+{
+	if (signalled_.load(std::memory_order_relaxed) <= 0)
+		return;
+	/* Objects are never deleted while the session runs; the list only grows. */
+	std::vector<IoRequest *> all;
+	{
+		MutexLocker l(mutex_);
+		try {
+			all = all_;
+		} catch (const std::bad_alloc &) {
+			return; /* the next tick */
+		}
+	}
+	for (IoRequest *r : all)
+		r->recheck_signalled();
 }
 
 IoRequest *RequestPool::get() noexcept
@@ -494,12 +559,15 @@ IoRequest *RequestPool::get() noexcept
 	}
 	try {
 		free_.reserve(objects_ + 1);
+		all_.reserve(objects_ + 1);
 	} catch (const std::bad_alloc &) {
 		return nullptr;
 	}
 	IoRequest *r = new (std::nothrow) IoRequest(*this);
-	if (r)
+	if (r) {
 		objects_++;
+		all_.push_back(r); /* cannot throw: reserved */
+	}
 	return r;
 }
 

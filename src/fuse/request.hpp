@@ -103,6 +103,12 @@ public:
 	 * without mutex_, as only the preparing thread knows the request yet.
 	 */
 	void watch_interrupts() CGL_NO_THREAD_SAFETY_ANALYSIS;
+	/*
+	 * A caller that got an interrupt but was not dying (on_interrupt()):
+	 * if it is dying now, act on the interrupt as if it came now. The
+	 * reaper calls it on each tick (RequestPool::recheck_signalled()).
+	 */
+	void recheck_signalled() noexcept CGL_EXCLUDES(mutex_);
 
 	uint64_t pos = 0;
 	uint64_t len = 0;
@@ -146,6 +152,8 @@ private:
 	fuse_req_t claim_answer() CGL_EXCLUDES(mutex_);
 	bool answer_error(int err) CGL_EXCLUDES(mutex_);
 	static void on_interrupt(fuse_req_t req, void *data);
+	/* The interrupt of a dying caller: answer now, or mark a running write (see there). */
+	void interrupt(MutexLocker &l) CGL_REQUIRES(mutex_);
 
 	RequestPool &pool_;
 	/*
@@ -156,6 +164,9 @@ private:
 	 */
 	Mutex mutex_;
 	fuse_req_t req_ CGL_GUARDED_BY(mutex_) = nullptr;
+	uint64_t gen_ CGL_GUARDED_BY(mutex_) = 0; /* prepare()s so far: which request this is */
+	/* The caller's thread, interrupted but not dying (0: none; see on_interrupt()). */
+	int signalled_tid_ CGL_GUARDED_BY(mutex_) = 0;
 	/*
 	 * While a host process does the request: its slot's answer word, which
 	 * whoever answers first takes (charge.hpp); nullptr otherwise.
@@ -193,12 +204,25 @@ public:
 	/* nullptr on ENOMEM. */
 	IoRequest *get() noexcept CGL_EXCLUDES(mutex_);
 	void put(IoRequest *r) noexcept CGL_EXCLUDES(mutex_);
+	/*
+	 * IoRequest::recheck_signalled() on every object, when some caller was
+	 * left waiting after an interrupt (else nothing). Off the data path:
+	 * the reaper's tick.
+	 */
+	void recheck_signalled() noexcept CGL_EXCLUDES(mutex_);
+	/* Objects noting a caller left waiting after an interrupt: +1 or -1. */
+	void signalled_changed(int by) noexcept
+	{
+		signalled_.fetch_add(by, std::memory_order_relaxed);
+	}
 
 private:
 	/* A leaf (see dispatch/dispatcher.hpp): nothing is taken under it. */
 	Mutex mutex_;
 	std::vector<IoRequest *> free_ CGL_GUARDED_BY(mutex_);
 	size_t objects_ CGL_GUARDED_BY(mutex_) = 0; /* made so far; free_ has room for all */
+	std::vector<IoRequest *> all_ CGL_GUARDED_BY(mutex_); /* every object made */
+	std::atomic<int> signalled_{0};
 	size_t max_cached_; /* beyond it, released objects drop their write buffer */
 };
 

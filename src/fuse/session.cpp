@@ -463,6 +463,7 @@ Session::Session(const config::MountOptions &opts, image::ImageTable &table, Ses
 	    resolver_.method() == cgroup::Method::none)
 		log::warning("no cgroup v2 hierarchy found: every request uses the root queue");
 	dispatcher_.on_spawn_trouble(log_spawn_trouble);
+	dispatcher_.on_tick([this] { fs_.pool.recheck_signalled(); });
 	if (opts.dispatch == config::DispatchMode::cgroup)
 		dispatcher_.host_maker([this](const dispatch::Job &job) { return make_host(job); });
 	fs_.root_uid = getuid();

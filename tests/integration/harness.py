@@ -1101,6 +1101,62 @@ print(json.dumps(out), flush=True)
 """
 
 
+# Direct I/O through libc (ctypes), so that an EINTR is seen as the caller sees it
+# (Python's own os.pread retries it), by a caller that catches SIGALRM and
+# SIGUSR1 with SA_RESTART. "loop N SIZE": N writes, each read back, of SIZE
+# bytes at OFF + (i % 16) * SIZE, with a SIGALRM every 300 us. "read SIZE" /
+# "write SIZE": one request at OFF, after printing "ready". Prints one JSON
+# line: ok (calls that did all), eintr, errors (other errnos), short, mismatch
+# (read back wrong), signals (handled), value (of a single call).
+SIGNALLED_IO = r"""
+import ctypes, errno, json, mmap, os, signal, sys
+libc = ctypes.CDLL(None, use_errno=True)
+for name in ("pread", "pwrite"):
+    fn = getattr(libc, name)
+    fn.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_long]
+    fn.restype = ctypes.c_ssize_t
+path, off, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+out = {"ok": 0, "eintr": 0, "errors": {}, "short": 0, "mismatch": 0, "signals": 0}
+def on_signal(sig, frame):
+    out["signals"] += 1
+for s in (signal.SIGALRM, signal.SIGUSR1):
+    signal.signal(s, on_signal)
+    signal.siginterrupt(s, False)
+def call(fn, buf, size, pos):
+    r = fn(fd, ctypes.addressof(ctypes.c_char.from_buffer(buf)), size, pos)
+    if r < 0:
+        e = ctypes.get_errno()
+        if e == errno.EINTR:
+            out["eintr"] += 1
+        else:
+            out["errors"][str(e)] = out["errors"].get(str(e), 0) + 1
+    elif r != size:
+        out["short"] += 1
+    else:
+        out["ok"] += 1
+    return r
+fd = os.open(path, os.O_RDWR | os.O_DIRECT)
+if mode == "loop":
+    count, size = int(sys.argv[4]), int(sys.argv[5])
+    wbuf, rbuf = mmap.mmap(-1, size), mmap.mmap(-1, size)
+    signal.setitimer(signal.ITIMER_REAL, 0.0003, 0.0003)
+    for i in range(count):
+        wbuf[:] = bytes([i % 251 + 1]) * size
+        pos = off + (i % 16) * size
+        if call(libc.pwrite, wbuf, size, pos) == size and \
+                call(libc.pread, rbuf, size, pos) == size and rbuf[:] != wbuf[:]:
+            out["mismatch"] += 1
+    signal.setitimer(signal.ITIMER_REAL, 0, 0)
+else:
+    size = int(sys.argv[4])
+    buf = mmap.mmap(-1, size)
+    buf[:] = b"s" * size
+    print("ready", flush=True)
+    out["value"] = call(libc.pwrite if mode == "write" else libc.pread, buf, size, off)
+print(json.dumps(out), flush=True)
+"""
+
+
 def expected_pattern(off, size, seed):
     row = bytes(((seed + off + i) * 31) & 0xff for i in range(256))
     return (row * ((size + 255) // 256))[:size]

@@ -19,6 +19,7 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <cstdint>
 #include <cstring>
 #include <map>
@@ -31,6 +32,7 @@
 
 #include <fcntl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <doctest/doctest.h>
@@ -64,6 +66,8 @@ struct FakeFuse {
 	std::map<fuse_req_t, std::vector<Reply>> replies; /* guarded by mutex */
 	std::map<fuse_req_t, std::pair<fuse_interrupt_func_t, void *>>
 		handlers; /* guarded by mutex */
+	/* The caller's pid fuse_req_ctx() gives (0: unknown, whose interrupts are acted on). */
+	fuse_ctx ctx{};
 
 	void add(fuse_req_t req, Reply r)
 	{
@@ -311,6 +315,11 @@ extern "C" int fuse_reply_write(fuse_req_t req, size_t count)
 	return 0;
 }
 
+extern "C" const fuse_ctx *fuse_req_ctx(fuse_req_t)
+{
+	return &fake.ctx;
+}
+
 extern "C" void fuse_req_interrupt_func(fuse_req_t req, fuse_interrupt_func_t func, void *data)
 {
 	std::lock_guard<std::mutex> l(fake.mutex);
@@ -492,6 +501,69 @@ TEST_CASE("interrupted while queued: answered EINTR at once, never runs")
 	auto back = t.image->read(0, 10, ctx.data);
 	REQUIRE(back.ok());
 	CHECK(std::string(back->data(), back->size()) == before); /* the write never landed */
+}
+
+TEST_CASE("a caller that is not dying is not answered at its interrupt, but once it dies")
+{
+	TempImage t(8192);
+	std::string before = t.bytes(0, 10);
+	RequestPool pool(4);
+	/* The caller: a child that waits (no signal pending: a caught one, a freeze). */
+	pid_t child = fork();
+	REQUIRE(child >= 0);
+	if (child == 0) {
+		pause();
+		_exit(0);
+	}
+	fake.ctx.pid = child;
+	fuse_req_t req = fake_req(111);
+	IoRequest *r = make_request(pool, req, IoOp::write, *t.image, 0, 10);
+	REQUIRE(r->payload.reserve(10));
+	std::memset(r->payload.data(), 'x', 10);
+	fake.interrupt(req);
+	CHECK(fake.of(req).empty());
+	CHECK_FALSE(r->answered());
+	pool.recheck_signalled(); /* the reaper's tick: still alive, still waiting */
+	CHECK(fake.of(req).empty());
+	/* Killed (a zombie until reaped): the next tick answers the queued write. */
+	REQUIRE(kill(child, SIGKILL) == 0);
+	for (int i = 0; i < 500 && !r->answered(); i++) {
+		std::this_thread::sleep_for(2ms);
+		pool.recheck_signalled();
+	}
+	fake.ctx.pid = 0;
+	REQUIRE(fake.of(req).size() == 1);
+	CHECK(fake.of(req)[0].err == EINTR);
+	dispatch::WorkerContext ctx;
+	(void)r->run(ctx); /* does not run: answered */
+	CHECK(fake.of(req).size() == 1);
+	r->release();
+	(void)waitpid(child, nullptr, 0);
+	auto back = t.image->read(0, 10, ctx.data);
+	REQUIRE(back.ok());
+	CHECK(std::string(back->data(), back->size()) == before); /* the write never landed */
+}
+
+TEST_CASE("a caller that is not dying keeps its running read, which completes")
+{
+	TempImage t(8192);
+	RequestPool pool(4);
+	GateGuard guard;
+	fake.ctx.pid = getpid(); /* alive, nothing pending */
+	fuse_req_t req = fake_req(112);
+	IoRequest *r = make_request(pool, req, IoOp::read, *t.image, 0, 100);
+	dispatch::JobOutcome out;
+	std::thread th = run_gated(r, out);
+	fake.interrupt(req);
+	pool.recheck_signalled();
+	fake.ctx.pid = 0;
+	CHECK(fake.of(req).empty());
+	gate.release();
+	th.join();
+	r->release();
+	REQUIRE(fake.of(req).size() == 1);
+	CHECK(fake.of(req)[0].kind == Reply::Kind::buf);
+	CHECK(fake.of(req)[0].data.size() == 100);
 }
 
 TEST_CASE("cancelled while queued (timeout, shutdown): answered once, the run is dropped")

@@ -1461,6 +1461,39 @@ def test_frozen_cgroup(t):
         print("# " + check_served_during(b_passes, t0, t2, "A's freeze"), flush=True)
 
 
+@harness.timeout(90)
+def test_a_freeze_does_not_fail_a_stalled_request(t):
+    """A's read waits on a stalled backing store when A is frozen (the v1 freezer wakes
+    its tasks as a signal would, and the kernel sends the daemon an interrupt): the read
+    is not answered EINTR, as a regular file's would not be. Once the store goes on and
+    A is thawed, it completes with all its bytes."""
+    gate = harness.Gate(t, 64 * MiB, 32 * MiB)
+    cg = t.cgroup()
+    a = Group(t, cg, "a")
+    t.defer(freeze, a, False)  # a failed test must not leave A frozen
+    with t.mount(gate.disk, opts="request_timeout=60") as m:
+        f = m.path("disk")
+        try:
+            with gate.held():
+                p = a.popen([sys.executable, "-c", harness.SIGNALLED_IO, f, str(40 * MiB),
+                             "read", str(64 * 1024)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+                check_eq(p.stdout.readline().strip(), "ready", "the reader")
+                harness.wait_arrived(m.mnt, a.rel(), 1)
+                time.sleep(0.2)
+                freeze(a, True)
+                time.sleep(1.5)
+                state = freeze_state(a)
+            time.sleep(0.5)
+        finally:
+            freeze(a, False)
+        out, err = p.communicate(timeout=20)
+        check_eq(p.returncode, 0, f"the reader's exit ({err.strip()})")
+        r = json.loads(out)
+        print(f"# A frozen ({state}) while its read waited: {r}", flush=True)
+        check_eq((r["value"], r["eintr"]), (64 * 1024, 0), f"the frozen reader's read: {r}")
+
+
 @harness.timeout(120)
 def test_cgroup_kill(t):
     """cgroup.kill of A while A reads kills every process of A, its worker process too:

@@ -8,7 +8,9 @@ kernel's own FUSE request timeout), and stalled writeback, RELEASE and many
 stalled asynchronous requests hold up nobody else."""
 
 import errno
+import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -110,6 +112,90 @@ def test_interrupted_queued_write_never_reaches_the_backing_file(t):
             bk.seek(5 * MiB)
             harness.check_bytes(bk.read(64 * 1024), bytes(64 * 1024),
                                 "backing file where the interrupted write would have gone")
+
+
+def start_signalled(cg, child, path, mode, off, *args):
+    p = cg.popen(child, [sys.executable, "-c", harness.SIGNALLED_IO, path, str(off), mode,
+                         *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                 text=True)
+    if mode != "loop":
+        check_eq(p.stdout.readline().strip(), "ready", "the signalled I/O program")
+    return p
+
+
+def signalled_result(p, timeout=60):
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        raise harness.TestFailure(f"the signalled I/O program still runs after {timeout} s")
+    check_eq(p.returncode, 0, f"the signalled I/O program's exit ({err.strip()})")
+    return json.loads(out)
+
+
+@harness.timeout(120)
+def test_signals_a_caller_handles_never_fail_its_io(t):
+    """A caller that catches a signal (SIGALRM every 300 us, SA_RESTART), as programs with
+    timers or SIGCHLD handlers do, sees its reads and writes succeed as on a regular file
+    or a loop device: the kernel sends the daemon an interrupt for any signal, but only a
+    caller that is being killed may be answered EINTR. Its own cgroup's worker (a process
+    with charge=cgroup, threads with charge=none) and the root queue's."""
+    img = t.path("sig.img")
+    harness.make_sparse(img, 16 * MiB)
+    cg = t.cgroup()
+    a = cg.child("a")
+    for opts in ("charge=cgroup", "charge=none"):
+        with t.mount(img, opts=opts) as m:
+            f = m.path("sig.img")
+            for where, child in (("its cgroup's worker", a), ("the root queue", None)):
+                if child is None:
+                    p = subprocess.Popen([sys.executable, "-c", harness.SIGNALLED_IO, f, "0",
+                                          "loop", "1500", str(128 * 1024)],
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         text=True, start_new_session=True)
+                    t.defer(lambda p=p: p.poll() is None and (p.kill(), p.wait()))
+                else:
+                    p = start_signalled(cg, child, f, "loop", 0, 1500, 128 * 1024)
+                r = signalled_result(p)
+                print(f"# {opts}, {where}: {r}", flush=True)
+                check(r["signals"] >= 100, f"too few signals came during the I/O: {r}")
+                check_eq(r["eintr"], 0, f"{opts}, {where}: calls that failed with EINTR")
+                check_eq(r["errors"], {}, f"{opts}, {where}: other errors")
+                check_eq((r["short"], r["mismatch"]), (0, 0),
+                         f"{opts}, {where}: short calls, data read back wrong")
+                check_eq(r["ok"], 3000, f"{opts}, {where}: calls that did all")
+
+
+@harness.timeout(90)
+def test_a_signal_does_not_end_a_stalled_request_and_a_kill_still_does(t):
+    """A's read and write wait on a stalled backing store; each gets a signal it
+    catches (SIGUSR1). Neither is answered: both still wait after the daemon's one-second
+    interrupt grace. The writer is then killed: it exits within 2.5 s (the daemon looks
+    again at callers it left waiting and finds this one dying). Once the store goes on,
+    the read completes with all its bytes."""
+    gate, cg, a, b = stalled_scene(t)
+    with t.mount(gate.disk) as m:
+        f = m.path("disk")
+        with gate.held():
+            reader = start_signalled(cg, a, f, "read", 40 * MiB, 64 * 1024)
+            writer = start_signalled(cg, a, f, "write", 41 * MiB, 64 * 1024)
+            wait_arrived(m.mnt, cg.rel(a), 2)
+            time.sleep(0.3)
+            reader.send_signal(signal.SIGUSR1)
+            writer.send_signal(signal.SIGUSR1)
+            time.sleep(1.6)
+            for who, p in (("read", reader), ("write", writer)):
+                if p.poll() is not None:
+                    raise harness.TestFailure(f"a caught signal ended a stalled {who}: "
+                                              f"{p.stdout.read().strip()}")
+            took = killed_within(writer, 2.5)
+            print(f"# the signalled writer, killed, exited in {took:.2f} s", flush=True)
+            b_io_works(cg, b, f)
+        r = signalled_result(reader, 30)
+        check_eq((r["value"], r["eintr"], r["signals"]), (64 * 1024, 0, 1),
+                 f"the signalled read once the store went on: {r}")
+        check(m.proc.poll() is None, "the daemon died")
 
 
 def _timeout_case(t, opts, want_s, kernel_timeout=None):
