@@ -142,7 +142,7 @@ int main(int argc, char **argv)
 {
 	/* The maker of charged workers' host processes (fuse/charge.hpp), started by the daemon. */
 	if (fuse::is_charge_maker(argc, argv))
-		fuse::charge_maker_main();
+		fuse::charge_maker_main(argc == 3 ? argv[2] : nullptr);
 
 	log::init("cgloopfs");
 	config::MountOptions opts;

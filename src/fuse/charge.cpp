@@ -24,9 +24,11 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -81,6 +83,9 @@ constexpr size_t page = 4096;
  * socket to the daemon, and in a host also /dev/fuse and the shared file.
  */
 constexpr int daemon_sock = 3, host_fuse_fd = 4, host_shm_fd = 5;
+/* In the maker only: the connection's fusectl directory (HostMaker's connection_dir). */
+constexpr int maker_connection_fd = 4;
+constexpr long fusectl_magic = 0x65735543; /* FUSE_CTL_SUPER_MAGIC */
 /* HostHeader::state: how a host's start went, and whether it is leaving (leave()). */
 constexpr uint32_t host_starting = 0, host_serving = 1, host_failed = 2, host_leaving = 3;
 /* The header page: how the host's start went. */
@@ -378,10 +383,13 @@ struct SpawnReply {
 	int32_t error; /* errno of clone3 */
 };
 
-HostMaker::HostMaker(int fuse_fd, const PayloadPool &payloads, int64_t idle_delay_ns)
+HostMaker::HostMaker(int fuse_fd, const PayloadPool &payloads, int64_t idle_delay_ns,
+		     std::string connection_dir, ino_t connection_ino, unsigned long connection_id)
 	: fuse_fd_(fuse_fd), payloads_(payloads), idle_delay_ns_(idle_delay_ns),
 	  cpu_group_(
-		  cgroup::cpu_group(cgroup::placement_of(getpid()).value_or(cgroup::Placement{})))
+		  cgroup::cpu_group(cgroup::placement_of(getpid()).value_or(cgroup::Placement{}))),
+	  connection_dir_(std::move(connection_dir)), connection_ino_(connection_ino),
+	  connection_id_(connection_id)
 {
 }
 
@@ -418,11 +426,23 @@ bool HostMaker::start_locked(std::string &error)
 		return false;
 	}
 	UniqueFd ours(sv[0]), theirs(sv[1]);
+	/* The connection's fusectl directory, if it is still the one noted at mount. */
+	UniqueFd conn;
+	if (!connection_dir_.empty()) {
+		conn.reset(open(connection_dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+		struct stat st;
+		if (conn && (fstat(conn.get(), &st) != 0 || st.st_ino != connection_ino_))
+			conn.reset();
+	}
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, theirs.get(), daemon_sock);
+	if (conn)
+		posix_spawn_file_actions_adddup2(&fa, conn.get(), maker_connection_fd);
 	char arg0[] = "cgloopfs-hosts", arg1[] = "--charge-maker";
-	char *argv[] = {arg0, arg1, nullptr};
+	/* Where fusectl is not mounted: the connection's name, for a mount of its own. */
+	std::string id = fmt::format("{}", connection_id_);
+	char *argv[] = {arg0, arg1, conn || connection_id_ == 0 ? nullptr : id.data(), nullptr};
 	pid_t pid = 0;
 	/* This program (the daemon's /proc/self/exe is the child's until it execs). */
 	int err = posix_spawn(&pid, "/proc/self/exe", &fa, nullptr, argv, environ);
@@ -844,7 +864,7 @@ ChargeHost::Answer ChargeHost::wait(unsigned slot)
 
 bool is_charge_maker(int argc, char **argv)
 {
-	return argc == 2 && std::strcmp(argv[1], "--charge-maker") == 0;
+	return (argc == 2 || argc == 3) && std::strcmp(argv[1], "--charge-maker") == 0;
 }
 
 namespace {
@@ -1570,10 +1590,66 @@ struct StepFiles {
 
 [[noreturn]] void charge_worker_main(StepFiles files);
 
-void charge_maker_main()
+namespace {
+
+/* Is `fd` a directory of fusectl (a connection's)? */
+bool is_connection_dir(int fd)
 {
-	/* 3: the socket to the daemon; nothing else. */
-	syscall(SYS_close_range, daemon_sock + 1, ~0U, 0);
+	struct stat st;
+	struct statfs fs;
+	return fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) && fstatfs(fd, &fs) == 0 &&
+	       fs.f_type == fusectl_magic;
+}
+
+/*
+ * The daemon is gone: end its connection, which a host frozen with its
+ * caller's cgroup would otherwise keep, every request on the mount waiting
+ * until that cgroup is thawed. When the daemon ended it already (every way
+ * it exits does), the directory is empty or holds an ended connection.
+ */
+void end_connection(int dir)
+{
+	int fd = openat(dir, "abort", O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	(void)!write(fd, "1", 1);
+	close(fd);
+}
+
+/*
+ * The connection `name`'s fusectl directory where fusectl is not mounted:
+ * mounted in a mount namespace of this process's own, which it leaves at
+ * once (the directory stays open; nothing shows on the host). -1 when it
+ * cannot (not root).
+ */
+int open_connection_privately(const char *name)
+{
+	if (!name || std::strspn(name, "0123456789") != std::strlen(name) || !*name)
+		return -1;
+	int home = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+	if (home < 0)
+		return -1;
+	int dir = -1;
+	if (unshare(CLONE_NEWNS) == 0) {
+		std::string path = fmt::format("/sys/fs/fuse/connections/{}", name);
+		if (mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) == 0 &&
+		    mount("fusectl", "/sys/fs/fuse/connections", "fusectl", 0, nullptr) == 0)
+			dir = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		(void)setns(home, CLONE_NEWNS); /* if not, only this process and its hosts see it */
+	}
+	close(home);
+	return dir;
+}
+
+} /* namespace */
+
+void charge_maker_main(const char *connection)
+{
+	/* 3: the socket to the daemon, 4: the connection's fusectl directory, if given. */
+	int conn = is_connection_dir(maker_connection_fd) ? maker_connection_fd : -1;
+	syscall(SYS_close_range, conn >= 0 ? maker_connection_fd + 1 : daemon_sock + 1, ~0U, 0);
+	if (conn < 0)
+		conn = open_connection_privately(connection);
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	/* Named for ps and top, not "exe" (it was started through /proc/self/exe). */
 	prctl(PR_SET_NAME, "cgloopfs-hosts", 0, 0, 0);
@@ -1587,8 +1663,11 @@ void charge_maker_main()
 		int fds[4];
 		size_t nfds = 0;
 		ssize_t n = recv_blob_fds(daemon_sock, &req, sizeof(req), fds, nfds);
-		if (n <= 0)
-			_exit(0); /* the daemon is gone */
+		if (n <= 0) { /* the daemon is gone */
+			if (conn >= 0)
+				end_connection(conn);
+			_exit(0);
+		}
 		if (n != static_cast<ssize_t>(sizeof(req)) || nfds != 4) {
 			for (size_t i = 0; i < nfds; i++)
 				close(fds[i]);
@@ -1607,6 +1686,8 @@ void charge_maker_main()
 		if (pid == 0) {
 			/* The host: one thread, a copy of this small process; no exec needed. */
 			close(daemon_sock);
+			if (conn >= 0)
+				close(conn);
 			void *p = mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
 			auto *hdr = p == MAP_FAILED ? nullptr : static_cast<HostHeader *>(p);
 			/*

@@ -199,8 +199,20 @@ public:
 	 * `payloads`' arena. They step out of their caller's cgroups after
 	 * being idle for `idle_delay_ns` (0: as long as a move costs, for
 	 * mounts whose closes do not reach them).
+	 *
+	 * `connection_dir`: the connection's fusectl directory (its inode
+	 * `connection_ino`, noted while the mount was surely ours), or "" where
+	 * fusectl is not mounted. The maker, which outlives the daemon in the
+	 * daemon's cgroups, ends the connection there when the daemon is gone:
+	 * a host frozen with its caller's cgroup holds /dev/fuse, and would
+	 * keep the connection, with no one to read it, until it is thawed.
+	 * Where fusectl is not mounted, the maker mounts it where only it sees
+	 * it, and finds the connection by `connection_id` (its directory's
+	 * name: the mount's device number; 0: unknown).
 	 */
-	HostMaker(int fuse_fd, const PayloadPool &payloads, int64_t idle_delay_ns);
+	HostMaker(int fuse_fd, const PayloadPool &payloads, int64_t idle_delay_ns,
+		  std::string connection_dir = {}, ino_t connection_ino = 0,
+		  unsigned long connection_id = 0);
 	~HostMaker();
 	HostMaker(const HostMaker &) = delete;
 	HostMaker &operator=(const HostMaker &) = delete;
@@ -220,6 +232,9 @@ private:
 	const int64_t idle_delay_ns_;
 	/* The cpu cgroup of the daemon's own threads (cgroup::cpu_group()). */
 	const std::string cpu_group_;
+	const std::string connection_dir_;
+	const ino_t connection_ino_;
+	const unsigned long connection_id_;
 	Mutex mutex_; /* one spawn at a time; a leaf */
 	UniqueFd socket_ CGL_GUARDED_BY(mutex_);
 	UniqueFd pidfd_ CGL_GUARDED_BY(mutex_);
@@ -227,7 +242,10 @@ private:
 
 /* Is this the command line of the host maker? */
 bool is_charge_maker(int argc, char **argv);
-/* The host maker's main: `cgloopfs --charge-maker`. Never returns. */
-[[noreturn]] void charge_maker_main();
+/*
+ * The host maker's main: `cgloopfs --charge-maker [CONNECTION]` (argv[2]:
+ * the connection's fusectl name, or nullptr). Never returns.
+ */
+[[noreturn]] void charge_maker_main(const char *connection);
 
 } /* namespace cgloopfs::fuse */

@@ -544,7 +544,10 @@ bool Session::mount()
 	if (opts_.dispatch == config::DispatchMode::cgroup)
 		hosts_ = std::make_unique<HostMaker>(
 			fuse_session_fd(se), fs_.payloads,
-			opts_.cache == config::CacheMode::direct ? closes_idle_delay_ns : 0);
+			opts_.cache == config::CacheMode::direct ? closes_idle_delay_ns : 0,
+			control_.path, control_.ino,
+			fs_.mount_dev != 0 ? (major(fs_.mount_dev) << 20) | minor(fs_.mount_dev)
+					   : 0);
 	return true;
 }
 

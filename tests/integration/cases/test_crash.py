@@ -409,6 +409,66 @@ def test_sigkill_with_requests_stuck_in_a_worker_process(t):
                   f"a stuck read after the daemon was killed: {r}, want {DEAD}")
 
 
+def freeze_v2(path, frozen):
+    with open(os.path.join(path, "cgroup.freeze"), "w") as f:
+        f.write("1" if frozen else "0")
+
+
+@harness.timeout(60)
+def test_sigkill_with_a_frozen_worker_process(t):
+    """SIGKILL of the daemon while A is frozen (cgroup.freeze, as `docker pause` does)
+    with its worker process inside, holding /dev/fuse: the mount must not hang for
+    everybody until A is thawed. The worker processes' maker, which lives on in the
+    daemon's cgroup, ends the connection through fusectl when the daemon is gone:
+    another caller's read fails at once and statfs answers."""
+    img = t.path("fz.img")
+    harness.make_sparse(img, 64 * MiB)
+    cg = t.cgroup()
+    a = cg.child("a")
+    mnt = t.mkdir("mnt")
+    t.defer(harness.kill_daemons_for, mnt)
+    d = Daemon(t, img, mnt, f"control={t.path('ctl.sock')}")
+    t.defer(freeze_v2, a, False)  # thawed first: the clean-up looks at the mount
+    f = os.path.join(mnt, "fz.img")
+    cg.popen(a, ["sh", "-c", f"while :; do dd if={f} of=/dev/null bs=64k count=256 "
+                 "iflag=direct status=none || exit 1; done"], stderr=subprocess.DEVNULL)
+    host = 0
+    for _ in range(200):
+        w = harness.workers_by_path(mnt).get(cg.rel(a), {})
+        host = w.get("pid") or 0
+        if host:
+            break
+        time.sleep(0.02)
+    check(host, "A has no worker process")
+    # Frozen with A: the worker process is in A while it serves A's reads.
+    for _ in range(50):
+        freeze_v2(a, True)
+        time.sleep(0.2)
+        if host in harness.Cgroup.procs(a):
+            break
+        freeze_v2(a, False)
+    else:
+        raise harness.TestFailure("A's worker process was never in A when A was frozen")
+    os.kill(d.pid, signal.SIGKILL)
+    d.proc.wait(10)
+    t0 = time.monotonic()
+    r = subprocess.run(["timeout", "-s", "KILL", "8", "dd", f"if={f}", "of=/dev/null",
+                        "bs=4k", "count=1", "iflag=direct", "status=none"],
+                       capture_output=True, text=True)
+    took = time.monotonic() - t0
+    print(f"# another caller's read after the daemon was killed, A frozen: "
+          f"exit {r.returncode} in {took:.2f} s ({r.stderr.strip()})", flush=True)
+    check(r.returncode not in (0, -9, 137) and took < 3,
+          f"a read of the mount with the daemon gone and A frozen: exit {r.returncode} "
+          f"after {took:.1f} s")
+    t0 = time.monotonic()
+    r = subprocess.run(["timeout", "-s", "KILL", "8", "stat", "-f", mnt],
+                       capture_output=True, text=True)
+    took = time.monotonic() - t0
+    check(r.returncode not in (-9, 137) and took < 3,
+          f"statfs of the mount with the daemon gone and A frozen took {took:.1f} s")
+
+
 @harness.timeout(60)
 def test_fusectl_abort_under_load(t):
     """Readers and writers busy in two cgroups; the connection is aborted through
