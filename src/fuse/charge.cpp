@@ -1024,16 +1024,18 @@ bool begin_request(Stepper &st)
 	if (st.inside)
 		return true;
 	/*
-	 * No room under a pids.max for all its threads: not in at all (the
-	 * kernel would let a move in over it).
+	 * Under a pids.max it goes in only leaving the cgroup room for as many
+	 * tasks again as it brings: the kernel would let a move in over the
+	 * limit, and a container's next fork must not fail for our threads.
 	 */
-	if (!st.pids_dirs.empty() && !cgroup::pids_room(st.pids_dirs, thread_count()))
+	unsigned threads = thread_count();
+	if (!st.pids_dirs.empty() && !cgroup::pids_room(st.pids_dirs, 2 * threads))
 		return false;
 	int64_t t0 = monotonic_ns();
 	bool in = move_to(st.in);
 	int64_t took = monotonic_ns() - t0;
-	/* Others came in meanwhile: over a limit, which it does not stay over. */
-	if (!in || !cgroup::pids_room(st.pids_dirs, 0)) {
+	/* Others came in meanwhile: it does not stay where it takes their room. */
+	if (!in || !cgroup::pids_room(st.pids_dirs, threads)) {
 		/* Out again before it leaves: not counted there while it does. */
 		move_out(st.out);
 		return false;
@@ -1759,7 +1761,13 @@ void charge_maker_main(const char *connection)
 			 * first one under the cgroup's pids.max would serve nothing,
 			 * and only take the cgroup's last task.
 			 */
-			if (!cgroup::pids_room(files.pids_dirs, 1))
+			/*
+			 * Itself and a first thread, leaving as much room again
+			 * (see begin_request()); made in the cgroup, it counts
+			 * there already.
+			 */
+			constexpr unsigned first_tasks = 2;
+			if (!cgroup::pids_room(files.pids_dirs, 2 * first_tasks - 1))
 				fail(-1, EAGAIN);
 			const char *dir = req.paths;
 			for (uint32_t i = 0; i < req.dirs; i++) {
@@ -1772,14 +1780,14 @@ void charge_maker_main(const char *connection)
 				 */
 				auto at = static_cast<int32_t>(i);
 				auto limits = cgroup::pids_limits(dir, from);
-				if (!cgroup::pids_room(limits, 2))
+				if (!cgroup::pids_room(limits, 2 * first_tasks))
 					fail(at, EAGAIN);
 				int fd = open_procs(dir);
 				if (fd >= 0 && !shared(dir))
 					files.in.push_back(fd);
 				if (fd < 0 || write(fd, "0", 1) != 1)
 					fail(at, errno);
-				if (!cgroup::pids_room(limits, 0))
+				if (!cgroup::pids_room(limits, 2 * first_tasks - 1))
 					fail(at, EAGAIN);
 				files.pids_dirs.insert(files.pids_dirs.end(), limits.begin(),
 						       limits.end());

@@ -700,6 +700,49 @@ def test_a_worker_process_does_not_step_back_in_over_pids_max(t):
             fh.write("max")
 
 
+READ_THEN_FORK = r"""
+import errno, json, mmap, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECT)
+buf = mmap.mmap(-1, 65536)
+out = {"reads": 0, "forks": 0, "fork_errors": []}
+for i in range(10):
+    out["reads"] += os.preadv(fd, [buf], 65536 * i) == 65536
+    try:
+        pid = os.fork()
+    except OSError as e:
+        out["fork_errors"].append(e.errno)
+        continue
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    out["forks"] += 1
+print(json.dumps(out))
+"""
+
+
+@harness.timeout(60)
+def test_a_worker_process_leaves_room_for_the_containers_forks(t):
+    """A at pids.max 3 with one process, which reads and at once forks, ten times: its
+    worker process (itself and a thread or more) would fill A, and every fork would
+    fail (the kernel lets a move in over the limit; forks then fail). It stays out
+    unless it leaves A room for as many tasks again: every fork succeeds, the reads
+    are served by the daemon."""
+    img, a, pids_max = pids_setup(t)
+    with t.mount(img, opts="charge=cgroup",
+                 allow_stderr=r"cannot serve cgroup .* from a process in its cgroups") as m:
+        f = m.path("pm.img")
+        r = subprocess.run(["sh", "-c", f"echo 3 > {pids_max}; exec {sys.executable} -c "
+                            f"'{READ_THEN_FORK}' {f}"], preexec_fn=a._enter(),
+                           capture_output=True, text=True, timeout=30)
+        with open(pids_max, "w") as fh:
+            fh.write("max")
+        check_eq(r.returncode, 0, f"A's reader: {r.stderr}")
+        out = json.loads(r.stdout)
+        w = worker_of(m.mnt, a)
+        print(f"# A at pids.max 3: {out}; its worker {w}", flush=True)
+        check_eq(out, {"reads": 10, "forks": 10, "fork_errors": []}, "A's reads and forks")
+
+
 def host_maker(daemon_pid):
     """The daemon's child that makes worker processes (cgloopfs-hosts --charge-maker)."""
     for tid in os.listdir(f"/proc/{daemon_pid}/task"):
