@@ -10,6 +10,8 @@
 #include <fmt/core.h>
 #include <toml++/toml.h>
 
+#include "common/escape.hpp"
+
 namespace cgloopfs::config {
 
 namespace {
@@ -192,6 +194,17 @@ toml::table parse_toml(std::string_view text, const std::string &filename)
 	}
 }
 
+bool valid_utf8(std::string_view s)
+{
+	for (size_t i = 0; i < s.size();) {
+		size_t len = utf8_char_length(s, i);
+		if (len == 0)
+			return false;
+		i += len;
+	}
+	return true;
+}
+
 } /* namespace */
 
 std::vector<ImageSpec> parse_manifest(std::string_view text, const std::string &filename,
@@ -245,15 +258,20 @@ std::vector<ImageSpec> load_manifest(const std::string &path)
 	std::ifstream in(path, std::ios::binary);
 	if (!in)
 		throw ConfigError(fmt::format("manifest \"{}\": {}", path, std::strerror(errno)));
-	std::ostringstream ss;
-	ss << in.rdbuf();
+	/* Read at most one byte past the limit: a huge or endless file is refused, not loaded. */
+	std::string text(max_manifest_bytes + 1, '\0');
+	in.read(text.data(), static_cast<std::streamsize>(text.size()));
 	if (in.bad())
 		throw ConfigError(fmt::format("manifest \"{}\": read error", path));
+	text.resize(static_cast<size_t>(in.gcount()));
+	if (text.size() > max_manifest_bytes)
+		throw ConfigError(fmt::format("manifest \"{}\": larger than {} MiB: not a manifest",
+					      path, max_manifest_bytes >> 20));
 	std::string dir;
 	auto slash = path.find_last_of('/');
 	if (slash != std::string::npos)
 		dir = slash == 0 ? "/" : path.substr(0, slash);
-	return parse_manifest(ss.str(), path, dir);
+	return parse_manifest(text, path, dir);
 }
 
 std::string format_manifest(const std::vector<ImageSpec> &specs)
@@ -261,6 +279,14 @@ std::string format_manifest(const std::vector<ImageSpec> &specs)
 	toml::table root;
 	toml::array images;
 	for (const auto &spec : specs) {
+		/* TOML text is UTF-8: another byte would be written as a character, naming another file. */
+		for (const auto *field : {&spec.name, &spec.path})
+			if (!valid_utf8(*field))
+				throw ConfigError(fmt::format(
+					"image {}: its {} is not valid UTF-8, which a manifest "
+					"cannot hold",
+					json_quote(spec.name),
+					field == &spec.name ? "name" : "path"));
 		toml::table t;
 		t.insert("name", spec.name);
 		t.insert("path", spec.path);

@@ -24,10 +24,16 @@ namespace cgloopfs::config {
 std::vector<ImageSpec> parse_manifest(std::string_view text, const std::string &filename,
 				      const std::string &base_dir);
 
+/* A manifest file larger than this is refused unread. */
+constexpr size_t max_manifest_bytes = 16 << 20;
+
 /* Read and parse the manifest file at `path`. */
 std::vector<ImageSpec> load_manifest(const std::string &path);
 
-/* A manifest that reproduces `specs` exactly (list --manifest). */
+/*
+ * A manifest that reproduces `specs` exactly (list --manifest). Throws
+ * ConfigError, naming the image, for a name or path that is not UTF-8.
+ */
 std::string format_manifest(const std::vector<ImageSpec> &specs);
 
 } /* namespace cgloopfs::config */

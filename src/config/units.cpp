@@ -73,9 +73,10 @@ std::optional<uint64_t> parse_size(std::string_view text, std::string *ret_why)
 	size_t len = 0;
 	uint64_t v = 0;
 	if (!parse_digits(text, &len, &v)) {
-		set_why(ret_why, len ? "too large (more than 2^64 - 1 bytes)"
-				     : "not a size (expected bytes, or a number with K, M, G, T, "
-				       "KiB, MiB, GiB, TiB, KB, MB, GB or TB)");
+		set_why(ret_why,
+			len ? "too large (more than 2^64 - 1 bytes)"
+			    : "not a size (expected bytes, or a number with K, M, G, T, P, "
+			      "KiB, MiB, GiB, TiB, PiB, KB, MB, GB, TB or PB)");
 		return std::nullopt;
 	}
 	std::string_view suffix = text.substr(len);
@@ -88,8 +89,8 @@ std::optional<uint64_t> parse_size(std::string_view text, std::string *ret_why)
 		}
 		return v * s.multiplier;
 	}
-	set_why(ret_why, fmt::format("unknown size suffix \"{}\" (use K, M, G, T, KiB, MiB, GiB, "
-				     "TiB, KB, MB, GB or TB)",
+	set_why(ret_why, fmt::format("unknown size suffix \"{}\" (use K, M, G, T, P, KiB, MiB, "
+				     "GiB, TiB, PiB, KB, MB, GB, TB or PB)",
 				     printable(suffix)));
 	return std::nullopt;
 }

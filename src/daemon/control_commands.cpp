@@ -221,7 +221,11 @@ json manifest_json(fuse::Filesystem &fs)
 	std::vector<config::ImageSpec> specs;
 	for (const auto &e : fs.table.list())
 		specs.push_back(e.image->spec());
-	return {{"text", config::format_manifest(specs)}};
+	try {
+		return {{"text", config::format_manifest(specs)}};
+	} catch (const config::ConfigError &e) {
+		throw control::ControlError(e.what());
+	}
 }
 
 /* A string argument, or nullopt; anything else is refused. */

@@ -435,7 +435,7 @@ TEST_CASE("read_image_settings: refusals name the place, the image and the setti
 	/* The name is read first, so a setting before it is still named with it. */
 	CHECK(read_error({w("offset", SettingValue::of(std::string("1Q"))), name}) ==
 	      "attach: image \"a\": offset: \"1Q\": unknown size suffix \"Q\" (use K, M, G, T, "
-	      "KiB, MiB, GiB, TiB, KB, MB, GB or TB)");
+	      "P, KiB, MiB, GiB, TiB, PiB, KB, MB, GB, TB or PB)");
 	CHECK(read_error({w("offset", SettingValue::of(std::string("8192PiB")))}) ==
 	      "attach: offset: 9223372036854775808 is larger than 2^63 - 1");
 	CHECK(read_error({name, w("block_size", SettingValue::of(int64_t{1000}))}) ==

@@ -4,13 +4,17 @@
  * refusal with its line) and format_manifest round trips.
  */
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 #include <doctest/doctest.h>
 
 #include "config/image_spec.hpp"
 #include "config/manifest.hpp"
+#include "temp_dir.hpp"
 
 using namespace cgloopfs::config;
 
@@ -542,5 +546,55 @@ TEST_CASE("format_manifest: line breaks, quotes and control characters round-tri
 	for (size_t i = 0; i < specs.size(); i++) {
 		CAPTURE(i);
 		CHECK(same_settings(specs[i], again[i]));
+	}
+}
+
+TEST_CASE("format_manifest: a name or path that is not UTF-8 is refused, naming the image")
+{
+	std::vector<ImageSpec> specs(1);
+	specs[0].name = "bad\xff.img";
+	specs[0].path = "/x/bad\xff.img";
+	/* Written as "\u00FF" it would read back as U+00FF (bytes C3 BF): another file. */
+	try {
+		(void)format_manifest(specs);
+		FAIL_CHECK("formatted a name that is not UTF-8");
+	} catch (const ConfigError &e) {
+		std::string msg = e.what();
+		CHECK(contains(msg, "image \"bad\\udcff.img\""));
+		CHECK(contains(msg, "name is not valid UTF-8"));
+	}
+	specs[0].name = "good.img";
+	try {
+		(void)format_manifest(specs);
+		FAIL_CHECK("formatted a path that is not UTF-8");
+	} catch (const ConfigError &e) {
+		CHECK(contains(e.what(), "image \"good.img\": its path is not valid UTF-8"));
+	}
+}
+
+TEST_CASE("load_manifest: a file larger than the limit is refused unread")
+{
+	TempDir dir("manifest");
+	std::string path = dir.path + "/big.toml";
+	{
+		std::FILE *f = std::fopen(path.c_str(), "w");
+		REQUIRE(f != nullptr);
+		REQUIRE(ftruncate(fileno(f), static_cast<off_t>(max_manifest_bytes) + 1) == 0);
+		std::fclose(f);
+	}
+	try {
+		(void)load_manifest(path);
+		FAIL_CHECK("loaded a manifest over the limit");
+	} catch (const ConfigError &e) {
+		CHECK(contains(e.what(), "larger than 16 MiB"));
+		CHECK(contains(e.what(), path));
+	}
+	/* At the limit it is read (and refused for what it holds, not its size). */
+	REQUIRE(truncate(path.c_str(), static_cast<off_t>(max_manifest_bytes)) == 0);
+	try {
+		(void)load_manifest(path);
+		FAIL_CHECK("loaded NUL bytes as a manifest");
+	} catch (const ConfigError &e) {
+		CHECK(contains(e.what(), "NUL byte"));
 	}
 }

@@ -163,8 +163,8 @@ def test_attach_refusals_name_the_culprit(t):
             ([small], f'attach: image "small.img": size is 0: "{small}" has 100 bytes, '
                       f'offset 0, size_limit 0 (an image needs at least 512 bytes)'),
             (["--offset", "1Q", img],
-             'attach: offset: "1Q": unknown size suffix "Q" (use K, M, G, T, KiB, MiB, GiB, '
-             'TiB, KB, MB, GB or TB)'),
+             'attach: offset: "1Q": unknown size suffix "Q" (use K, M, G, T, P, KiB, MiB, '
+             'GiB, TiB, PiB, KB, MB, GB, TB or PB)'),
             (["--sizelimit", "99999999999999999999", img],
              'attach: size_limit: "99999999999999999999": too large (more than 2^64 - 1 bytes)'),
             (["--sector-size", "1000", "--name", "s", img],
@@ -360,6 +360,22 @@ def test_manifest_round_trip(t):
             check(stat.S_ISREG(s1.st_mode), f"{name} missing")
         check_eq(stat.S_IMODE(os.stat(m2.path("two")).st_mode), 0o600, "mode kept")
         check_eq(ctl("list", "--manifest", m2.mnt).stdout, text, "manifest of the manifest")
+
+
+def test_manifest_refuses_what_toml_cannot_hold(t):
+    """An image whose path is not UTF-8 (attached, served, listed as JSON with PEP 383
+    escapes): list --manifest refuses, naming it, rather than write a manifest whose
+    path reads back as another file (byte FF written as U+00FF, which is C3 BF)."""
+    solo = t.path("solo.img")
+    harness.make_sparse(solo, MiB)
+    bad = os.fsdecode(os.fsencode(t.path("")) + b"bad\xff.img")
+    harness.make_sparse(bad, MiB)
+    with t.mount(solo) as m:
+        ctl("attach", bad, "-m", m.mnt)
+        r = ctl("list", "--manifest", "-m", m.mnt, check_rc=1)
+        check_eq(r.stdout, "", "what list --manifest printed")
+        check(r'image "bad\udcff.img": its name is not valid UTF-8' in r.stderr,
+              f"the refusal: {r.stderr!r}")
 
 
 @harness.timeout(120)
