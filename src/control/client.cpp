@@ -1,10 +1,16 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "client.hpp"
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <climits>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <mutex>
+#include <thread>
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -36,20 +42,77 @@ std::vector<std::string> cgloopfs_mounts()
 	return out;
 }
 
-std::string find_socket(const std::string &mountpoint)
+namespace {
+
+/*
+ * What find_socket asks of the mount: its real path (a lookup of the mount
+ * point, which may ask the daemon for its attributes) and the control xattr.
+ * Both wait for the daemon, and a stopped or stuck one would hold cgloopctl
+ * for ever, deaf to Ctrl-C (a FUSE request waits for a fatal signal): they
+ * run on a thread of their own, and cgloopctl gives up after
+ * reply_timeout_ms, as it does on the socket.
+ */
+struct MountLookup {
+	std::mutex mutex;
+	std::condition_variable cv;
+	bool done = false;
+	std::string real;
+	int real_errno = 0;
+	std::string xattr;
+	ssize_t xattr_len = -1;
+	int xattr_errno = 0;
+};
+
+void look_up(const std::shared_ptr<MountLookup> &l, const std::string &mountpoint,
+	     const std::vector<std::string> &mounts)
 {
 	char real[PATH_MAX];
-	if (!realpath(mountpoint.c_str(), real))
-		throw ClientError(
-			fmt::format("mount point \"{}\": {}", mountpoint, std::strerror(errno)));
-	bool mounted = false;
-	for (const auto &m : cgloopfs_mounts())
-		if (m == real)
-			mounted = true;
-	if (!mounted)
-		throw ClientError(fmt::format("\"{}\" is not a cgloopfs mount point", mountpoint));
+	std::string path;
+	int real_errno = 0, xattr_errno = 0;
+	ssize_t n = -1;
 	char buf[PATH_MAX];
-	ssize_t n = getxattr(real, control_xattr, buf, sizeof(buf) - 1);
+	if (realpath(mountpoint.c_str(), real)) {
+		path = real;
+		/* Only a cgloopfs mount is asked for the xattr. */
+		if (std::find(mounts.begin(), mounts.end(), path) != mounts.end()) {
+			n = getxattr(real, control_xattr, buf, sizeof(buf) - 1);
+			xattr_errno = n < 0 ? errno : 0;
+		}
+	} else {
+		real_errno = errno;
+	}
+	std::lock_guard<std::mutex> g(l->mutex);
+	l->real = path;
+	l->real_errno = real_errno;
+	l->xattr_len = n;
+	l->xattr_errno = xattr_errno;
+	if (n >= 0)
+		l->xattr.assign(buf, static_cast<size_t>(n));
+	l->done = true;
+	l->cv.notify_all();
+}
+
+} /* namespace */
+
+std::string find_socket(const std::string &mountpoint)
+{
+	auto mounts = cgloopfs_mounts();
+	auto l = std::make_shared<MountLookup>();
+	std::thread(look_up, l, mountpoint, mounts).detach();
+	std::unique_lock<std::mutex> g(l->mutex);
+	if (!l->cv.wait_for(g, std::chrono::milliseconds(reply_timeout_ms),
+			    [&] { return l->done; }))
+		throw ClientError(fmt::format("the cgloopfs daemon of \"{}\" did not answer within "
+					      "10 s (stopped or stuck?)",
+					      mountpoint));
+	if (l->real.empty())
+		throw ClientError(fmt::format("mount point \"{}\": {}", mountpoint,
+					      std::strerror(l->real_errno)));
+	const std::string &real = l->real;
+	if (std::find(mounts.begin(), mounts.end(), real) == mounts.end())
+		throw ClientError(fmt::format("\"{}\" is not a cgloopfs mount point", mountpoint));
+	ssize_t n = l->xattr_len;
+	errno = l->xattr_errno;
 	if (n < 0) {
 		if (errno == ENOTCONN)
 			throw ClientError(fmt::format(
@@ -59,7 +122,7 @@ std::string find_socket(const std::string &mountpoint)
 		throw ClientError(fmt::format("cannot find the control socket of \"{}\": {}",
 					      mountpoint, std::strerror(errno)));
 	}
-	return std::string(buf, static_cast<size_t>(n));
+	return l->xattr;
 }
 
 namespace {

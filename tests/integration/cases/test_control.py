@@ -7,6 +7,7 @@ manifest round trip, attach/detach racing with readers, and authorization."""
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -534,6 +535,27 @@ def test_a_dead_daemon_is_reported_clearly(t):
             check_eq(r.stderr, f"cgloopctl: the cgloopfs daemon of \"{m.mnt}\" is gone (the "
                                f"mount is dead; unmount it with: umount -l {m.mnt})\n",
                      f"{args} with a dead daemon")
+
+
+def test_a_stopped_daemon_is_reported_within_the_timeout(t):
+    """With the daemon stopped (SIGSTOP, or stuck), cgloopctl given the mount point gives
+    up after 10 s with one line, as it does on a silent socket, rather than wait in the
+    mount for ever (a FUSE request waits for a fatal signal: Ctrl-C would not end it)."""
+    img = t.path("s.img")
+    harness.make_sparse(img, MiB)
+    with t.mount(img) as m:
+        check_eq(len(ctl_json("list", m.mnt)["images"]), 1, "alive")
+        os.kill(m.pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            r = ctl("list", m.mnt, check_rc=1, timeout=30)
+            took = time.monotonic() - t0
+        finally:
+            os.kill(m.pid, signal.SIGCONT)
+        check_eq(r.stderr, f"cgloopctl: the cgloopfs daemon of \"{m.mnt}\" did not answer "
+                           "within 10 s (stopped or stuck?)\n", "with the daemon stopped")
+        check(took < 15, f"cgloopctl took {took:.1f} s")
+        check_eq(len(ctl_json("list", m.mnt)["images"]), 1, "alive again")
 
 
 def test_an_exiting_daemon_leaves_another_daemons_socket(t):
