@@ -743,6 +743,41 @@ def test_a_worker_process_leaves_room_for_the_containers_forks(t):
         check_eq(out, {"reads": 10, "forks": 10, "fork_errors": []}, "A's reads and forks")
 
 
+@harness.timeout(90)
+def test_a_worker_process_has_at_most_twice_worker_depth_threads(t):
+    """A floods its worker with 2 x 64 outstanding random reads (fio, libaio), worker_depth
+    4: the worker process's threads (one per request slot it was given, each counted in
+    A's pids.max) stay at most twice worker_depth, plus its main thread, all along;
+    the reads all succeed."""
+    img = t.path("wd.img")
+    write_random(img, 32)
+    cg = t.cgroup()
+    a = Group(t, cg, "a")
+    with t.mount(img, opts="charge=cgroup,worker_depth=4") as m:
+        f = m.path("wd.img")
+        p = a.popen(["fio", "--name=deep", f"--filename={f}", "--rw=randread", "--bs=4k",
+                     "--direct=1", "--ioengine=libaio", "--iodepth=64", "--numjobs=2",
+                     "--time_based", "--runtime=3", "--group_reporting",
+                     "--output-format=json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    text=True)
+        most, pid = 0, 0
+        while p.poll() is None:
+            w = worker_of(m.mnt, a)
+            if w and w["pid"]:
+                pid = w["pid"]
+                with contextlib.suppress(OSError):
+                    most = max(most, len(os.listdir(f"/proc/{pid}/task")))
+            time.sleep(0.02)
+        out, err = p.communicate()
+        check_eq(p.returncode, 0, f"fio: {err}")
+        job = json.loads(out)["jobs"][0]
+        print(f"# A at iodepth 2 x 64, worker_depth 4: its worker process had at most {most} "
+              f"threads; {job['read']['total_ios']} reads, {job['error']} errors", flush=True)
+        check(pid, "A had no worker process")
+        check(most <= 2 * 4 + 1, f"A's worker process had {most} threads")
+        check_eq(job["error"], 0, "fio's errors")
+
+
 def host_maker(daemon_pid):
     """The daemon's child that makes worker processes (cgloopfs-hosts --charge-maker)."""
     for tid in os.listdir(f"/proc/{daemon_pid}/task"):
