@@ -284,10 +284,18 @@ std::optional<std::string> set_image_setting(ImageSettings &s, const ImageSettin
 ImageSettings read_image_settings(const std::vector<WrittenSetting> &written, bool is_defaults)
 {
 	ImageSettings s;
+	/* The image's name, given or implied by its path (make_spec()), once known. */
+	auto label = [&]() -> std::string {
+		if (s.name)
+			return *s.name;
+		if (!s.path)
+			return "";
+		auto slash = s.path->find_last_of('/');
+		return slash == std::string::npos ? *s.path : s.path->substr(slash + 1);
+	};
 	auto apply = [&](const WrittenSetting &w) {
 		auto refused = [&](const std::string &why) {
-			return ConfigError(fmt::format("{}{}: {}",
-						       describe(w.origin, s.name.value_or("")),
+			return ConfigError(fmt::format("{}{}: {}", describe(w.origin, label()),
 						       printable(w.key), why));
 		};
 		const ImageSetting *row = find_image_setting(w.key);
@@ -298,13 +306,17 @@ ImageSettings read_image_settings(const std::vector<WrittenSetting> &written, bo
 		if (auto why = set_image_setting(s, *row, w.value))
 			throw refused(*why);
 	};
-	/* The name first, so that every later message can name the image. */
+	/*
+	 * The name first, then the path (which implies a name where none is
+	 * given), so that every later message can name the image.
+	 */
 	if (!is_defaults)
-		for (const auto &w : written)
-			if (w.key == "name")
-				apply(w);
+		for (const char *first : {"name", "path"})
+			for (const auto &w : written)
+				if (w.key == first)
+					apply(w);
 	for (const auto &w : written)
-		if (is_defaults || w.key != "name")
+		if (is_defaults || (w.key != "name" && w.key != "path"))
 			apply(w);
 	return s;
 }

@@ -598,3 +598,13 @@ TEST_CASE("load_manifest: a file larger than the limit is refused unread")
 		CHECK(contains(e.what(), "NUL byte"));
 	}
 }
+
+TEST_CASE("parse_manifest: an image without a name is named by its path in errors")
+{
+	std::string msg = refusal("[[image]]\npath = \"/x/img1.raw\"\nblock_size = 1000\n");
+	CHECK(contains(msg,
+		       "m.toml:3: image \"img1.raw\": block_size: 1000 is not a power of two"));
+	/* A setting written before the path is named too. */
+	msg = refusal("[[image]]\nmode = \"9999\"\npath = \"/x/img2.raw\"\n");
+	CHECK(contains(msg, "m.toml:2: image \"img2.raw\": mode:"));
+}

@@ -164,10 +164,11 @@ def test_attach_refusals_name_the_culprit(t):
             ([small], f'attach: image "small.img": size is 0: "{small}" has 100 bytes, '
                       f'offset 0, size_limit 0 (an image needs at least 512 bytes)'),
             (["--offset", "1Q", img],
-             'attach: offset: "1Q": unknown size suffix "Q" (use K, M, G, T, P, KiB, MiB, '
-             'GiB, TiB, PiB, KB, MB, GB, TB or PB)'),
+             'attach: image "ok.img": offset: "1Q": unknown size suffix "Q" (use K, M, G, T, '
+             'P, KiB, MiB, GiB, TiB, PiB, KB, MB, GB, TB or PB)'),
             (["--sizelimit", "99999999999999999999", img],
-             'attach: size_limit: "99999999999999999999": too large (more than 2^64 - 1 bytes)'),
+             'attach: image "ok.img": size_limit: "99999999999999999999": too large (more than '
+             '2^64 - 1 bytes)'),
             (["--sector-size", "1000", "--name", "s", img],
              'attach: image "s": block_size: 1000 is not a power of two in 512..4096'),
             (["--mode", "0755", "--name", "x", img],
