@@ -128,7 +128,11 @@ void IoRequest::on_interrupt(fuse_req_t req, void *data)
 		}
 		return;
 	}
-	self->interrupt(l);
+	int answer = 0;
+	fuse_req_t now = self->interrupt_locked(answer);
+	l.unlock();
+	if (now)
+		fuse_reply_err(now, answer);
 }
 
 void IoRequest::recheck_signalled() noexcept
@@ -145,10 +149,14 @@ void IoRequest::recheck_signalled() noexcept
 		return;
 	signalled_tid_ = 0;
 	pool_.signalled_changed(-1);
-	interrupt(l);
+	int answer = 0;
+	fuse_req_t now = interrupt_locked(answer);
+	l.unlock();
+	if (now)
+		fuse_reply_err(now, answer);
 }
 
-void IoRequest::interrupt(MutexLocker &l)
+fuse_req_t IoRequest::interrupt_locked(int &answer)
 {
 	/*
 	 * A request still queued never starts: it is answered now, so an
@@ -167,19 +175,17 @@ void IoRequest::interrupt(MutexLocker &l)
 	 * killed while it closes, as by cgroup.kill, whose worker process dies
 	 * with it, exits at once.)
 	 */
-	int answer = op_ == IoOp::flush ? 0 : EINTR;
+	answer = op_ == IoOp::flush ? 0 : EINTR;
 	if (running && op_ != IoOp::read && op_ != IoOp::flush) {
 		interrupted_at(monotonic_ns());
-		return;
+		return nullptr;
 	}
 	if (!queued && !running)
-		return;
+		return nullptr;
 	if (remote_claim_ && !claim_remote(*remote_claim_))
-		return; /* its host process answers it, or has */
+		return nullptr; /* its host process answers it, or has */
 	state_.store(State::answered, std::memory_order_relaxed);
-	fuse_req_t req = req_;
-	l.unlock();
-	fuse_reply_err(req, answer);
+	return req_;
 }
 
 /*

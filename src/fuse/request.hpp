@@ -152,8 +152,12 @@ private:
 	fuse_req_t claim_answer() CGL_EXCLUDES(mutex_);
 	bool answer_error(int err) CGL_EXCLUDES(mutex_);
 	static void on_interrupt(fuse_req_t req, void *data);
-	/* The interrupt of a dying caller: answer now, or mark a running write (see there). */
-	void interrupt(MutexLocker &l) CGL_REQUIRES(mutex_);
+	/*
+	 * The interrupt of a dying caller: the request to answer `answer` now
+	 * (with mutex_ released), or nullptr (a running write only marked, or
+	 * answered already; see there).
+	 */
+	fuse_req_t interrupt_locked(int &answer) CGL_REQUIRES(mutex_);
 
 	RequestPool &pool_;
 	/*
