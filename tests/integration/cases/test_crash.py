@@ -409,6 +409,18 @@ def test_sigkill_with_requests_stuck_in_a_worker_process(t):
                   f"a stuck read after the daemon was killed: {r}, want {DEAD}")
 
 
+READ_FOREVER = r"""
+import mmap, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECT)
+buf = mmap.mmap(-1, 65536)
+while True:
+    try:
+        os.preadv(fd, [buf], 0)
+    except OSError:
+        pass
+"""
+
+
 def freeze_v2(path, frozen):
     with open(os.path.join(path, "cgroup.freeze"), "w") as f:
         f.write("1" if frozen else "0")
@@ -430,8 +442,8 @@ def test_sigkill_with_a_frozen_worker_process(t):
     d = Daemon(t, img, mnt, f"control={t.path('ctl.sock')}")
     t.defer(freeze_v2, a, False)  # thawed first: the clean-up looks at the mount
     f = os.path.join(mnt, "fz.img")
-    cg.popen(a, ["sh", "-c", f"while :; do dd if={f} of=/dev/null bs=64k count=256 "
-                 "iflag=direct status=none || exit 1; done"], stderr=subprocess.DEVNULL)
+    # One reader that never closes the file (a close steps the worker process out).
+    cg.popen(a, [sys.executable, "-c", READ_FOREVER, f], stderr=subprocess.DEVNULL)
     host = 0
     for _ in range(200):
         w = harness.workers_by_path(mnt).get(cg.rel(a), {})
