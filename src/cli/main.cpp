@@ -18,6 +18,8 @@
 #include <cstdlib>
 #include <string>
 
+#include <unistd.h>
+
 #include <fmt/core.h>
 
 #include "cli/options.hpp"
@@ -99,6 +101,10 @@ int main(int argc, char **argv)
 		 * invalid UTF-8 escaped, as in the daemon's log (common/escape.hpp).
 		 */
 		std::fprintf(stderr, "cgloopctl: %s\n", escape_controls(e.what()).c_str());
+		if (dynamic_cast<const control::ClientStuck *>(&e)) {
+			std::fflush(nullptr);
+			_exit(EXIT_FAILURE); /* a thread still waits in the mount */
+		}
 		return EXIT_FAILURE;
 	} catch (const std::exception &e) {
 		std::fprintf(stderr, "cgloopctl: %s\n", escape_controls(e.what()).c_str());

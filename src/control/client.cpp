@@ -102,7 +102,7 @@ std::string find_socket(const std::string &mountpoint)
 	std::unique_lock<std::mutex> g(l->mutex);
 	if (!l->cv.wait_for(g, std::chrono::milliseconds(reply_timeout_ms),
 			    [&] { return l->done; }))
-		throw ClientError(fmt::format("the cgloopfs daemon of \"{}\" did not answer within "
+		throw ClientStuck(fmt::format("the cgloopfs daemon of \"{}\" did not answer within "
 					      "10 s (stopped or stuck?)",
 					      mountpoint));
 	if (l->real.empty())

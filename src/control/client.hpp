@@ -23,6 +23,18 @@ public:
 	using std::runtime_error::runtime_error;
 };
 
+/*
+ * The daemon did not answer through its mount point, and a thread of ours is
+ * still waiting in the mount: the program should end with _exit() once it
+ * has said so (exit()'s handlers, such as a leak checker that stops every
+ * thread, would wait for that one).
+ */
+class ClientStuck : public ClientError
+{
+public:
+	using ClientError::ClientError;
+};
+
 /* The cgloopfs mount points in /proc/self/mountinfo, in mount order. */
 std::vector<std::string> cgloopfs_mounts();
 
