@@ -8,7 +8,6 @@ kernel's own FUSE request timeout), and stalled writeback, RELEASE and many
 stalled asynchronous requests hold up nobody else."""
 
 import errno
-import json
 import os
 import signal
 import subprocess
@@ -123,17 +122,6 @@ def start_signalled(cg, child, path, mode, off, *args):
     return p
 
 
-def signalled_result(p, timeout=60):
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.communicate()
-        raise harness.TestFailure(f"the signalled I/O program still runs after {timeout} s")
-    check_eq(p.returncode, 0, f"the signalled I/O program's exit ({err.strip()})")
-    return json.loads(out)
-
-
 @harness.timeout(120)
 def test_signals_a_caller_handles_never_fail_its_io(t):
     """A caller that catches a signal (SIGALRM every 300 us, SA_RESTART), as programs with
@@ -157,7 +145,7 @@ def test_signals_a_caller_handles_never_fail_its_io(t):
                     t.defer(lambda p=p: p.poll() is None and (p.kill(), p.wait()))
                 else:
                     p = start_signalled(cg, child, f, "loop", 0, 1500, 128 * 1024)
-                r = signalled_result(p)
+                r = harness.finish_io(p, 60)
                 print(f"# {opts}, {where}: {r}", flush=True)
                 check(r["signals"] >= 100, f"too few signals came during the I/O: {r}")
                 check_eq(r["eintr"], 0, f"{opts}, {where}: calls that failed with EINTR")
@@ -192,7 +180,7 @@ def test_a_signal_does_not_end_a_stalled_request_and_a_kill_still_does(t):
             took = killed_within(writer, 2.5)
             print(f"# the signalled writer, killed, exited in {took:.2f} s", flush=True)
             b_io_works(cg, b, f)
-        r = signalled_result(reader, 30)
+        r = harness.finish_io(reader, 30)
         check_eq((r["value"], r["eintr"], r["signals"]), (64 * 1024, 0, 1),
                  f"the signalled read once the store went on: {r}")
         check(m.proc.poll() is None, "the daemon died")
